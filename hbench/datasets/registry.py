@@ -1,0 +1,107 @@
+"""Dataset registry: what each dataset is, where its raw files come from, how to read and prepare it.
+
+A dataset is declared once with `register_dataset(DatasetSpec(...))`; `get_dataset(name)` finds it.
+The specs themselves live in `hbench.datasets.catalog`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from hbench.errors import HBenchError
+
+SplitKind = Literal["loo", "ratio", "fixed"]
+SplitOrder = Literal["temporal", "random"]
+Protocol = Literal["loo", "full", "auc"]
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """One file a dataset is built from.
+
+    `name` is the file name on disk, in a download cache and in an offline mirror. `sha256` is pinned
+    when the bytes are known; otherwise the hash is recorded on first download and verified afterwards.
+    For an archive (`.zip`), `members` maps each member the reader needs (path inside the archive) to its
+    pinned SHA-256 or None; a mirror may hold those members extracted instead of the archive.
+    """
+
+    name: str
+    url: str
+    sha256: str | None = None
+    members: Mapping[str, str | None] = field(default_factory=dict)
+    size_hint: str = ""
+
+
+@dataclass(frozen=True)
+class RawData:
+    """What a format reader returns, with original (string or int) ids.
+
+    Either `interactions` (columns user, item and optionally rating, timestamp, order) for hbench to
+    split, or `fixed_split` (train/valid/test frames with the same columns; valid may be None) kept as given.
+    """
+
+    interactions: pd.DataFrame | None = None
+    fixed_split: Mapping[str, pd.DataFrame | None] | None = None
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """How raw interactions become a split. Every dataset has its own defaults; the CLI can override.
+
+    implicit_threshold: keep interactions with rating >= threshold (None keeps all).
+    user_k / item_k: iterative k-core (0 disables).
+    split: `loo` (one validation and one test item per user), `ratio` (per-user fractions), `fixed`
+      (the split that ships with the data; when it has no validation part, one random training item per
+      user with at least two becomes validation).
+    order: `temporal` (timestamps or sequence order) or `random` (seeded).
+    negatives: sampled candidates per user for sampled protocols (0 stores none).
+    protocol: default evaluation protocol for this dataset (`loo`, `full`, `auc`).
+    """
+
+    implicit_threshold: float | None = None
+    user_k: int = 0
+    item_k: int = 0
+    split: SplitKind = "loo"
+    order: SplitOrder = "temporal"
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    negatives: int = 100
+    seed: int = 0
+    protocol: Protocol = "loo"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    title: str
+    raw_files: tuple[RawFile, ...]
+    reader: Callable[[Mapping[str, Path]], RawData]
+    defaults: PrepareOptions
+    homepage: str = ""
+    citation: str = ""
+    # Folder names under which an offline mirror may keep this dataset's files (besides the top level).
+    mirror_dirs: tuple[str, ...] = ()
+    # Statistics the source publishes (users, items, interactions), shown beside ours by `hbench info`.
+    published: Mapping[str, int] = field(default_factory=dict)
+    notes: str = ""
+
+
+def _registry() -> dict[str, DatasetSpec]:
+    from hbench.datasets import catalog
+
+    return catalog.DATASETS
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    datasets = _registry()
+    if name not in datasets:
+        raise HBenchError(f"unknown dataset {name!r}; known: {', '.join(sorted(datasets))} (see `hbench datasets`)")
+    return datasets[name]
+
+
+def list_datasets() -> list[DatasetSpec]:
+    return [spec for _, spec in sorted(_registry().items())]

@@ -1,0 +1,174 @@
+"""The prepared-dataset artifact: columnar split files, sampled candidates and a manifest.
+
+Layout of a prepared dataset directory::
+
+    manifest.json          name, prepare options, source hashes, statistics, hash of every file below
+    train.parquet          user:int32, item:int32 (+ timestamp:int64 when the source has one)
+    valid.parquet          same columns (may be empty when a protocol needs no validation)
+    test.parquet           same columns
+    valid_negatives.npy    int32 [n_users, n_negatives]: sampled candidates (sampled protocols only)
+    test_negatives.npy     int32 [n_users, n_negatives]
+    users.parquet          original user id (string) of every internal id 0..n_users-1
+    items.parquet          original item id (string) of every internal id 0..n_items-1
+
+Internal ids are dense 0-based integers. `split_hash` (in the manifest) hashes the split and candidate
+files: two runs may share a table or a significance test only when their split hashes are equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hbench.atomic import atomic_path, sha256_file, sha256_json, write_json
+from hbench.errors import HBenchError
+
+MANIFEST = "manifest.json"
+SPLIT_FILES = ("train.parquet", "valid.parquet", "test.parquet")
+NEGATIVE_FILES = ("valid_negatives.npy", "test_negatives.npy")
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Parallel arrays of (user, item) pairs with internal ids; `timestamps` when known."""
+
+    users: np.ndarray
+    items: np.ndarray
+    timestamps: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.users.shape != self.items.shape:
+            raise ValueError("users and items must have the same shape")
+
+    def __len__(self) -> int:
+        return int(self.users.shape[0])
+
+    @classmethod
+    def empty(cls) -> Interactions:
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+    def to_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame({"user": self.users.astype(np.int32), "item": self.items.astype(np.int32)})
+        if self.timestamps is not None:
+            frame["timestamp"] = self.timestamps.astype(np.int64)
+        return frame
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> Interactions:
+        ts = frame["timestamp"].to_numpy(np.int64) if "timestamp" in frame.columns else None
+        return cls(frame["user"].to_numpy(np.int64), frame["item"].to_numpy(np.int64), ts)
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    """A prepared dataset as training and evaluation see it."""
+
+    path: Path
+    name: str
+    n_users: int
+    n_items: int
+    train: Interactions
+    valid: Interactions
+    test: Interactions
+    valid_negatives: np.ndarray | None
+    test_negatives: np.ndarray | None
+    manifest: dict[str, Any] = field(repr=False)
+
+    @property
+    def split_hash(self) -> str:
+        return str(self.manifest["split_hash"])
+
+    @property
+    def manifest_hash(self) -> str:
+        return sha256_file(self.path / MANIFEST)
+
+    @property
+    def default_protocol(self) -> str:
+        return str(self.manifest["protocol"])
+
+
+def save_prepared(
+    directory: Path,
+    *,
+    name: str,
+    train: Interactions,
+    valid: Interactions,
+    test: Interactions,
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    valid_negatives: np.ndarray | None,
+    test_negatives: np.ndarray | None,
+    manifest_extra: dict[str, Any],
+) -> dict[str, Any]:
+    """Write every file of a prepared dataset into `directory` (which the caller makes atomic).
+
+    Returns the manifest. `manifest_extra` must at least hold `protocol` (the default evaluation protocol)
+    and may add `options`, `sources`, `statistics`, `spec` and anything else worth recording.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for file_name, part in zip(SPLIT_FILES, (train, valid, test), strict=True):
+        part.to_frame().to_parquet(directory / file_name, index=False)
+    pd.DataFrame({"original_id": np.asarray(user_ids).astype(str)}).to_parquet(directory / "users.parquet", index=False)
+    pd.DataFrame({"original_id": np.asarray(item_ids).astype(str)}).to_parquet(directory / "items.parquet", index=False)
+    for file_name, negatives in zip(NEGATIVE_FILES, (valid_negatives, test_negatives), strict=True):
+        if negatives is not None:
+            np.save(directory / file_name, np.ascontiguousarray(negatives, dtype=np.int32), allow_pickle=False)
+    files = {p.name: sha256_file(p) for p in sorted(directory.iterdir()) if p.name != MANIFEST}
+    split_members = [f for f in (*SPLIT_FILES, *NEGATIVE_FILES) if f in files]
+    manifest = {
+        "format": 1,
+        "name": name,
+        "n_users": int(len(user_ids)),
+        "n_items": int(len(item_ids)),
+        "files": files,
+        "split_hash": sha256_json({f: files[f] for f in split_members}),
+        **manifest_extra,
+    }
+    if "protocol" not in manifest:
+        raise ValueError("manifest_extra must name the default protocol")
+    write_json(directory / MANIFEST, manifest)
+    return manifest
+
+
+def load_prepared(directory: Path, *, verify: bool = False) -> PreparedDataset:
+    """Load a prepared dataset; with `verify`, re-hash every file against the manifest."""
+    import json
+
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise HBenchError(f"{directory} is not a prepared dataset (no {MANIFEST}); run `hbench prepare` first")
+    manifest = json.loads(manifest_path.read_text())
+    if verify:
+        for file_name, expected in manifest["files"].items():
+            actual = sha256_file(directory / file_name)
+            if actual != expected:
+                raise HBenchError(
+                    f"{directory / file_name} changed since it was prepared (sha256 {actual[:12]}…, "
+                    f"manifest says {expected[:12]}…); run `hbench prepare {manifest['name']} --force`"
+                )
+    parts = [Interactions.from_frame(pd.read_parquet(directory / f)) for f in SPLIT_FILES]
+    negatives = [
+        np.load(directory / f, allow_pickle=False).astype(np.int64) if (directory / f).exists() else None
+        for f in NEGATIVE_FILES
+    ]
+    return PreparedDataset(
+        path=directory,
+        name=str(manifest["name"]),
+        n_users=int(manifest["n_users"]),
+        n_items=int(manifest["n_items"]),
+        train=parts[0],
+        valid=parts[1],
+        test=parts[2],
+        valid_negatives=negatives[0],
+        test_negatives=negatives[1],
+        manifest=manifest,
+    )
+
+
+def write_parquet_atomic(frame: pd.DataFrame, target: Path) -> None:
+    with atomic_path(target) as tmp:
+        frame.to_parquet(tmp, index=False)
