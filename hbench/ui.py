@@ -11,13 +11,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from rich.console import Console
+from rich.text import Text
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
+    ProgressColumn,
     Progress,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
+    Task,
     TimeRemainingColumn,
 )
 
@@ -38,12 +40,24 @@ class ProgressTask:
             self._progress.update(self._task_id, **fields)  # type: ignore[arg-type]
 
 
+class CountColumn(ProgressColumn):
+    """`done/total unit`, or `done unit` while the total is unknown (a download without a length)."""
+
+    def render(self, task: Task) -> Text:
+        unit = task.fields.get("unit", "")
+        done = f"{task.completed:,.0f}"
+        text = done if task.total is None else f"{done}/{task.total:,.0f}"
+        return Text(f"{text} {unit}".rstrip(), style="progress.download")
+
+
 @dataclass
 class Feedback:
     """Where a long step reports progress and log lines (stderr), unless `quiet`."""
 
     quiet: bool = False
     console: Console = field(default_factory=lambda: Console(stderr=True))
+    # rich allows one live display at a time: a bar opened inside another joins the outer display.
+    _active: Progress | None = field(default=None, init=False, repr=False)
 
     def log(self, message: str) -> None:
         if not self.quiet:
@@ -60,19 +74,30 @@ class Feedback:
         if self.quiet:
             yield ProgressTask(None, None)
             return
+        if self._active is not None:
+            task_id = self._active.add_task(description, total=total, info="", unit=unit)
+            try:
+                yield ProgressTask(self._active, task_id)
+            finally:
+                self._active.remove_task(task_id)
+            return
         columns = [
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             TaskProgressColumn(),
-            MofNCompleteColumn() if not unit else TextColumn("{task.completed:,.0f}/{task.total:,.0f} " + unit),
+            CountColumn(),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
             TextColumn("{task.fields[info]}"),
         ]
         with Progress(*columns, console=self.console, transient=transient) as progress:
-            task_id = progress.add_task(description, total=total, info="")
-            yield ProgressTask(progress, task_id)
+            task_id = progress.add_task(description, total=total, info="", unit=unit)
+            self._active = progress
+            try:
+                yield ProgressTask(progress, task_id)
+            finally:
+                self._active = None
 
 
 QUIET = Feedback(quiet=True)

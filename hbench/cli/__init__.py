@@ -1,0 +1,43 @@
+"""The `hbench` command line: a thin Typer layer over the Python API (parsing and printing only)."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import typer
+
+# geoopt decorates functions with torch.jit.script at import; newer torch warns about it on every run.
+warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+
+from hbench.cli import datasets as datasets_commands
+from hbench.cli import demo as demo_commands
+from hbench.cli import reports as report_commands
+from hbench.cli import train as train_commands
+from hbench.errors import HBenchError
+
+app = typer.Typer(
+    name="hbench",
+    help="Benchmark hyperbolic recommenders: prepare datasets, train models, evaluate, render tables.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for module in (datasets_commands, train_commands, report_commands, demo_commands):
+    module.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        code = app(args=args or ["--help"], prog_name="hbench", standalone_mode=False)
+    except HBenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except typer.TyperException as error:  # usage errors: bad flag, missing argument, bad value
+        print(f"error: {error.format_message()}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,139 @@
+"""Block-wise scoring on the model's device, reduced at once to per-target counts.
+
+For every (user, target) pair the output is `n_ge`, the number of the user's negatives scoring at least
+as high as the target, and `n_neg`, the number of negatives (see `metrics.py` for what follows).
+
+Full ranking scores a block of users against all items with one matrix product, sets excluded items
+(training items, validation items at test time, and the targets themselves) to −inf from sparse indices,
+and compares each target's score with its user's row. Block sizes are chosen so that a block's score
+matrix stays within `budget_elements`; nothing of size users × items is ever built, on host or device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from hbench.datasets.store import Interactions
+from hbench.geometry.scoring import Geometry
+from hbench.ui import QUIET, Feedback
+
+DEFAULT_BUDGET_ELEMENTS = 1 << 25  # 32M float32 scores ≈ 128 MiB per block
+
+
+@dataclass(frozen=True)
+class Representations:
+    """What every model hands to evaluation: user points, item points and how to score them."""
+
+    users: torch.Tensor
+    items: torch.Tensor
+    geometry: Geometry
+
+
+@dataclass(frozen=True)
+class TargetCounts:
+    """Per-target results, parallel arrays in the order of the sorted targets."""
+
+    users: np.ndarray
+    items: np.ndarray
+    n_ge: np.ndarray
+    n_neg: np.ndarray
+
+
+def _sorted_by_user(part: Interactions) -> tuple[np.ndarray, np.ndarray]:
+    order = np.lexsort((part.items, part.users))
+    return part.users[order], part.items[order]
+
+
+def _csr_offsets(sorted_users: np.ndarray, n_users: int) -> np.ndarray:
+    return np.searchsorted(sorted_users, np.arange(n_users + 1), side="left")
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row index, flat index) of every element in the concatenated slices [starts[i], ends[i])."""
+    lengths = ends - starts
+    rows = np.repeat(np.arange(len(starts)), lengths)
+    flat = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
+    return rows, flat
+
+
+def count_full(
+    reps: Representations,
+    targets: Interactions,
+    exclude: Sequence[Interactions],
+    *,
+    budget_elements: int = DEFAULT_BUDGET_ELEMENTS,
+    feedback: Feedback = QUIET,
+    description: str = "ranking",
+) -> TargetCounts:
+    """Rank every target against all items the user has not interacted with in `exclude` or `targets`."""
+    n_users, n_items = reps.users.shape[0], reps.items.shape[0]
+    device = reps.items.device
+    t_users, t_items = _sorted_by_user(targets)
+    ex_users = np.concatenate([p.users for p in exclude] + [t_users])
+    ex_items = np.concatenate([p.items for p in exclude] + [t_items])
+    ex_order = np.lexsort((ex_items, ex_users))
+    ex_users, ex_items = ex_users[ex_order], ex_items[ex_order]
+    # A pair listed twice (say in train and test of a noisy custom split) is excluded once.
+    keep = np.ones(len(ex_users), bool)
+    keep[1:] = (ex_users[1:] != ex_users[:-1]) | (ex_items[1:] != ex_items[:-1])
+    ex_users, ex_items = ex_users[keep], ex_items[keep]
+    ex_offsets = _csr_offsets(ex_users, n_users)
+    t_offsets = _csr_offsets(t_users, n_users)
+    n_neg_of_user = n_items - np.diff(ex_offsets)
+
+    target_users = np.unique(t_users)
+    per_user_cost = n_items * (1 + np.diff(t_offsets)[target_users])
+    cuts = np.searchsorted(np.cumsum(per_user_cost), np.arange(1, per_user_cost.sum() // budget_elements + 2) * budget_elements)
+    boundaries = np.unique(np.concatenate([[0], np.clip(cuts, 1, len(target_users)), [len(target_users)]]))
+
+    cache = reps.geometry.item_cache(reps.items)
+    n_ge = np.empty(len(t_users), np.int64)
+    with torch.no_grad(), feedback.progress(description, total=len(target_users), unit="users") as bar:
+        for lo, hi in zip(boundaries[:-1], boundaries[1:]):
+            block_users = target_users[lo:hi]
+            ub = torch.from_numpy(block_users).to(device)
+            scores = reps.geometry.score_matrix(reps.users[ub], reps.items, cache)
+            t_rows, t_flat = _ranges(t_offsets[block_users], t_offsets[block_users + 1])
+            t_rows_d = torch.from_numpy(t_rows).to(device)
+            target_scores = scores[t_rows_d, torch.from_numpy(t_items[t_flat]).to(device)]
+            e_rows, e_flat = _ranges(ex_offsets[block_users], ex_offsets[block_users + 1])
+            scores[torch.from_numpy(e_rows).to(device), torch.from_numpy(ex_items[e_flat]).to(device)] = -torch.inf
+            if len(t_rows) == len(block_users):  # one target per user: compare rows in place, no gather
+                counts = (scores >= target_scores.unsqueeze(1)).sum(1)
+            else:
+                counts = (scores[t_rows_d] >= target_scores.unsqueeze(1)).sum(1)
+            n_ge[t_flat] = counts.cpu().numpy()
+            bar.advance(len(block_users))
+    return TargetCounts(t_users, t_items, n_ge, n_neg_of_user[t_users])
+
+
+def count_sampled(
+    reps: Representations,
+    targets: Interactions,
+    candidates: np.ndarray,
+    *,
+    budget_elements: int = DEFAULT_BUDGET_ELEMENTS,
+    feedback: Feedback = QUIET,
+    description: str = "ranking",
+) -> TargetCounts:
+    """Rank every target against its user's stored negative candidates (`candidates[user]`)."""
+    device = reps.items.device
+    t_users, t_items = _sorted_by_user(targets)
+    n_cand = candidates.shape[1]
+    dim = reps.items.shape[1]
+    batch = max(1, budget_elements // ((n_cand + 1) * dim))
+    n_ge = np.empty(len(t_users), np.int64)
+    with torch.no_grad(), feedback.progress(description, total=len(t_users), unit="targets") as bar:
+        for lo in range(0, len(t_users), batch):
+            users = t_users[lo : lo + batch]
+            items = np.concatenate([t_items[lo : lo + batch, None], candidates[users]], axis=1)
+            u = reps.users[torch.from_numpy(users).to(device)]
+            v = reps.items[torch.from_numpy(items).to(device)]
+            scores = reps.geometry.score_candidates(u, v)
+            n_ge[lo : lo + batch] = (scores[:, 1:] >= scores[:, :1]).sum(1).cpu().numpy()
+            bar.advance(len(users))
+    return TargetCounts(t_users, t_items, n_ge, np.full(len(t_users), n_cand, np.int64))

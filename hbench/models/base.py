@@ -1,0 +1,78 @@
+"""The model protocol: parameters, representations, geometry and loss. Nothing else.
+
+The trainer, negative sampler, evaluation and checkpointing are shared by every model. A model
+
+* declares its options as a dataclass (`Options`), each field documented with `option(help=...)`;
+* builds its parameters in `__init__` from a `ModelContext` (sizes, dimension, training data, seeded
+  generator);
+* returns `Representations` (user points, item points, geometry) for evaluation;
+* returns a `LossTerms` for a batch of (user, positive item, negative items) triples;
+* may keep its parameters feasible after each optimiser step in `constrain_()` (e.g. CML's unit ball).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from hbench.datasets.store import Interactions
+from hbench.evaluation.ranking import Representations
+
+
+def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse/typer wording
+    """A model option with its documentation (shown by `hbench models NAME`)."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    n_users: int
+    n_items: int
+    dim: int
+    train: Interactions
+    generator: torch.Generator  # seeded stream for parameter initialisation
+
+
+@dataclass
+class LossTerms:
+    """The loss to minimise and its named parts (logged per epoch, inspected by ablation tests)."""
+
+    total: torch.Tensor
+    parts: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    pass
+
+
+class Recommender(nn.Module):
+    """Base class of every model. Subclasses set `Options`, `default_lr`, and implement the hooks."""
+
+    name: ClassVar[str] = ""
+    Options: ClassVar[type] = NoOptions
+    default_lr: ClassVar[float] = 1e-3
+    trainable: ClassVar[bool] = True
+    summary: ClassVar[str] = ""
+
+    def __init__(self, context: ModelContext, options: Any) -> None:
+        super().__init__()
+        self.context_sizes = (context.n_users, context.n_items, context.dim)
+        self.options = options
+
+    def representations(self) -> Representations:
+        raise NotImplementedError
+
+    def loss(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> LossTerms:
+        """users, positives: [b]; negatives: [b, n]. Returns the mean loss over the batch."""
+        raise NotImplementedError
+
+    def constrain_(self) -> None:
+        """Project parameters back onto their feasible set after an optimiser step."""
+
+
+def normal_init(shape: tuple[int, ...], std: float, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(shape, generator=generator) * std

@@ -1,0 +1,53 @@
+"""BPR-MF (Rendle et al., UAI 2009): s(u, i) = ⟨p_u, q_i⟩ + b_i, loss −ln σ(s(u, i) − s(u, j))."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hbench.evaluation.ranking import Representations
+from hbench.geometry import DotProduct
+from hbench.models.base import LossTerms, ModelContext, Recommender, normal_init, option
+from hbench.models.registry import register_model
+
+
+@dataclass(frozen=True)
+class BPROptions:
+    reg: float = option(1e-5, "L2 weight on the embeddings and biases of each batch")
+    item_bias: bool = option(True, "learn an item bias b_i")
+    init_std: float = option(0.1, "standard deviation of the normal initialisation")
+
+
+@register_model
+class BPRMF(Recommender):
+    name = "bpr"
+    summary = "BPR matrix factorisation (dot product, Euclidean)"
+    Options = BPROptions
+    default_lr = 5e-3
+
+    def __init__(self, context: ModelContext, options: BPROptions) -> None:
+        super().__init__(context, options)
+        g = context.generator
+        self.user_embedding = nn.Parameter(normal_init((context.n_users, context.dim), options.init_std, g))
+        self.item_embedding = nn.Parameter(normal_init((context.n_items, context.dim), options.init_std, g))
+        self.item_bias = nn.Parameter(torch.zeros(context.n_items), requires_grad=options.item_bias)
+
+    def representations(self) -> Representations:
+        # The bias rides along as one more coordinate: ⟨[p_u, 1], [q_i, b_i]⟩ = ⟨p_u, q_i⟩ + b_i.
+        users = torch.cat([self.user_embedding, torch.ones_like(self.user_embedding[:, :1])], dim=1)
+        items = torch.cat([self.item_embedding, self.item_bias.unsqueeze(1)], dim=1)
+        return Representations(users.detach(), items.detach(), DotProduct())
+
+    def loss(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> LossTerms:
+        u = self.user_embedding[users]
+        p, n = self.item_embedding[positives], self.item_embedding[negatives]
+        pos_score = (u * p).sum(-1) + self.item_bias[positives]
+        neg_score = (u.unsqueeze(1) * n).sum(-1) + self.item_bias[negatives]
+        ranking = -F.logsigmoid(pos_score.unsqueeze(1) - neg_score).mean()
+        l2 = (u.pow(2).sum(-1) + p.pow(2).sum(-1) + n.pow(2).sum(-1).mean(-1)).mean()
+        l2 = l2 + self.item_bias[positives].pow(2).mean() + self.item_bias[negatives].pow(2).mean()
+        reg = self.options.reg * l2
+        return LossTerms(ranking + reg, {"bpr": ranking, "l2": reg})

@@ -1,0 +1,53 @@
+"""CML (Hsieh et al., WWW 2017): hinge on squared Euclidean distances, embeddings kept in the unit ball.
+
+    L = mean [m + ‖u − v_i‖² − ‖u − v_j‖²]_+ ,   ‖u‖, ‖v‖ ≤ max_norm after every step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hbench.evaluation.ranking import Representations
+from hbench.geometry import SquaredEuclidean
+from hbench.models.base import LossTerms, ModelContext, Recommender, normal_init, option
+from hbench.models.registry import register_model
+
+
+@dataclass(frozen=True)
+class CMLOptions:
+    margin: float = option(0.5, "hinge margin m on squared distances")
+    max_norm: float = option(1.0, "embeddings are clipped to this norm after every step")
+    init_std: float = option(0.1, "standard deviation of the normal initialisation (before clipping)")
+
+
+@register_model
+class CML(Recommender):
+    name = "cml"
+    summary = "collaborative metric learning (squared Euclidean distance, unit ball)"
+    Options = CMLOptions
+    default_lr = 1e-3
+
+    def __init__(self, context: ModelContext, options: CMLOptions) -> None:
+        super().__init__(context, options)
+        g = context.generator
+        self.user_embedding = nn.Parameter(normal_init((context.n_users, context.dim), options.init_std, g))
+        self.item_embedding = nn.Parameter(normal_init((context.n_items, context.dim), options.init_std, g))
+        self.constrain_()
+
+    def representations(self) -> Representations:
+        return Representations(self.user_embedding.detach(), self.item_embedding.detach(), SquaredEuclidean())
+
+    def loss(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> LossTerms:
+        u = self.user_embedding[users]
+        d_pos = (u - self.item_embedding[positives]).pow(2).sum(-1)
+        d_neg = (u.unsqueeze(1) - self.item_embedding[negatives]).pow(2).sum(-1)
+        hinge = torch.relu(self.options.margin + d_pos.unsqueeze(1) - d_neg).mean()
+        return LossTerms(hinge, {"hinge": hinge})
+
+    @torch.no_grad()
+    def constrain_(self) -> None:
+        for table in (self.user_embedding, self.item_embedding):
+            table.copy_(torch.renorm(table, p=2, dim=0, maxnorm=self.options.max_norm))

@@ -1,0 +1,91 @@
+"""HyperML (Vinh Tran et al., WSDM 2020): metric learning on the Poincaré ball B_c.
+
+    L_P = mean [m + d_c(u, v_i)² − d_c(u, v_j)²]_+                     (pull-push hinge)
+    L_D = mean_{(u,v) ∈ pos ∪ neg} |d_c(u, v) − d_E(log0 u, log0 v)| / (d_E(log0 u, log0 v) + ε)
+    L   = L_P + γ · L_D
+
+Points are geoopt `ManifoldParameter`s on `PoincareBall(c)` trained by Riemannian Adam (`ball`), or
+Euclidean parameters mapped by exp0 (`tangent`). Scores are −d_c.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import geoopt
+import torch
+from torch import nn
+
+from hbench.errors import HBenchError
+from hbench.evaluation.ranking import Representations
+from hbench.geometry import PoincareDistance
+from hbench.geometry.poincare import poincare_distance
+from hbench.models.base import LossTerms, ModelContext, Recommender, normal_init, option
+from hbench.models.registry import register_model
+
+# ε of the distortion ratio: keeps L_D finite for coincident points (the public reimplementation uses 1e-9).
+DISTORTION_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class HyperMLOptions:
+    c: float = option(1.0, "curvature parameter c > 0 of the ball (sectional curvature −c)")
+    gamma: float = option(0.2, "weight γ of the distortion term L_D (0 disables it)")
+    margin: float = option(1.0, "hinge margin m on squared hyperbolic distances")
+    parametrization: Literal["ball", "tangent"] = option(
+        "ball", "points as ManifoldParameters on the ball (Riemannian Adam) or tangent vectors mapped by exp0"
+    )
+    init_std: float = option(0.01, "standard deviation of the normal initialisation (tangent space at 0)")
+
+
+@register_model
+class HyperML(Recommender):
+    name = "hyperml"
+    summary = "hyperbolic metric learning on the Poincaré ball"
+    Options = HyperMLOptions
+    default_lr = 1e-3
+
+    def __init__(self, context: ModelContext, options: HyperMLOptions) -> None:
+        super().__init__(context, options)
+        if options.c <= 0:
+            raise HBenchError(f"--c must be positive, got {options.c}")
+        self.ball = geoopt.PoincareBall(c=options.c)
+        g = context.generator
+        users = normal_init((context.n_users, context.dim), options.init_std, g)
+        items = normal_init((context.n_items, context.dim), options.init_std, g)
+        if options.parametrization == "ball":
+            self.user_embedding = geoopt.ManifoldParameter(self.ball.expmap0(users), manifold=self.ball)
+            self.item_embedding = geoopt.ManifoldParameter(self.ball.expmap0(items), manifold=self.ball)
+        else:
+            self.user_embedding = nn.Parameter(users)
+            self.item_embedding = nn.Parameter(items)
+
+    def _points(self, table: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        rows = table if index is None else table[index]
+        return rows if self.options.parametrization == "ball" else self.ball.expmap0(rows, project=True)
+
+    def representations(self) -> Representations:
+        with torch.no_grad():
+            users, items = self._points(self.user_embedding), self._points(self.item_embedding)
+        return Representations(users, items, PoincareDistance(self.options.c))
+
+    def loss(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> LossTerms:
+        c = self.options.c
+        u = self._points(self.user_embedding, users).unsqueeze(1)
+        v_pos = self._points(self.item_embedding, positives).unsqueeze(1)
+        v_neg = self._points(self.item_embedding, negatives)
+        d_pos, d_neg = poincare_distance(u, v_pos, c), poincare_distance(u, v_neg, c)
+        pull_push = torch.relu(self.options.margin + d_pos.pow(2) - d_neg.pow(2)).mean()
+        parts = {"pull_push": pull_push}
+        total = pull_push
+        if self.options.gamma > 0:
+            log_u, log_pos, log_neg = self.ball.logmap0(u), self.ball.logmap0(v_pos), self.ball.logmap0(v_neg)
+            e_pos = (log_u - log_pos).norm(dim=-1)
+            e_neg = (log_u - log_neg).norm(dim=-1)
+            ratios = torch.cat([((d_pos - e_pos).abs() / (e_pos + DISTORTION_EPS)).flatten(),
+                                ((d_neg - e_neg).abs() / (e_neg + DISTORTION_EPS)).flatten()])
+            distortion = ratios.mean()
+            parts["distortion"] = self.options.gamma * distortion
+            total = total + parts["distortion"]
+        return LossTerms(total, parts)

@@ -1,0 +1,101 @@
+"""Model registry: `@register_model` on a class, `create_model(name, ...)` to build one.
+
+Built-in models register when `hbench.models` is imported. Outside packages add models through the
+entry-point group `hbench.models` (`name = "package.module:ModelClass"`); they are looked up lazily.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import Any, Literal, get_args, get_origin
+
+from hbench.errors import HBenchError
+from hbench.models.base import ModelContext, Recommender
+
+ENTRY_POINT_GROUP = "hbench.models"
+_BUILTIN: dict[str, type[Recommender]] = {}
+
+
+def register_model(cls: type[Recommender]) -> type[Recommender]:
+    if not cls.name:
+        raise ValueError(f"{cls.__qualname__} must set a `name`")
+    if cls.name in _BUILTIN and _BUILTIN[cls.name] is not cls:
+        raise ValueError(f"model name {cls.name!r} is already registered")
+    _BUILTIN[cls.name] = cls
+    return cls
+
+
+def available_models() -> dict[str, type[Recommender]]:
+    """Built-in models plus those installed packages declare under the `hbench.models` entry points."""
+    import hbench.models  # noqa: F401 - importing registers the built-ins
+
+    models = dict(_BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in models:
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, Recommender)):
+                raise HBenchError(f"entry point {ep.value!r} for model {ep.name!r} is not a Recommender subclass")
+            models[ep.name] = cls
+    return models
+
+
+def get_model_class(name: str) -> type[Recommender]:
+    models = available_models()
+    if name not in models:
+        raise HBenchError(f"unknown model {name!r}; available: {', '.join(sorted(models))}")
+    return models[name]
+
+
+def option_help(cls: type[Recommender]) -> list[tuple[str, str, Any, str]]:
+    """(flag, type, default, help) for every option of a model."""
+    rows = []
+    for f in dataclasses.fields(cls.Options):
+        hint = typing.get_type_hints(cls.Options)[f.name]
+        rows.append((f"--{f.name.replace('_', '-')}", _type_name(hint), f.default, f.metadata.get("help", "")))
+    return rows
+
+
+def parse_options(cls: type[Recommender], raw: Mapping[str, Any]) -> Any:
+    """Build a model's Options from strings or values keyed by option name (dashes or underscores)."""
+    hints = typing.get_type_hints(cls.Options)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.lstrip("-").replace("-", "_")
+        if name not in hints:
+            known = ", ".join(f"--{n.replace('_', '-')}" for n in hints) or "none"
+            raise HBenchError(f"model {cls.name!r} has no option --{name.replace('_', '-')} (its options: {known})")
+        values[name] = _convert(value, hints[name], f"--{name.replace('_', '-')}")
+    return cls.Options(**values)
+
+
+def create_model(name: str, context: ModelContext, options: Mapping[str, Any] | None = None) -> Recommender:
+    cls = get_model_class(name)
+    return cls(context, parse_options(cls, options or {}))
+
+
+def _type_name(hint: Any) -> str:
+    if get_origin(hint) is Literal:
+        return "|".join(map(str, get_args(hint)))
+    return getattr(hint, "__name__", str(hint))
+
+
+def _convert(value: Any, hint: Any, flag: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        if get_origin(hint) is Literal:
+            choices = get_args(hint)
+            if value not in choices:
+                raise ValueError
+            return value
+        if hint is bool:
+            lowered = value.lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return lowered in ("true", "1", "yes")
+        return hint(value)
+    except ValueError:
+        raise HBenchError(f"{flag} expects {_type_name(hint)}, got {value!r}") from None

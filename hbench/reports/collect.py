@@ -1,0 +1,63 @@
+"""Read run directories into one flat frame: a row per finished run."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+
+from hbench.config import TrainConfig
+from hbench.errors import HBenchError
+from hbench.runs import find_runs
+
+# Options that never change what a row means, so they are left out of its label.
+_UNLABELLED_TRAIN_KEYS = {"dataset", "seed", "protocol", "metric", "ks"}
+
+
+def collect_runs(root: Path) -> pd.DataFrame:
+    """One row per finished (completed or diverged) run below `root`, metrics flattened as `valid/…`, `test/…`."""
+    if not Path(root).exists():
+        raise HBenchError(f"results directory {root} does not exist")
+    rows = []
+    for run_dir in find_runs(Path(root)):
+        config, metrics = run_dir.read_config(), run_dir.read_metrics()
+        row = {
+            "path": str(run_dir.path),
+            "dataset": config["dataset"]["name"],
+            "protocol": config["protocol"],
+            "split_hash": config["dataset"]["split_hash"],
+            "model": config["model"],
+            "group_hash": config["group_hash"],
+            "label": run_label(config),
+            "seed": config["train"]["seed"],
+            "status": metrics["status"],
+            "selection_metric": metrics.get("selection_metric", config["metric"]),
+            "train_seconds": metrics.get("train_seconds"),
+            "eval_seconds": metrics.get("eval_seconds"),
+        }
+        row.update({f"valid/{k}": v for k, v in metrics.get("valid", {}).items()})
+        row.update({f"test/{k}": v for k, v in metrics.get("test", {}).items()})
+        rows.append(row)
+    if not rows:
+        raise HBenchError(f"no finished runs under {root} (a run directory holds metrics.json and config.json)")
+    return pd.DataFrame(rows)
+
+
+def run_label(config: dict) -> str:
+    """The model name plus whatever differs from the defaults, e.g. `hyperml (c=0.5, gamma=0)`."""
+    from hbench.models.registry import available_models
+
+    parts = []
+    cls = available_models().get(config["model"])
+    if cls is not None:
+        defaults = {f.name: f.default for f in dataclasses.fields(cls.Options)}
+        parts += [f"{k}={v}" for k, v in sorted(config["model_options"].items()) if defaults.get(k) != v]
+        if config["lr"] != cls.default_lr:
+            parts.append(f"lr={config['lr']:g}")
+    train_defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    parts += [
+        f"{k}={v}" for k, v in sorted(config["train"].items())
+        if k not in _UNLABELLED_TRAIN_KEYS and k != "lr" and train_defaults.get(k) != v
+    ]
+    return config["model"] + (f" ({', '.join(parts)})" if parts else "")

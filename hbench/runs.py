@@ -1,0 +1,136 @@
+"""The run directory: the one place that writes training results.
+
+    <out>/<dataset>/<protocol>/<model>/<group hash[:10]>-seed<seed>/
+        config.json        resolved configuration (ResolvedRun), with config and group hashes
+        environment.json   versions, device, platform, git revision
+        history.jsonl      one JSON object per epoch (loss parts, validation metrics, seconds)
+        metrics.json       written last: status, best epoch, validation and test metrics, timings
+        per_user.parquet   per-user test metrics (user = internal id of the prepared dataset)
+        checkpoint.pt      best model state (torch.save of a state dict; load with weights_only=True)
+
+Every file is written atomically; `metrics.json` with status `completed` marks a finished run, and
+readers (tables, plots) look only at finished or diverged runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from hbench.atomic import atomic_path, write_json, write_text
+from hbench.config import ResolvedRun
+
+CONFIG, ENVIRONMENT, HISTORY, METRICS, PER_USER, CHECKPOINT = (
+    "config.json",
+    "environment.json",
+    "history.jsonl",
+    "metrics.json",
+    "per_user.parquet",
+    "checkpoint.pt",
+)
+
+
+def package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def git_revision() -> str:
+    """Commit of the hbench checkout (with `-dirty` for local changes), or 'unknown' outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if rev.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+        "git_revision": git_revision(),
+        "versions": {p: package_version(p) for p in ("hbench", "torch", "geoopt", "numpy", "pandas", "scipy")},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if device.type == "cuda":
+        env["cuda"] = {"name": torch.cuda.get_device_name(device), "version": torch.version.cuda}
+    return env
+
+
+@dataclass(frozen=True)
+class RunDirectory:
+    path: Path
+
+    @classmethod
+    def for_run(cls, out: Path, run: ResolvedRun) -> RunDirectory:
+        seed = run.train["seed"]
+        return cls(out / run.dataset["name"] / run.protocol / run.model / f"{run.group_hash[:10]}-seed{seed}")
+
+    def status(self) -> str | None:
+        """`completed`/`diverged` for a finished run, None when absent or unfinished."""
+        metrics = self.path / METRICS
+        return json.loads(metrics.read_text())["status"] if metrics.is_file() else None
+
+    def start(self, run: ResolvedRun, env: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        for stale in (METRICS, HISTORY, PER_USER, CHECKPOINT):
+            (self.path / stale).unlink(missing_ok=True)
+        write_json(self.path / CONFIG, run.to_dict())
+        write_json(self.path / ENVIRONMENT, env)
+
+    def write_history(self, history: list[dict[str, Any]]) -> None:
+        # Rewritten whole each epoch (it is small) so that a reader never sees a torn line.
+        write_text(self.path / HISTORY, "".join(json.dumps(h, sort_keys=True) + "\n" for h in history))
+
+    def write_checkpoint(self, state: dict[str, torch.Tensor]) -> None:
+        with atomic_path(self.path / CHECKPOINT) as tmp:
+            torch.save(state, tmp)
+
+    def write_per_user(self, frame: pd.DataFrame) -> None:
+        with atomic_path(self.path / PER_USER) as tmp:
+            frame.to_parquet(tmp, index=False)
+
+    def finish(self, metrics: dict[str, Any]) -> None:
+        write_json(self.path / METRICS, metrics)
+
+    def read_config(self) -> dict[str, Any]:
+        return json.loads((self.path / CONFIG).read_text())
+
+    def read_metrics(self) -> dict[str, Any]:
+        return json.loads((self.path / METRICS).read_text())
+
+    def read_history(self) -> list[dict[str, Any]]:
+        path = self.path / HISTORY
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+    def load_checkpoint(self) -> dict[str, torch.Tensor]:
+        return torch.load(self.path / CHECKPOINT, map_location="cpu", weights_only=True)
+
+
+def find_runs(root: Path) -> Iterator[RunDirectory]:
+    """Every finished run directory below `root` (or `root` itself)."""
+    for metrics in sorted(Path(root).rglob(METRICS)):
+        if (metrics.parent / CONFIG).is_file():
+            yield RunDirectory(metrics.parent)

@@ -1,0 +1,198 @@
+"""The training loop shared by every model.
+
+Uniform negative sampling (never a training item of the user), Riemannian Adam (plain Adam on ordinary
+parameters, Riemannian steps on geoopt ManifoldParameters), validation every `eval_every` epochs, early
+stopping on the validation metric with the best weights restored, and one test evaluation at the end.
+A non-finite loss or parameter ends the run with status `diverged`.
+
+Randomness comes from one seed through `numpy.random.SeedSequence`: independent streams for parameter
+initialisation and for sampling (order and negatives). The split and candidates are fixed by the prepared
+dataset, so two models trained with the same seed see the same data.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geoopt
+import numpy as np
+import torch
+
+from hbench.config import ResolvedRun, TrainConfig
+from hbench.datasets.prepare import load_dataset
+from hbench.errors import HBenchError
+from hbench.evaluation.metrics import summarise
+from hbench.evaluation.protocols import evaluate, get_protocol
+from hbench.models.base import ModelContext, Recommender
+from hbench.models.registry import get_model_class, parse_options
+from hbench.runs import RunDirectory, environment, package_version
+from hbench.training.sampling import NegativeSampler
+from hbench.ui import QUIET, Feedback
+
+
+@dataclass(frozen=True)
+class RunResult:
+    path: Path
+    status: str  # completed | diverged
+    metrics: dict[str, Any]
+    skipped: bool = False  # an identical finished run already existed
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise HBenchError(f"--device {device!r} is not a device (use auto, cpu, cuda or cuda:N)") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise HBenchError(f"--device {device} asked for CUDA, but no CUDA device is available")
+    return resolved
+
+
+def _seed_streams(seed: int) -> tuple[torch.Generator, np.random.Generator]:
+    init_seq, sampling_seq = np.random.SeedSequence(seed).spawn(2)
+    init = torch.Generator().manual_seed(int(init_seq.generate_state(1, np.uint64)[0] >> np.uint64(1)))
+    return init, np.random.default_rng(sampling_seq)
+
+
+def _all_finite(model: Recommender) -> bool:
+    return all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def train(
+    model_name: str,
+    config: TrainConfig,
+    model_options: dict[str, Any] | None = None,
+    *,
+    out: Path = Path("results"),
+    home: Path | None = None,
+    force: bool = False,
+    feedback: Feedback = QUIET,
+) -> RunResult:
+    """Train `model_name` on a prepared dataset and write one run directory under `out`."""
+    dataset = load_dataset(config.dataset, home)
+    protocol = config.protocol or dataset.default_protocol
+    spec = get_protocol(protocol)
+    metric = config.metric or spec.selection_metric
+    known = spec.metric_names(config.ks) + (["auc_sampled"] if protocol == "auc" else [])
+    if metric not in known:
+        raise HBenchError(f"--metric {metric!r} is not produced by protocol {protocol!r} (choose from {', '.join(known)})")
+    for name, value in (("--epochs", config.epochs), ("--batch-size", config.batch_size), ("--dim", config.dim),
+                        ("--eval-every", config.eval_every), ("--negatives", config.negatives)):
+        if value < 1:
+            raise HBenchError(f"{name} must be at least 1, got {value}")
+    cls = get_model_class(model_name)
+    options = parse_options(cls, model_options or {})
+    lr = config.lr if config.lr is not None else cls.default_lr
+    device = resolve_device(config.device)
+
+    run = ResolvedRun(
+        model=model_name,
+        model_options=dict(vars(options)),
+        train={**config.identity(), "dataset": dataset.name},  # the name, not a machine-specific path
+        dataset={"name": dataset.name, "path": str(dataset.path), "manifest_sha256": dataset.manifest_hash,
+                 "split_hash": dataset.split_hash, "n_users": dataset.n_users, "n_items": dataset.n_items},
+        protocol=protocol,
+        metric=metric,
+        lr=lr,
+        hbench_version=package_version("hbench"),
+    )
+    run_dir = RunDirectory.for_run(out, run)
+    if run_dir.status() == "completed" and not force:
+        feedback.log(f"{run_dir.path} already holds this finished run (use --force to train again)")
+        return RunResult(run_dir.path, "completed", run_dir.read_metrics(), skipped=True)
+    run_dir.start(run, environment(device))
+
+    init_generator, sampling_rng = _seed_streams(config.seed)
+    context = ModelContext(dataset.n_users, dataset.n_items, config.dim, dataset.train, init_generator)
+    model = cls(context, options).to(device)
+    feedback.log(f"[bold]{model_name}[/bold] on {dataset.name} ({protocol}), seed {config.seed}, device {device}")
+
+    def validate() -> dict[str, float]:
+        return summarise(evaluate(model.representations(), dataset, stage="valid", protocol=protocol,
+                                  ks=config.ks, feedback=feedback))
+
+    history: list[dict[str, Any]] = []
+    train_seconds = eval_seconds = 0.0
+    best_value, best_epoch, best_state, best_valid = -math.inf, 0, None, {}
+    status, message, epochs_run = "completed", "", 0
+    if cls.trainable:
+        optimizer = geoopt.optim.RiemannianAdam(model.parameters(), lr=lr)
+        sampler = NegativeSampler(dataset.train, dataset.n_items, sampling_rng)
+        n_batches = math.ceil(len(dataset.train) / config.batch_size)
+        stale = 0
+        with feedback.progress(f"{model_name} training", total=config.epochs, unit="epochs") as bar:
+            for epoch in range(1, config.epochs + 1):
+                started = time.perf_counter()
+                model.train()
+                sums: dict[str, float] = {}
+                for users, positives, negatives in sampler.epoch(config.batch_size, config.negatives):
+                    terms = model.loss(*(torch.from_numpy(a).to(device) for a in (users, positives, negatives)))
+                    if not torch.isfinite(terms.total):
+                        status, message = "diverged", f"loss became {terms.total.item()} at epoch {epoch}"
+                        break
+                    optimizer.zero_grad(set_to_none=True)
+                    terms.total.backward()
+                    optimizer.step()
+                    model.constrain_()
+                    for key, value in {"loss": terms.total, **terms.parts}.items():
+                        sums[key] = sums.get(key, 0.0) + float(value.detach())
+                if status == "completed" and not _all_finite(model):
+                    status, message = "diverged", f"parameters became non-finite at epoch {epoch}"
+                train_seconds += time.perf_counter() - started
+                epochs_run = epoch
+                if status == "diverged":
+                    break
+                entry: dict[str, Any] = {"epoch": epoch, **{k: v / n_batches for k, v in sums.items()}}
+                if epoch % config.eval_every == 0 or epoch == config.epochs:
+                    started = time.perf_counter()
+                    model.eval()
+                    valid = validate()
+                    eval_seconds += time.perf_counter() - started
+                    entry["valid"] = valid
+                    if valid[metric] > best_value:
+                        best_value, best_epoch, best_valid, stale = valid[metric], epoch, valid, 0
+                        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                        run_dir.write_checkpoint(best_state)
+                    else:
+                        stale += 1
+                entry["seconds"] = round(time.perf_counter() - started, 3)
+                history.append(entry)
+                run_dir.write_history(history)
+                bar.advance(1)
+                bar.update(info=f"loss {entry['loss']:.4f}  best {metric} {best_value:.4f} @ {best_epoch}")
+                if stale >= config.patience:
+                    feedback.log(f"early stop at epoch {epoch}: no better {metric} in {config.patience} evaluations")
+                    break
+    else:
+        started = time.perf_counter()
+        best_valid = validate()
+        eval_seconds += time.perf_counter() - started
+        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        run_dir.write_checkpoint(best_state)
+
+    summary: dict[str, Any] = {
+        "status": status, "message": message, "model": model_name, "dataset": dataset.name, "protocol": protocol,
+        "selection_metric": metric, "best_epoch": best_epoch, "epochs_run": epochs_run, "valid": best_valid,
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+    }
+    if status == "completed":
+        if best_state is None:
+            raise HBenchError("training finished without a validation evaluation; lower --eval-every")
+        model.load_state_dict(best_state)
+        model.eval()
+        started = time.perf_counter()
+        per_user = evaluate(model.representations(), dataset, stage="test", protocol=protocol, ks=config.ks,
+                            feedback=feedback)
+        eval_seconds += time.perf_counter() - started
+        run_dir.write_per_user(per_user)
+        summary["test"] = summarise(per_user)
+        summary["n_test_users"] = int(len(per_user))
+    summary.update(train_seconds=round(train_seconds, 3), eval_seconds=round(eval_seconds, 3))
+    run_dir.finish(summary)
+    return RunResult(run_dir.path, status, summary)

@@ -1,0 +1,43 @@
+"""Shared fixtures. Real data lives in ../shared/data beside the checkout (never in the repository)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real-data mirror. CI sets HBENCH_REQUIRE_SHARED=1 so that a missing mirror fails loudly."""
+    if not (SHARED_DATA / "README.md").is_file():
+        if os.environ.get("HBENCH_REQUIRE_SHARED") == "1":
+            pytest.fail(f"real data not found at {SHARED_DATA}")
+        pytest.skip(f"real data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture()
+def hbench_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty HBENCH_HOME per test, and no mirror from the environment."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("HBENCH_HOME", str(home))
+    monkeypatch.delenv("HBENCH_MIRROR", raising=False)
+    return home
+
+
+@pytest.fixture()
+def tiny_dataset(hbench_home: Path, tmp_path: Path):
+    """A small hierarchical implicit-feedback dataset prepared through the public `custom` path."""
+    from hbench.datasets.prepare import CustomFiles, prepare_dataset
+    from hbench.datasets.synthetic import HierarchySpec, generate_interactions
+
+    spec = HierarchySpec(categories=3, subcategories=3, items_per_subcategory=12, users=150, seed=7)
+    csv = tmp_path / "tiny.csv"
+    generate_interactions(spec).to_csv(csv, index=False)
+    return prepare_dataset("tiny", custom=CustomFiles(name="tiny", interactions=csv), overrides={"negatives": 50},
+                           home=hbench_home)

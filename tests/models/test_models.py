@@ -1,0 +1,118 @@
+"""Each model's loss and representations against hand computations and geoopt."""
+
+from __future__ import annotations
+
+import geoopt
+import numpy as np
+import pytest
+import torch
+
+from hbench.datasets.store import Interactions
+from hbench.errors import HBenchError
+from hbench.models import ModelContext, create_model
+from hbench.models.registry import available_models, parse_options
+
+
+def _context(n_users: int = 6, n_items: int = 9, dim: int = 4, seed: int = 0) -> ModelContext:
+    train = Interactions(np.array([0, 0, 1, 2, 3, 4, 5]), np.array([1, 2, 2, 3, 3, 3, 8]))
+    return ModelContext(n_users, n_items, dim, train, torch.Generator().manual_seed(seed))
+
+
+BATCH = (torch.tensor([0, 1, 2]), torch.tensor([1, 2, 3]), torch.tensor([[4, 5], [6, 7], [0, 8]]))
+
+
+def test_registry_lists_builtin_models_and_rejects_unknown() -> None:
+    assert {"pop", "bpr", "cml", "hyperml"} <= set(available_models())
+    with pytest.raises(HBenchError, match="unknown model 'nope'"):
+        create_model("nope", _context())
+
+
+def test_options_are_typed_and_validated() -> None:
+    cls = available_models()["hyperml"]
+    opts = parse_options(cls, {"c": "0.5", "gamma": "0", "parametrization": "tangent"})
+    assert (opts.c, opts.gamma, opts.parametrization) == (0.5, 0.0, "tangent")
+    with pytest.raises(HBenchError, match="--c expects float"):
+        parse_options(cls, {"c": "big"})
+    with pytest.raises(HBenchError, match="has no option --curvature"):
+        parse_options(cls, {"curvature": "1"})
+    with pytest.raises(HBenchError, match="parametrization expects ball|tangent"):
+        parse_options(cls, {"parametrization": "sphere"})
+
+
+def test_pop_scores_are_training_counts() -> None:
+    reps = create_model("pop", _context()).representations()
+    scores = reps.geometry.score_matrix(reps.users, reps.items, reps.geometry.item_cache(reps.items))
+    assert scores[0].tolist() == [0, 1, 2, 3, 0, 0, 0, 0, 1]
+
+
+def test_bpr_loss_matches_hand_computation() -> None:
+    model = create_model("bpr", _context(), {"reg": "0"})
+    with torch.no_grad():
+        model.item_bias.copy_(torch.arange(9, dtype=torch.float32) / 10)
+    users, pos, neg = BATCH
+    terms = model.loss(users, pos, neg)
+    u, v, b = model.user_embedding, model.item_embedding, model.item_bias
+    expected = np.mean([
+        -np.log(1 / (1 + np.exp(-(float(u[a] @ v[p] + b[p]) - float(u[a] @ v[n] + b[n])))))
+        for a, p, row in zip(users.tolist(), pos.tolist(), neg.tolist()) for n in row
+    ])
+    assert terms.total.item() == pytest.approx(expected, rel=1e-5)
+    reps = model.representations()  # the bias is folded into the dot product
+    assert reps.geometry.score_matrix(reps.users, reps.items, None)[1, 3].item() == pytest.approx(float(u[1] @ v[3] + b[3]), rel=1e-5)
+
+
+def test_cml_hinge_and_unit_ball() -> None:
+    model = create_model("cml", _context(), {"init_std": "5"})  # large init: constrain_ must clip
+    assert model.user_embedding.norm(dim=1).max().item() <= 1 + 1e-6
+    users, pos, neg = BATCH
+    u, v = model.user_embedding.detach(), model.item_embedding.detach()
+    expected = np.mean([max(0.0, 0.5 + float((u[a] - v[p]).pow(2).sum()) - float((u[a] - v[n]).pow(2).sum()))
+                        for a, p, row in zip(users.tolist(), pos.tolist(), neg.tolist()) for n in row])
+    assert model.loss(users, pos, neg).total.item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("parametrization", ["ball", "tangent"])
+def test_hyperml_loss_matches_geoopt(parametrization: str) -> None:
+    c, gamma, margin = 0.7, 0.3, 1.0
+    model = create_model("hyperml", _context(), {"c": str(c), "gamma": str(gamma), "parametrization": parametrization,
+                                                 "init_std": "0.3"})
+    ball = geoopt.PoincareBall(c=c)
+    reps = model.representations()
+    assert (reps.users.norm(dim=1) < 1 / c**0.5).all()
+    users, pos, neg = BATCH
+    hinge, ratios = [], []
+    for a, p, row in zip(users.tolist(), pos.tolist(), neg.tolist()):
+        x = reps.users[a].double()
+        d_pos = ball.dist(x, reps.items[p].double())
+        e_pos = (ball.logmap0(x) - ball.logmap0(reps.items[p].double())).norm()
+        ratios.append(float((d_pos - e_pos).abs() / e_pos))
+        for n in row:
+            d_neg = ball.dist(x, reps.items[n].double())
+            e_neg = (ball.logmap0(x) - ball.logmap0(reps.items[n].double())).norm()
+            hinge.append(max(0.0, margin + float(d_pos) ** 2 - float(d_neg) ** 2))
+            ratios.append(float((d_neg - e_neg).abs() / e_neg))
+    terms = model.loss(users, pos, neg)
+    assert terms.parts["pull_push"].item() == pytest.approx(np.mean(hinge), rel=1e-4)
+    # The distortion mean runs over the batch's positive pairs and all its negative pairs.
+    assert terms.parts["distortion"].item() == pytest.approx(gamma * np.mean(ratios), rel=1e-4)
+
+
+def test_hyperml_gamma_zero_drops_the_distortion_term() -> None:
+    terms = create_model("hyperml", _context(), {"gamma": "0"}).loss(*BATCH)
+    assert set(terms.parts) == {"pull_push"}
+    assert terms.total is terms.parts["pull_push"]
+
+
+def test_hyperml_ball_parameters_are_manifold_parameters() -> None:
+    model = create_model("hyperml", _context(), {"c": "2.0"})
+    assert isinstance(model.user_embedding, geoopt.ManifoldParameter)
+    assert model.user_embedding.manifold.c.item() == pytest.approx(2.0)
+    with pytest.raises(HBenchError, match="--c must be positive"):
+        create_model("hyperml", _context(), {"c": "0"})
+
+
+def test_initialisation_follows_the_generator() -> None:
+    a = create_model("bpr", _context(seed=1)).user_embedding
+    b = create_model("bpr", _context(seed=1)).user_embedding
+    c = create_model("bpr", _context(seed=2)).user_embedding
+    assert torch.equal(a, b) and not torch.equal(a, c)

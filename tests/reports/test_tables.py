@@ -1,0 +1,82 @@
+"""Tables from hand-made run directories: statistics against numpy, rendering in every format."""
+
+from __future__ import annotations
+
+import io
+import json
+import statistics
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hbench.errors import HBenchError
+from hbench.reports.collect import collect_runs
+from hbench.reports.tables import build_tables, render
+
+
+def _write_run(root: Path, model: str, seed: int, test: dict, *, split: str = "s1", options: dict | None = None,
+               status: str = "completed", group: str | None = None) -> None:
+    path = root / f"{model}-{group or 'g'}-{split}-{seed}"
+    path.mkdir(parents=True)
+    config = {"model": model, "model_options": options or {}, "lr": 1e-3 if model != "bpr" else 5e-3,
+              "train": {"seed": seed, "dim": 64, "dataset": "toy"}, "protocol": "loo", "metric": "ndcg@10",
+              "dataset": {"name": "toy", "split_hash": split}, "group_hash": group or f"{model}{options}{split}"}
+    (path / "config.json").write_text(json.dumps(config))
+    metrics = {"status": status, "selection_metric": "ndcg@10", "train_seconds": 2.0 + seed, "eval_seconds": 1.0,
+               "valid": {}, "test": test if status == "completed" else {}}
+    (path / "metrics.json").write_text(json.dumps(metrics))
+
+
+@pytest.fixture()
+def results(tmp_path: Path) -> Path:
+    for seed, (hr, nd) in enumerate([(0.60, 0.40), (0.62, 0.41), (0.64, 0.45)]):
+        _write_run(tmp_path, "bpr", seed, {"hr@10": hr, "ndcg@10": nd})
+    for seed, (hr, nd) in enumerate([(0.70, 0.30), (0.72, 0.35), (0.71, 0.36)]):
+        _write_run(tmp_path, "hyperml", seed, {"hr@10": hr, "ndcg@10": nd}, options={"c": 0.5, "gamma": 0.2})
+    _write_run(tmp_path, "hyperml", 3, {}, options={"c": 0.5, "gamma": 0.2}, status="diverged")
+    _write_run(tmp_path, "pop", 0, {"hr@10": 0.50, "ndcg@10": 0.20})
+    return tmp_path
+
+
+def test_cells_are_mean_and_sample_std_with_best_bold_second_underlined(results: Path) -> None:
+    (table,) = build_tables(collect_runs(results))
+    rows = {r.label: r for r in table.rows}
+    assert set(rows) == {"bpr", "hyperml (c=0.5)", "pop"}  # gamma=0.2 is the default, so not in the label
+    hyper = rows["hyperml (c=0.5)"]
+    assert hyper.cells["hr@10"].mean == pytest.approx(statistics.mean([0.70, 0.72, 0.71]))
+    assert hyper.cells["hr@10"].std == pytest.approx(statistics.stdev([0.70, 0.72, 0.71]))
+    assert (hyper.n_runs, hyper.n_diverged) == (4, 1)
+    assert hyper.cells["hr@10"].rank == 1 and rows["bpr"].cells["hr@10"].rank == 2 and rows["pop"].cells["hr@10"].rank == 0
+    assert rows["bpr"].cells["ndcg@10"].rank == 1 and hyper.cells["ndcg@10"].rank == 2
+    markdown = render([table], "markdown")
+    assert "**0.7100 ± 0.0100**" in markdown and "<u>0.6200 ± 0.0200</u>" in markdown
+    assert "3 seed" in markdown and "ties pessimistic" in markdown and "4 (1 diverged)" in markdown
+
+
+def test_latex_uses_booktabs_and_marks(results: Path) -> None:
+    latex = render(build_tables(collect_runs(results)), "latex")
+    assert "\\toprule" in latex and "\\bottomrule" in latex
+    assert "\\textbf{0.7100 $\\pm$ 0.0100}" in latex and "\\underline{0.6200 $\\pm$ 0.0200}" in latex
+
+
+def test_csv_round_trips_numbers(results: Path) -> None:
+    frame = pd.read_csv(io.StringIO(render(build_tables(collect_runs(results)), "csv")))
+    bpr = frame[frame["model"] == "bpr"].iloc[0]
+    assert bpr["ndcg@10_mean"] == pytest.approx(statistics.mean([0.40, 0.41, 0.45]))
+    assert bpr["ndcg@10_n"] == 3
+
+
+def test_different_splits_never_share_a_table(tmp_path: Path) -> None:
+    _write_run(tmp_path, "bpr", 0, {"hr@10": 0.5, "ndcg@10": 0.3}, split="a")
+    _write_run(tmp_path, "bpr", 0, {"hr@10": 0.6, "ndcg@10": 0.4}, split="b")
+    assert len(build_tables(collect_runs(tmp_path))) == 2
+
+
+def test_errors_are_clear(tmp_path: Path, results: Path) -> None:
+    with pytest.raises(HBenchError, match="no finished runs"):
+        collect_runs(tmp_path / "nothing-here" if (tmp_path / "nothing-here").mkdir() is None else tmp_path)
+    with pytest.raises(HBenchError, match="recall@20 not in the runs"):
+        build_tables(collect_runs(results), ["recall@20"])
+    with pytest.raises(HBenchError, match="unknown format"):
+        render([], "docx")

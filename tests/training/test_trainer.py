@@ -1,0 +1,118 @@
+"""The shared training loop: run directories, reproducibility, early stopping, divergence, plugins."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import version
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from hbench.config import TrainConfig
+from hbench.evaluation.metrics import summarise
+from hbench.evaluation.protocols import evaluate
+from hbench.models import ModelContext, create_model
+from hbench.models.bpr import BPRMF
+from hbench.runs import RunDirectory
+from hbench.training.trainer import train
+
+
+def _config(ds, **kw) -> TrainConfig:
+    return TrainConfig(dataset=str(ds.path), **{"dim": 16, "epochs": 6, "batch_size": 256, "device": "cpu", **kw})
+
+
+def test_run_directory_is_complete_and_checkpoint_reproduces_test_metrics(tiny_dataset, tmp_path: Path) -> None:
+    result = train("bpr", _config(tiny_dataset), out=tmp_path)
+    run = RunDirectory(result.path)
+    assert result.status == "completed" and run.status() == "completed"
+    config, env = run.read_config(), json.loads((run.path / "environment.json").read_text())
+    assert config["dataset"]["split_hash"] == tiny_dataset.split_hash
+    assert config["dataset"]["manifest_sha256"] == tiny_dataset.manifest_hash
+    assert config["train"]["dataset"] == "tiny" and len(config["config_hash"]) == 64
+    assert {"git_revision", "versions", "device"} <= set(env)
+    assert env["versions"]["torch"] == version("torch") and env["device"] == "cpu"
+    history = run.read_history()
+    assert [h["epoch"] for h in history] == list(range(1, len(history) + 1))
+    per_user = pd.read_parquet(run.path / "per_user.parquet")
+    assert len(per_user) == result.metrics["n_test_users"] == tiny_dataset.test.users.size
+    # Independent check: rebuild the model from the checkpoint and evaluate the test split again.
+    model = create_model("bpr", ModelContext(tiny_dataset.n_users, tiny_dataset.n_items, 16, tiny_dataset.train,
+                                             torch.Generator()))
+    model.load_state_dict(run.load_checkpoint())
+    again = summarise(evaluate(model.representations(), tiny_dataset, stage="test", protocol=config["protocol"]))
+    assert again == pytest.approx(result.metrics["test"])
+
+
+def test_same_seed_reproduces_and_other_seed_differs(tiny_dataset, tmp_path: Path) -> None:
+    a = train("hyperml", _config(tiny_dataset, seed=3), out=tmp_path / "a").metrics["test"]
+    b = train("hyperml", _config(tiny_dataset, seed=3), out=tmp_path / "b").metrics["test"]
+    c = train("hyperml", _config(tiny_dataset, seed=4), out=tmp_path / "c").metrics["test"]
+    assert a == b and a != c
+
+
+def test_early_stopping_restores_the_best_validation_epoch(tiny_dataset, tmp_path: Path) -> None:
+    result = train("cml", _config(tiny_dataset, epochs=30, patience=2, lr=0.05), out=tmp_path)
+    history = RunDirectory(result.path).read_history()
+    values = [h["valid"][result.metrics["selection_metric"]] for h in history]
+    best = max(range(len(values)), key=lambda i: (values[i], -i))
+    assert result.metrics["best_epoch"] == history[best]["epoch"]
+    assert result.metrics["valid"] == history[best]["valid"]
+    assert len(history) < 30 and all(v <= values[best] for v in values[best + 1 :])
+
+
+def test_finished_run_is_skipped_unless_forced(tiny_dataset, tmp_path: Path) -> None:
+    first = train("pop", _config(tiny_dataset), out=tmp_path)
+    assert not first.skipped
+    assert train("pop", _config(tiny_dataset), out=tmp_path).skipped
+    assert not train("pop", _config(tiny_dataset), out=tmp_path, force=True).skipped
+
+
+def test_training_beats_popularity_on_hierarchical_data(tiny_dataset, tmp_path: Path) -> None:
+    pop = train("pop", _config(tiny_dataset, protocol="loo"), out=tmp_path).metrics["test"]["ndcg@10"]
+    bpr = train("bpr", _config(tiny_dataset, protocol="loo", epochs=30), out=tmp_path).metrics["test"]["ndcg@10"]
+    assert bpr > pop + 0.05
+
+
+@dataclass(frozen=True)
+class _ExplodeOptions:
+    after_steps: int = 2
+
+
+class ExplodingModel(BPRMF):
+    """A plugin model whose loss turns NaN after a few steps."""
+
+    name = "explode"
+    Options = _ExplodeOptions
+
+    def __init__(self, context: ModelContext, options: _ExplodeOptions) -> None:
+        from hbench.models.bpr import BPROptions
+
+        super().__init__(context, BPROptions())
+        self.options_explode = options
+        self.steps = 0
+
+    def loss(self, users, positives, negatives):
+        terms = super().loss(users, positives, negatives)
+        self.steps += 1
+        if self.steps > self.options_explode.after_steps:
+            terms.total = terms.total * float("nan")
+        return terms
+
+
+def test_plugin_model_from_entry_point_and_divergence(tiny_dataset, tmp_path: Path, monkeypatch) -> None:
+    import hbench.models.registry as registry
+
+    class FakeEntryPoint:
+        name, value = "explode", "tests.training.test_trainer:ExplodingModel"
+
+        def load(self):
+            return ExplodingModel
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [FakeEntryPoint()] if group == "hbench.models" else [])
+    result = train("explode", _config(tiny_dataset), out=tmp_path)
+    assert result.status == "diverged" and "loss became nan" in result.metrics["message"]
+    assert RunDirectory(result.path).status() == "diverged"
+    assert "test" not in result.metrics
