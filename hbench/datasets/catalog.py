@@ -9,13 +9,13 @@ filtering, so that prepared statistics equal the published ones.
 from __future__ import annotations
 
 from hbench.datasets import formats, synthetic
-from hbench.datasets.preprocess import DatasetOptions
+from hbench.datasets.registry import PrepareOptions
 from hbench.datasets.registry import DatasetSpec, RawFile
 
 # The sampled leave-one-out protocol of HyperML / NCF: last item test, second-last validation, 100 negatives.
-LOO_100 = DatasetOptions(split="loo", order="temporal", negatives=100, protocol="loo")
+LOO_100 = PrepareOptions(split="loo", order="temporal", negatives=100, protocol="loo")
 # A shipped split evaluated by full ranking (HGCF, Elliot); no sampled candidates needed.
-FIXED_FULL = DatasetOptions(split="fixed", order="random", negatives=0, protocol="full")
+FIXED_FULL = PrepareOptions(split="fixed", order="random", negatives=0, protocol="full")
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
 ICLREC = "https://raw.githubusercontent.com/salesforce/ICLRec/2890e6c3ff6a22c6699fc19cb863b66786c1cde4/data/"
@@ -88,7 +88,7 @@ def _sequences(
         title=title,
         raw_files=(RawFile(file_name, base_url + file_name, sha256=sha256),),
         reader=formats.make_sequence_reader(file_name),
-        defaults=DatasetOptions(split="loo", order="temporal", negatives=100, protocol="loo", dedup=dedup),
+        defaults=PrepareOptions(split="loo", order="temporal", negatives=100, protocol="loo", dedup=dedup),
         homepage=homepage,
         citation=citation,
         mirror_dirs=(mirror_dir,),
@@ -106,7 +106,7 @@ def _amazon2014(name: str, category: str, title: str, published: dict | None = N
         title=title,
         raw_files=(RawFile(file_name, MCAULEY_2014 + file_name, size_hint="tens to hundreds of MB"),),
         reader=formats.make_amazon2014_reader(file_name),
-        defaults=DatasetOptions(split="loo", order="temporal", user_k=5, item_k=5, negatives=100, protocol="loo"),
+        defaults=PrepareOptions(split="loo", order="temporal", user_k=5, item_k=5, negatives=100, protocol="loo"),
         homepage=MCAULEY_HOMEPAGE,
         citation=MCAULEY_CITATION,
         mirror_dirs=("amazon2014", name),

@@ -21,7 +21,7 @@ import pandas as pd
 
 from hbench.atomic import atomic_directory, sha256_file, sha256_json
 from hbench.datasets import formats
-from hbench.datasets.preprocess import PART_NAMES, DatasetOptions, Preprocessed, has_time, preprocess
+from hbench.datasets.preprocess import PART_NAMES, Preprocessed, has_time, preprocess
 from hbench.datasets.registry import (
     DatasetSpec,
     PrepareOptions,
@@ -145,17 +145,16 @@ def _coerce(key: str, value: Any) -> Any:
     raise HBenchError(f"unknown prepare option {key!r}")  # unreachable: keys are checked first
 
 
-def resolve_options(defaults: PrepareOptions, overrides: Mapping[str, Any] | None) -> DatasetOptions:
+def resolve_options(defaults: PrepareOptions, overrides: Mapping[str, Any] | None) -> PrepareOptions:
     """A dataset's defaults with `overrides` applied (`user-k` and `user_k` are both accepted)."""
-    base = defaults if isinstance(defaults, DatasetOptions) else DatasetOptions(**dataclasses.asdict(defaults))
-    known = [f.name for f in dataclasses.fields(DatasetOptions)]
+    known = [f.name for f in dataclasses.fields(PrepareOptions)]
     changes: dict[str, Any] = {}
     for raw_key, value in (overrides or {}).items():
         key = raw_key.replace("-", "_")
         if key not in known:
             raise HBenchError(f"unknown prepare option {raw_key!r}; known: {', '.join(known)}")
         changes[key] = _coerce(key, value)
-    options = dataclasses.replace(base, **changes)
+    options = dataclasses.replace(defaults, **changes)
     check_ratios(options.ratios)
     if options.protocol == "loo" and options.negatives <= 0:
         raise HBenchError("protocol loo ranks each target among sampled negatives: set negatives > 0 (e.g. 100)")
@@ -196,7 +195,7 @@ def custom_spec(custom: CustomFiles) -> DatasetSpec:
             raise HBenchError(f"custom {role} file {path} does not exist")
     fixed = "interactions" not in roles
     # Full ranking by default: sampled candidates only when asked for (--negatives N --protocol loo).
-    defaults = DatasetOptions(
+    defaults = PrepareOptions(
         split="fixed" if fixed else "loo", order="random" if fixed else "temporal", negatives=0, protocol="full"
     )
     return DatasetSpec(
@@ -316,7 +315,7 @@ def _warn_leaks(split: Split, n_items: int, feedback: Feedback) -> None:
 
 
 def _sample_all_negatives(
-    split: Split, n_users: int, n_items: int, options: DatasetOptions, streams: SeedStreams, feedback: Feedback
+    split: Split, n_users: int, n_items: int, options: PrepareOptions, streams: SeedStreams, feedback: Feedback
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Validation and test candidates (separate draws), or none when `negatives` is 0."""
     if options.negatives <= 0:
@@ -444,7 +443,7 @@ def prepare_dataset(
 
 
 def _build(
-    name: str, spec: DatasetSpec, files: Mapping[str, Path], options: DatasetOptions, feedback: Feedback
+    name: str, spec: DatasetSpec, files: Mapping[str, Path], options: PrepareOptions, feedback: Feedback
 ) -> _Built:
     """Read, preprocess, split and sample candidates."""
     feedback.log(f"{name}: reading {', '.join(sorted(files))}")
@@ -482,7 +481,7 @@ def _write(target: Path, name: str, built: _Built, manifest_extra: dict[str, Any
 
 
 def _split(
-    cleaned: Preprocessed, options: DatasetOptions, has_valid: bool, streams: SeedStreams, feedback: Feedback
+    cleaned: Preprocessed, options: PrepareOptions, has_valid: bool, streams: SeedStreams, feedback: Feedback
 ) -> Split:
     """Split the cleaned frame, telling the user when the requested order cannot be or should not be used."""
     timed = has_time(cleaned.frame)

@@ -22,17 +22,6 @@ PART_NAMES = ("train", "valid", "test")
 
 
 @dataclass(frozen=True)
-class DatasetOptions(PrepareOptions):
-    """`PrepareOptions` plus `dedup`, which the registry's options do not (yet) carry.
-
-    dedup: keep only the earliest interaction of each (user, item) pair (within each part of a shipped
-      split). Off only for data whose published statistics count repeated consumption (S3Rec's Yelp).
-    """
-
-    dedup: bool = True
-
-
-@dataclass(frozen=True)
 class Preprocessed:
     """The cleaned frame (dense int64 `user` / `item`), the original id of every dense id, and step stats."""
 

@@ -61,6 +61,8 @@ class PrepareOptions:
     order: `temporal` (timestamps or sequence order) or `random` (seeded).
     negatives: sampled candidates per user for sampled protocols (0 stores none).
     protocol: default evaluation protocol for this dataset (`loo`, `full`, `auc`).
+    dedup: keep only the earliest interaction of each (user, item) pair (within each part of a shipped
+      split). Off only for data whose published statistics count repeated consumption (S3Rec's Yelp).
     """
 
     implicit_threshold: float | None = None
@@ -72,6 +74,7 @@ class PrepareOptions:
     negatives: int = 100
     seed: int = 0
     protocol: Protocol = "loo"
+    dedup: bool = True
 
 
 @dataclass(frozen=True)

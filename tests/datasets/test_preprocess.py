@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hbench.datasets.registry import PrepareOptions
 from hbench.datasets.preprocess import (
-    DatasetOptions,
     apply_implicit_threshold,
     drop_duplicates,
     k_core,
@@ -105,7 +105,7 @@ def test_preprocess_records_every_step() -> None:
             "timestamp": [1, 2, 3, 4, 5, 6],
         }
     )
-    result = preprocess(frame, DatasetOptions(implicit_threshold=4, user_k=2, item_k=2))
+    result = preprocess(frame, PrepareOptions(implicit_threshold=4, user_k=2, item_k=2))
     assert [s["interactions"] for s in result.steps] == [6, 5, 4, 4]
     assert result.steps[0] == {"step": "raw", "users": 3, "items": 3, "interactions": 6}
     assert result.n_users == 2 and result.n_items == 2
@@ -114,14 +114,14 @@ def test_preprocess_records_every_step() -> None:
 
 def test_preprocess_without_dedup_keeps_repeats() -> None:
     frame = pd.DataFrame({"user": [1, 1, 1], "item": [2, 2, 3], "order": [0, 1, 2]})
-    assert len(preprocess(frame, DatasetOptions(dedup=False)).frame) == 3
-    assert len(preprocess(frame, DatasetOptions()).frame) == 2
+    assert len(preprocess(frame, PrepareOptions(dedup=False)).frame) == 3
+    assert len(preprocess(frame, PrepareOptions()).frame) == 2
 
 
 def test_preprocess_everything_filtered() -> None:
     frame = pd.DataFrame({"user": [1], "item": [2]})
     with pytest.raises(HBenchError, match="no interactions left"):
-        preprocess(frame, DatasetOptions(user_k=5))
+        preprocess(frame, PrepareOptions(user_k=5))
 
 
 def test_stable_argsort_matches_lexsort() -> None:

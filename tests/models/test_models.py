@@ -53,7 +53,7 @@ def test_bpr_loss_matches_hand_computation() -> None:
     terms = model.loss(users, pos, neg)
     u, v, b = model.user_embedding, model.item_embedding, model.item_bias
     expected = np.mean([
-        -np.log(1 / (1 + np.exp(-(float(u[a] @ v[p] + b[p]) - float(u[a] @ v[n] + b[n])))))
+        -np.log(1 / (1 + np.exp(-(float((u[a] @ v[p] + b[p]).detach()) - float((u[a] @ v[n] + b[n]).detach())))))
         for a, p, row in zip(users.tolist(), pos.tolist(), neg.tolist()) for n in row
     ])
     assert terms.total.item() == pytest.approx(expected, rel=1e-5)
