@@ -14,7 +14,9 @@ class TrainConfig:
 
     `lr=None` takes the model's recommended default; `protocol=None` the dataset's default;
     `metric=None` the protocol's selection metric. `device` and output locations do not change results
-    and are not part of the run's identity.
+    and are not part of the run's identity. `optimizer`: `sparse` updates only the embedding rows a batch
+    touched (lazy Riemannian Adam, fast on CPU); `dense` updates every row every step (Riemannian Adam as
+    in the papers' code).
     """
 
     dataset: str
@@ -29,6 +31,7 @@ class TrainConfig:
     seed: int = 0
     ks: tuple[int, ...] = (10, 20)
     metric: str | None = None
+    optimizer: str = "sparse"
     device: str = "auto"
 
     def identity(self) -> dict[str, Any]:

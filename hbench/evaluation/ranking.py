@@ -96,7 +96,7 @@ def count_full(
         for lo, hi in zip(boundaries[:-1], boundaries[1:]):
             block_users = target_users[lo:hi]
             ub = torch.from_numpy(block_users).to(device)
-            scores = reps.geometry.score_matrix(reps.users[ub], reps.items, cache)
+            scores = reps.geometry.score_matrix(reps.users[ub], cache)
             t_rows, t_flat = _ranges(t_offsets[block_users], t_offsets[block_users + 1])
             t_rows_d = torch.from_numpy(t_rows).to(device)
             target_scores = scores[t_rows_d, torch.from_numpy(t_items[t_flat]).to(device)]

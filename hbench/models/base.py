@@ -8,6 +8,11 @@ The trainer, negative sampler, evaluation and checkpointing are shared by every 
 * returns `Representations` (user points, item points, geometry) for evaluation;
 * returns a `LossTerms` for a batch of (user, positive item, negative items) triples;
 * may keep its parameters feasible after each optimiser step in `constrain_()` (e.g. CML's unit ball).
+
+Embedding tables (one row per user or item) are read with `lookup()` and listed by `embedding_tables()`:
+their gradients are then sparse, and the trainer updates only the rows a batch touched (lazy Riemannian
+Adam). Dense Adam would rewrite every row of every table at every step, which dominated CPU training time
+(~180 ms vs 18 ms a step on amazon-clothing).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hbench.datasets.store import Interactions
@@ -60,8 +66,16 @@ class Recommender(nn.Module):
 
     def __init__(self, context: ModelContext, options: Any) -> None:
         super().__init__()
-        self.context_sizes = (context.n_users, context.n_items, context.dim)
         self.options = options
+        self.sparse_gradients = False  # set by the trainer when it updates embedding rows lazily
+
+    def lookup(self, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Rows `table[index]` (any index shape), with a sparse gradient when `sparse_gradients` is on."""
+        return F.embedding(index, table, sparse=self.sparse_gradients)
+
+    def embedding_tables(self) -> list[nn.Parameter]:
+        """Parameters read only through `lookup` (eligible for sparse, row-wise updates)."""
+        return []
 
     def representations(self) -> Representations:
         raise NotImplementedError

@@ -33,21 +33,25 @@ class BPRMF(Recommender):
         g = context.generator
         self.user_embedding = nn.Parameter(normal_init((context.n_users, context.dim), options.init_std, g))
         self.item_embedding = nn.Parameter(normal_init((context.n_items, context.dim), options.init_std, g))
-        self.item_bias = nn.Parameter(torch.zeros(context.n_items), requires_grad=options.item_bias)
+        self.item_bias = nn.Parameter(torch.zeros(context.n_items, 1), requires_grad=options.item_bias)
+
+    def embedding_tables(self) -> list[nn.Parameter]:
+        return [self.user_embedding, self.item_embedding, self.item_bias]
 
     def representations(self) -> Representations:
         # The bias rides along as one more coordinate: ⟨[p_u, 1], [q_i, b_i]⟩ = ⟨p_u, q_i⟩ + b_i.
         users = torch.cat([self.user_embedding, torch.ones_like(self.user_embedding[:, :1])], dim=1)
-        items = torch.cat([self.item_embedding, self.item_bias.unsqueeze(1)], dim=1)
+        items = torch.cat([self.item_embedding, self.item_bias], dim=1)
         return Representations(users.detach(), items.detach(), DotProduct())
 
     def loss(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> LossTerms:
-        u = self.user_embedding[users]
-        p, n = self.item_embedding[positives], self.item_embedding[negatives]
-        pos_score = (u * p).sum(-1) + self.item_bias[positives]
-        neg_score = (u.unsqueeze(1) * n).sum(-1) + self.item_bias[negatives]
+        u = self.lookup(self.user_embedding, users)
+        p, n = self.lookup(self.item_embedding, positives), self.lookup(self.item_embedding, negatives)
+        b_pos, b_neg = self.lookup(self.item_bias, positives)[..., 0], self.lookup(self.item_bias, negatives)[..., 0]
+        pos_score = (u * p).sum(-1) + b_pos
+        neg_score = (u.unsqueeze(1) * n).sum(-1) + b_neg
         ranking = -F.logsigmoid(pos_score.unsqueeze(1) - neg_score).mean()
         l2 = (u.pow(2).sum(-1) + p.pow(2).sum(-1) + n.pow(2).sum(-1).mean(-1)).mean()
-        l2 = l2 + self.item_bias[positives].pow(2).mean() + self.item_bias[negatives].pow(2).mean()
+        l2 = l2 + b_pos.pow(2).mean() + b_neg.pow(2).mean()
         reg = self.options.reg * l2
         return LossTerms(ranking + reg, {"bpr": ranking, "l2": reg})

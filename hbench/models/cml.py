@@ -37,13 +37,16 @@ class CML(Recommender):
         self.item_embedding = nn.Parameter(normal_init((context.n_items, context.dim), options.init_std, g))
         self.constrain_()
 
+    def embedding_tables(self) -> list[nn.Parameter]:
+        return [self.user_embedding, self.item_embedding]
+
     def representations(self) -> Representations:
         return Representations(self.user_embedding.detach(), self.item_embedding.detach(), SquaredEuclidean())
 
     def loss(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> LossTerms:
-        u = self.user_embedding[users]
-        d_pos = (u - self.item_embedding[positives]).pow(2).sum(-1)
-        d_neg = (u.unsqueeze(1) - self.item_embedding[negatives]).pow(2).sum(-1)
+        u = self.lookup(self.user_embedding, users)
+        d_pos = (u - self.lookup(self.item_embedding, positives)).pow(2).sum(-1)
+        d_neg = (u.unsqueeze(1) - self.lookup(self.item_embedding, negatives)).pow(2).sum(-1)
         hinge = torch.relu(self.options.margin + d_pos.unsqueeze(1) - d_neg).mean()
         return LossTerms(hinge, {"hinge": hinge})
 

@@ -61,8 +61,11 @@ class HyperML(Recommender):
             self.user_embedding = nn.Parameter(users)
             self.item_embedding = nn.Parameter(items)
 
+    def embedding_tables(self) -> list[nn.Parameter]:
+        return [self.user_embedding, self.item_embedding]
+
     def _points(self, table: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-        rows = table if index is None else table[index]
+        rows = table if index is None else self.lookup(table, index)
         return rows if self.options.parametrization == "ball" else self.ball.expmap0(rows, project=True)
 
     def representations(self) -> Representations:

@@ -60,6 +60,30 @@ def _seed_streams(seed: int) -> tuple[torch.Generator, np.random.Generator]:
     return init, np.random.default_rng(sampling_seq)
 
 
+OPTIMIZERS = ("sparse", "dense")
+
+
+def make_optimizers(model: Recommender, kind: str, lr: float) -> list[torch.optim.Optimizer]:
+    """Riemannian Adam for every parameter; with `sparse`, lazily on the model's embedding tables.
+
+    Riemannian Adam is plain Adam on ordinary parameters and takes Riemannian steps on geoopt
+    ManifoldParameters, so one optimiser family serves Euclidean and hyperbolic models alike.
+    """
+    if kind not in OPTIMIZERS:
+        raise HBenchError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not {kind!r}")
+    tables = model.embedding_tables() if kind == "sparse" else []
+    model.sparse_gradients = bool(tables)
+    table_ids = {id(p) for p in tables}
+    dense = [p for p in model.parameters() if id(p) not in table_ids and p.requires_grad]
+    sparse = [p for p in tables if p.requires_grad]
+    optimizers: list[torch.optim.Optimizer] = []
+    if sparse:
+        optimizers.append(geoopt.optim.SparseRiemannianAdam(sparse, lr=lr))
+    if dense:
+        optimizers.append(geoopt.optim.RiemannianAdam(dense, lr=lr))
+    return optimizers
+
+
 def _all_finite(model: Recommender) -> bool:
     return all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -122,7 +146,7 @@ def train(
     best_value, best_epoch, best_state, best_valid = -math.inf, 0, None, {}
     status, message, epochs_run = "completed", "", 0
     if cls.trainable:
-        optimizer = geoopt.optim.RiemannianAdam(model.parameters(), lr=lr)
+        optimizers = make_optimizers(model, config.optimizer, lr)
         sampler = NegativeSampler(dataset.train, dataset.n_items, sampling_rng)
         n_batches = math.ceil(len(dataset.train) / config.batch_size)
         stale = 0
@@ -136,24 +160,29 @@ def train(
                     if not torch.isfinite(terms.total):
                         status, message = "diverged", f"loss became {terms.total.item()} at epoch {epoch}"
                         break
-                    optimizer.zero_grad(set_to_none=True)
+                    for optimizer in optimizers:
+                        optimizer.zero_grad(set_to_none=True)
                     terms.total.backward()
-                    optimizer.step()
+                    for optimizer in optimizers:
+                        optimizer.step()
                     model.constrain_()
                     for key, value in {"loss": terms.total, **terms.parts}.items():
                         sums[key] = sums.get(key, 0.0) + float(value.detach())
                 if status == "completed" and not _all_finite(model):
                     status, message = "diverged", f"parameters became non-finite at epoch {epoch}"
-                train_seconds += time.perf_counter() - started
+                epoch_seconds = time.perf_counter() - started
+                train_seconds += epoch_seconds
                 epochs_run = epoch
                 if status == "diverged":
                     break
-                entry: dict[str, Any] = {"epoch": epoch, **{k: v / n_batches for k, v in sums.items()}}
+                entry: dict[str, Any] = {"epoch": epoch, **{k: v / n_batches for k, v in sums.items()},
+                                         "train_seconds": round(epoch_seconds, 3)}
                 if epoch % config.eval_every == 0 or epoch == config.epochs:
                     started = time.perf_counter()
                     model.eval()
                     valid = validate()
-                    eval_seconds += time.perf_counter() - started
+                    entry["eval_seconds"] = round(time.perf_counter() - started, 3)
+                    eval_seconds += entry["eval_seconds"]
                     entry["valid"] = valid
                     if valid[metric] > best_value:
                         best_value, best_epoch, best_valid, stale = valid[metric], epoch, valid, 0
@@ -161,7 +190,6 @@ def train(
                         run_dir.write_checkpoint(best_state)
                     else:
                         stale += 1
-                entry["seconds"] = round(time.perf_counter() - started, 3)
                 history.append(entry)
                 run_dir.write_history(history)
                 bar.advance(1)

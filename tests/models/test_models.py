@@ -41,24 +41,24 @@ def test_options_are_typed_and_validated() -> None:
 
 def test_pop_scores_are_training_counts() -> None:
     reps = create_model("pop", _context()).representations()
-    scores = reps.geometry.score_matrix(reps.users, reps.items, reps.geometry.item_cache(reps.items))
+    scores = reps.geometry.score_matrix(reps.users, reps.geometry.item_cache(reps.items))
     assert scores[0].tolist() == [0, 1, 2, 3, 0, 0, 0, 0, 1]
 
 
 def test_bpr_loss_matches_hand_computation() -> None:
     model = create_model("bpr", _context(), {"reg": "0"})
     with torch.no_grad():
-        model.item_bias.copy_(torch.arange(9, dtype=torch.float32) / 10)
+        model.item_bias.copy_(torch.arange(9, dtype=torch.float32).unsqueeze(1) / 10)
     users, pos, neg = BATCH
     terms = model.loss(users, pos, neg)
-    u, v, b = model.user_embedding, model.item_embedding, model.item_bias
+    u, v, b = model.user_embedding, model.item_embedding, model.item_bias[:, 0]
     expected = np.mean([
         -np.log(1 / (1 + np.exp(-(float((u[a] @ v[p] + b[p]).detach()) - float((u[a] @ v[n] + b[n]).detach())))))
         for a, p, row in zip(users.tolist(), pos.tolist(), neg.tolist()) for n in row
     ])
     assert terms.total.item() == pytest.approx(expected, rel=1e-5)
     reps = model.representations()  # the bias is folded into the dot product
-    assert reps.geometry.score_matrix(reps.users, reps.items, None)[1, 3].item() == pytest.approx(float(u[1] @ v[3] + b[3]), rel=1e-5)
+    assert reps.geometry.score_matrix(reps.users, reps.geometry.item_cache(reps.items))[1, 3].item() == pytest.approx(float((u[1] @ v[3] + b[3]).detach()), rel=1e-5)
 
 
 def test_cml_hinge_and_unit_ball() -> None:
