@@ -8,10 +8,8 @@ from typing import Annotated
 import typer
 
 from hbench.cli.common import Home, Quiet, feedback
-from hbench.demo import DEMO_DATASET, run_demo
-from hbench.reports.tables import render
 
-NOTICE = f"""The data above is SYNTHETIC ({DEMO_DATASET}: a generated category → sub-category → item hierarchy).
+NOTICE = """The data above is SYNTHETIC (synthetic-fashion: a generated category → sub-category → item hierarchy).
 Real datasets are one command away, e.g.:
   hbench prepare amazon-clothing            # downloads; or --source DIR for an offline mirror
   hbench train hyperml --dataset amazon-clothing --c 1.0 --seed 0 --seed 1 --seed 2
@@ -31,6 +29,9 @@ def demo(
     quiet: Quiet = False,
 ) -> None:
     """Run prepare → train (pop, bpr, cml, hyperml) → table on a synthetic dataset, with no network."""
+    from hbench.demo import run_demo
+    from hbench.reports.tables import render
+
     tables = run_demo(out, home=home, seeds=range(seeds), epochs=epochs, feedback=feedback(quiet))
     typer.echo(render(tables, "markdown"))
     typer.echo(NOTICE, err=True)

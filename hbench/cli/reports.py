@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from hbench.atomic import write_text
-from hbench.reports.collect import collect_runs
-from hbench.reports.tables import build_tables, render
 
 
 def register(app: typer.Typer) -> None:
@@ -23,6 +21,9 @@ def table(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """Paper-style tables: one per dataset × protocol, mean ± std over seeds, best in bold."""
+    from hbench.reports.collect import collect_runs
+    from hbench.reports.tables import build_tables, render
+
     text = render(build_tables(collect_runs(results), metric), fmt)
     if output is None:
         typer.echo(text, nl=False)

@@ -13,8 +13,6 @@ from rich.table import Table
 from hbench.cli.common import Home, Quiet, feedback
 from hbench.config import TrainConfig
 from hbench.errors import HBenchError
-from hbench.models.registry import available_models, get_model_class, option_help
-from hbench.training.trainer import train as train_model
 
 stdout = Console()
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
@@ -73,6 +71,10 @@ def train(
     quiet: Quiet = False,
 ) -> None:
     """Train a model on a prepared dataset; write config, history, metrics, per-user metrics and checkpoint."""
+    # torch is imported only by the commands that need it, so that `hbench prepare/info` start fast.
+    from hbench.models.registry import get_model_class
+    from hbench.training.trainer import train as train_model
+
     model_options = parse_model_args(list(ctx.args))
     get_model_class(model)  # fail fast on an unknown model, before any data is loaded
     fb = feedback(quiet)
@@ -96,6 +98,8 @@ def train(
 
 def models(name: Annotated[str | None, typer.Argument(help="Show this model's options.")] = None) -> None:
     """List the registered models, or one model's options with defaults."""
+    from hbench.models.registry import available_models, get_model_class, option_help
+
     if name is None:
         table = Table("model", "description", "default lr")
         for model_name, cls in sorted(available_models().items()):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import torch
 
 from hbench.config import ResolvedRun, TrainConfig
 from hbench.datasets.prepare import load_dataset
+from hbench.datasets.store import PreparedDataset
 from hbench.errors import HBenchError
 from hbench.evaluation.metrics import summarise
 from hbench.evaluation.protocols import evaluate, get_protocol
@@ -69,8 +70,6 @@ def make_optimizers(model: Recommender, kind: str, lr: float) -> list[torch.opti
     Riemannian Adam is plain Adam on ordinary parameters and takes Riemannian steps on geoopt
     ManifoldParameters, so one optimiser family serves Euclidean and hyperbolic models alike.
     """
-    if kind not in OPTIMIZERS:
-        raise HBenchError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not {kind!r}")
     tables = model.embedding_tables() if kind == "sparse" else []
     model.sparse_gradients = bool(tables)
     table_ids = {id(p) for p in tables}
@@ -88,6 +87,113 @@ def _all_finite(model: Recommender) -> bool:
     return all(torch.isfinite(p).all() for p in model.parameters())
 
 
+@dataclass
+class FitOutcome:
+    status: str = "completed"
+    message: str = ""
+    best_value: float = -math.inf
+    best_epoch: int = 0
+    best_valid: dict[str, float] = field(default_factory=dict)
+    best_state: dict[str, torch.Tensor] | None = None
+    epochs_run: int = 0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+
+
+def _check_config(config: TrainConfig) -> None:
+    for name, value in (("--epochs", config.epochs), ("--batch-size", config.batch_size), ("--dim", config.dim),
+                        ("--eval-every", config.eval_every), ("--negatives", config.negatives)):
+        if value < 1:
+            raise HBenchError(f"{name} must be at least 1, got {value}")
+    if config.patience < 1:
+        raise HBenchError(f"--patience must be at least 1, got {config.patience}")
+    if config.optimizer not in OPTIMIZERS:
+        raise HBenchError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not {config.optimizer!r}")
+
+
+def _fit(
+    model: Recommender,
+    dataset: PreparedDataset,
+    config: TrainConfig,
+    *,
+    protocol: str,
+    metric: str,
+    lr: float,
+    sampling_rng: np.random.Generator,
+    run_dir: RunDirectory,
+    device: torch.device,
+    feedback: Feedback,
+) -> FitOutcome:
+    """Epochs of sampled triples, validation every `eval_every` epochs, early stopping on `metric`."""
+    outcome = FitOutcome()
+
+    def validate() -> dict[str, float]:
+        model.eval()
+        started = time.perf_counter()
+        valid = summarise(evaluate(model.representations(), dataset, stage="valid", protocol=protocol,
+                                   ks=config.ks, feedback=feedback))
+        outcome.eval_seconds += time.perf_counter() - started
+        return valid
+
+    def keep_if_best(valid: dict[str, float], epoch: int) -> bool:
+        if not valid[metric] > outcome.best_value:  # also refuses NaN
+            return False
+        outcome.best_value, outcome.best_epoch, outcome.best_valid = valid[metric], epoch, valid
+        outcome.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        run_dir.write_checkpoint(outcome.best_state)
+        return True
+
+    if not type(model).trainable:
+        keep_if_best(validate(), 0)
+        return outcome
+
+    optimizers = make_optimizers(model, config.optimizer, lr)
+    sampler = NegativeSampler(dataset.train, dataset.n_items, sampling_rng)
+    n_batches = math.ceil(len(dataset.train) / config.batch_size)
+    history: list[dict[str, Any]] = []
+    stale = 0
+    with feedback.progress(f"{type(model).name} training", total=config.epochs, unit="epochs") as bar:
+        for epoch in range(1, config.epochs + 1):
+            started = time.perf_counter()
+            model.train()
+            sums: dict[str, float] = {}
+            for users, positives, negatives in sampler.epoch(config.batch_size, config.negatives):
+                terms = model.loss(*(torch.from_numpy(a).to(device) for a in (users, positives, negatives)))
+                if not torch.isfinite(terms.total):
+                    outcome.status, outcome.message = "diverged", f"loss became {terms.total.item()} at epoch {epoch}"
+                    break
+                for optimizer in optimizers:
+                    optimizer.zero_grad(set_to_none=True)
+                terms.total.backward()
+                for optimizer in optimizers:
+                    optimizer.step()
+                model.constrain_()
+                for key, value in {"loss": terms.total, **terms.parts}.items():
+                    sums[key] = sums.get(key, 0.0) + float(value.detach())
+            if outcome.status == "completed" and not _all_finite(model):
+                outcome.status, outcome.message = "diverged", f"parameters became non-finite at epoch {epoch}"
+            epoch_seconds = time.perf_counter() - started
+            outcome.train_seconds += epoch_seconds
+            outcome.epochs_run = epoch
+            if outcome.status == "diverged":
+                break
+            entry: dict[str, Any] = {"epoch": epoch, **{k: v / n_batches for k, v in sums.items()},
+                                     "train_seconds": round(epoch_seconds, 3)}
+            if epoch % config.eval_every == 0 or epoch == config.epochs:
+                before = outcome.eval_seconds
+                entry["valid"] = validate()
+                entry["eval_seconds"] = round(outcome.eval_seconds - before, 3)
+                stale = 0 if keep_if_best(entry["valid"], epoch) else stale + 1
+            history.append(entry)
+            run_dir.write_history(history)
+            bar.advance(1)
+            bar.update(info=f"loss {entry['loss']:.4f}  best {metric} {outcome.best_value:.4f} @ {outcome.best_epoch}")
+            if stale >= config.patience:
+                feedback.log(f"early stop at epoch {epoch}: no better {metric} in {config.patience} evaluations")
+                break
+    return outcome
+
+
 def train(
     model_name: str,
     config: TrainConfig,
@@ -99,6 +205,7 @@ def train(
     feedback: Feedback = QUIET,
 ) -> RunResult:
     """Train `model_name` on a prepared dataset and write one run directory under `out`."""
+    _check_config(config)
     dataset = load_dataset(config.dataset, home)
     protocol = config.protocol or dataset.default_protocol
     spec = get_protocol(protocol)
@@ -106,10 +213,6 @@ def train(
     known = spec.metric_names(config.ks) + (["auc_sampled"] if protocol == "auc" else [])
     if metric not in known:
         raise HBenchError(f"--metric {metric!r} is not produced by protocol {protocol!r} (choose from {', '.join(known)})")
-    for name, value in (("--epochs", config.epochs), ("--batch-size", config.batch_size), ("--dim", config.dim),
-                        ("--eval-every", config.eval_every), ("--negatives", config.negatives)):
-        if value < 1:
-            raise HBenchError(f"{name} must be at least 1, got {value}")
     cls = get_model_class(model_name)
     options = parse_options(cls, model_options or {})
     lr = config.lr if config.lr is not None else cls.default_lr
@@ -136,91 +239,25 @@ def train(
     context = ModelContext(dataset.n_users, dataset.n_items, config.dim, dataset.train, init_generator)
     model = cls(context, options).to(device)
     feedback.log(f"[bold]{model_name}[/bold] on {dataset.name} ({protocol}), seed {config.seed}, device {device}")
-
-    def validate() -> dict[str, float]:
-        return summarise(evaluate(model.representations(), dataset, stage="valid", protocol=protocol,
-                                  ks=config.ks, feedback=feedback))
-
-    history: list[dict[str, Any]] = []
-    train_seconds = eval_seconds = 0.0
-    best_value, best_epoch, best_state, best_valid = -math.inf, 0, None, {}
-    status, message, epochs_run = "completed", "", 0
-    if cls.trainable:
-        optimizers = make_optimizers(model, config.optimizer, lr)
-        sampler = NegativeSampler(dataset.train, dataset.n_items, sampling_rng)
-        n_batches = math.ceil(len(dataset.train) / config.batch_size)
-        stale = 0
-        with feedback.progress(f"{model_name} training", total=config.epochs, unit="epochs") as bar:
-            for epoch in range(1, config.epochs + 1):
-                started = time.perf_counter()
-                model.train()
-                sums: dict[str, float] = {}
-                for users, positives, negatives in sampler.epoch(config.batch_size, config.negatives):
-                    terms = model.loss(*(torch.from_numpy(a).to(device) for a in (users, positives, negatives)))
-                    if not torch.isfinite(terms.total):
-                        status, message = "diverged", f"loss became {terms.total.item()} at epoch {epoch}"
-                        break
-                    for optimizer in optimizers:
-                        optimizer.zero_grad(set_to_none=True)
-                    terms.total.backward()
-                    for optimizer in optimizers:
-                        optimizer.step()
-                    model.constrain_()
-                    for key, value in {"loss": terms.total, **terms.parts}.items():
-                        sums[key] = sums.get(key, 0.0) + float(value.detach())
-                if status == "completed" and not _all_finite(model):
-                    status, message = "diverged", f"parameters became non-finite at epoch {epoch}"
-                epoch_seconds = time.perf_counter() - started
-                train_seconds += epoch_seconds
-                epochs_run = epoch
-                if status == "diverged":
-                    break
-                entry: dict[str, Any] = {"epoch": epoch, **{k: v / n_batches for k, v in sums.items()},
-                                         "train_seconds": round(epoch_seconds, 3)}
-                if epoch % config.eval_every == 0 or epoch == config.epochs:
-                    started = time.perf_counter()
-                    model.eval()
-                    valid = validate()
-                    entry["eval_seconds"] = round(time.perf_counter() - started, 3)
-                    eval_seconds += entry["eval_seconds"]
-                    entry["valid"] = valid
-                    if valid[metric] > best_value:
-                        best_value, best_epoch, best_valid, stale = valid[metric], epoch, valid, 0
-                        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                        run_dir.write_checkpoint(best_state)
-                    else:
-                        stale += 1
-                history.append(entry)
-                run_dir.write_history(history)
-                bar.advance(1)
-                bar.update(info=f"loss {entry['loss']:.4f}  best {metric} {best_value:.4f} @ {best_epoch}")
-                if stale >= config.patience:
-                    feedback.log(f"early stop at epoch {epoch}: no better {metric} in {config.patience} evaluations")
-                    break
-    else:
-        started = time.perf_counter()
-        best_valid = validate()
-        eval_seconds += time.perf_counter() - started
-        best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        run_dir.write_checkpoint(best_state)
+    outcome = _fit(model, dataset, config, protocol=protocol, metric=metric, lr=lr, sampling_rng=sampling_rng,
+                   run_dir=run_dir, device=device, feedback=feedback)
 
     summary: dict[str, Any] = {
-        "status": status, "message": message, "model": model_name, "dataset": dataset.name, "protocol": protocol,
-        "selection_metric": metric, "best_epoch": best_epoch, "epochs_run": epochs_run, "valid": best_valid,
+        "status": outcome.status, "message": outcome.message, "model": model_name, "dataset": dataset.name,
+        "protocol": protocol, "selection_metric": metric, "best_epoch": outcome.best_epoch,
+        "epochs_run": outcome.epochs_run, "valid": outcome.best_valid,
         "n_parameters": sum(p.numel() for p in model.parameters()),
     }
-    if status == "completed":
-        if best_state is None:
-            raise HBenchError("training finished without a validation evaluation; lower --eval-every")
-        model.load_state_dict(best_state)
+    if outcome.status == "completed":
+        model.load_state_dict(outcome.best_state)
         model.eval()
         started = time.perf_counter()
         per_user = evaluate(model.representations(), dataset, stage="test", protocol=protocol, ks=config.ks,
                             feedback=feedback)
-        eval_seconds += time.perf_counter() - started
+        outcome.eval_seconds += time.perf_counter() - started
         run_dir.write_per_user(per_user)
         summary["test"] = summarise(per_user)
         summary["n_test_users"] = int(len(per_user))
-    summary.update(train_seconds=round(train_seconds, 3), eval_seconds=round(eval_seconds, 3))
+    summary.update(train_seconds=round(outcome.train_seconds, 3), eval_seconds=round(outcome.eval_seconds, 3))
     run_dir.finish(summary)
-    return RunResult(run_dir.path, status, summary)
+    return RunResult(run_dir.path, outcome.status, summary)
