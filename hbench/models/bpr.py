@@ -16,7 +16,7 @@ from hbench.models.registry import register_model
 
 @dataclass(frozen=True)
 class BPROptions:
-    reg: float = option(1e-5, "L2 weight on the embeddings and biases of each batch")
+    reg: float = option(1e-2, "L2 weight on the embeddings and biases of each batch")
     item_bias: bool = option(True, "learn an item bias b_i")
     init_std: float = option(0.1, "standard deviation of the normal initialisation")
 
@@ -26,7 +26,7 @@ class BPRMF(Recommender):
     name = "bpr"
     summary = "BPR matrix factorisation (dot product, Euclidean)"
     Options = BPROptions
-    default_lr = 5e-3
+    default_lr = 1e-3
 
     def __init__(self, context: ModelContext, options: BPROptions) -> None:
         super().__init__(context, options)

@@ -19,7 +19,7 @@ def _write_run(root: Path, model: str, seed: int, test: dict, *, split: str = "s
                status: str = "completed", group: str | None = None) -> None:
     path = root / f"{model}-{group or 'g'}-{split}-{seed}"
     path.mkdir(parents=True)
-    config = {"model": model, "model_options": options or {}, "lr": 1e-3 if model != "bpr" else 5e-3,
+    config = {"model": model, "model_options": options or {}, "lr": 1e-3,
               "train": {"seed": seed, "dim": 64, "dataset": "toy"}, "protocol": "loo", "metric": "ndcg@10",
               "dataset": {"name": "toy", "split_hash": split}, "group_hash": group or f"{model}{options}{split}"}
     (path / "config.json").write_text(json.dumps(config))
