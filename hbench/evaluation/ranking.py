@@ -60,6 +60,27 @@ def _ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return rows, flat
 
 
+def _unique_pairs_by_user(parts: Sequence[Interactions], extra_users: np.ndarray, extra_items: np.ndarray,
+                          n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """All (user, item) pairs of `parts` plus the extra ones, sorted by user, each pair once.
+
+    A pair listed twice (say in train and test of a noisy custom split) must be excluded once, or the
+    number of negatives would be undercounted.
+    """
+    users = np.concatenate([p.users for p in parts] + [extra_users])
+    items = np.concatenate([p.items for p in parts] + [extra_items])
+    keys = np.unique(users.astype(np.int64) * n_items + items)
+    return keys // n_items, keys % n_items
+
+
+def _user_blocks(cost_per_user: np.ndarray, budget: int) -> list[tuple[int, int]]:
+    """Consecutive index ranges whose summed cost stays near `budget` (at least one user per block)."""
+    cumulative = np.cumsum(cost_per_user)
+    cuts = np.searchsorted(cumulative, np.arange(1, cumulative[-1] // budget + 2) * budget) if len(cumulative) else []
+    bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, len(cost_per_user)), [len(cost_per_user)]]))
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+
+
 def count_full(
     reps: Representations,
     targets: Interactions,
@@ -73,39 +94,29 @@ def count_full(
     n_users, n_items = reps.users.shape[0], reps.items.shape[0]
     device = reps.items.device
     t_users, t_items = _sorted_by_user(targets)
-    ex_users = np.concatenate([p.users for p in exclude] + [t_users])
-    ex_items = np.concatenate([p.items for p in exclude] + [t_items])
-    ex_order = np.lexsort((ex_items, ex_users))
-    ex_users, ex_items = ex_users[ex_order], ex_items[ex_order]
-    # A pair listed twice (say in train and test of a noisy custom split) is excluded once.
-    keep = np.ones(len(ex_users), bool)
-    keep[1:] = (ex_users[1:] != ex_users[:-1]) | (ex_items[1:] != ex_items[:-1])
-    ex_users, ex_items = ex_users[keep], ex_items[keep]
+    ex_users, ex_items = _unique_pairs_by_user(exclude, t_users, t_items, n_items)
     ex_offsets = _csr_offsets(ex_users, n_users)
     t_offsets = _csr_offsets(t_users, n_users)
     n_neg_of_user = n_items - np.diff(ex_offsets)
 
     target_users = np.unique(t_users)
-    per_user_cost = n_items * (1 + np.diff(t_offsets)[target_users])
-    cuts = np.searchsorted(np.cumsum(per_user_cost), np.arange(1, per_user_cost.sum() // budget_elements + 2) * budget_elements)
-    boundaries = np.unique(np.concatenate([[0], np.clip(cuts, 1, len(target_users)), [len(target_users)]]))
-
+    # A block costs its score matrix plus, for users with several targets, one gathered row per target.
+    blocks = _user_blocks(n_items * (1 + np.diff(t_offsets)[target_users]), budget_elements)
     cache = reps.geometry.item_cache(reps.items)
     n_ge = np.empty(len(t_users), np.int64)
+    to_device = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
     with torch.no_grad(), feedback.progress(description, total=len(target_users), unit="users") as bar:
-        for lo, hi in zip(boundaries[:-1], boundaries[1:]):
+        for lo, hi in blocks:
             block_users = target_users[lo:hi]
-            ub = torch.from_numpy(block_users).to(device)
-            scores = reps.geometry.score_matrix(reps.users[ub], cache)
+            scores = reps.geometry.score_matrix(reps.users[to_device(block_users)], cache)
             t_rows, t_flat = _ranges(t_offsets[block_users], t_offsets[block_users + 1])
-            t_rows_d = torch.from_numpy(t_rows).to(device)
-            target_scores = scores[t_rows_d, torch.from_numpy(t_items[t_flat]).to(device)]
+            target_scores = scores[to_device(t_rows), to_device(t_items[t_flat])]
             e_rows, e_flat = _ranges(ex_offsets[block_users], ex_offsets[block_users + 1])
-            scores[torch.from_numpy(e_rows).to(device), torch.from_numpy(ex_items[e_flat]).to(device)] = -torch.inf
+            scores[to_device(e_rows), to_device(ex_items[e_flat])] = -torch.inf
             if len(t_rows) == len(block_users):  # one target per user: compare rows in place, no gather
                 counts = (scores >= target_scores.unsqueeze(1)).sum(1)
             else:
-                counts = (scores[t_rows_d] >= target_scores.unsqueeze(1)).sum(1)
+                counts = (scores[to_device(t_rows)] >= target_scores.unsqueeze(1)).sum(1)
             n_ge[t_flat] = counts.cpu().numpy()
             bar.advance(len(block_users))
     return TargetCounts(t_users, t_items, n_ge, n_neg_of_user[t_users])
