@@ -12,6 +12,7 @@ from rich.table import Table
 from hbench.cli.common import Home, Quiet, feedback
 from hbench.datasets.prepare import CustomFiles, dataset_statistics, load_dataset, prepare_dataset
 from hbench.datasets.registry import list_datasets
+from hbench.datasets.store import PreparedDataset
 from hbench.errors import HBenchError
 from hbench.paths import prepared_dir
 
@@ -53,6 +54,8 @@ def prepare(
     valid: Annotated[Path | None, typer.Option(help="custom: validation file of a split kept as given.")] = None,
     test: Annotated[Path | None, typer.Option(help="custom: test file of a split kept as given.")] = None,
     as_name: Annotated[str | None, typer.Option("--name", help="custom: the name to prepare it under (default: custom).")] = None,
+    images: Annotated[Path | None, typer.Option("--images", help="custom: folder of item images named <item id>.jpg|jpeg|png|webp.")] = None,
+    image_column: Annotated[str | None, typer.Option("--image-column", help="custom: column of the data file holding each item's image path (relative to that file's folder).")] = None,
     home: Home = None,
     quiet: Quiet = False,
 ) -> None:
@@ -70,11 +73,14 @@ def prepare(
             raise HBenchError(f"--ratios expects three comma-separated fractions, got {ratios!r}") from None
     custom = None
     if name == "custom":
-        custom = CustomFiles(name=as_name or "custom", interactions=interactions, train=train, valid=valid, test=test)
-    elif any(v is not None for v in (interactions, train, valid, test, as_name)):
-        raise HBenchError("--interactions/--train/--valid/--test/--name are for `hbench prepare custom` only")
+        custom = CustomFiles(name=as_name or "custom", interactions=interactions, train=train, valid=valid, test=test,
+                             images=images, image_column=image_column)
+    elif any(v is not None for v in (interactions, train, valid, test, as_name, images, image_column)):
+        raise HBenchError(
+            "--interactions/--train/--valid/--test/--name/--images/--image-column are for `hbench prepare custom` only"
+        )
     ds = prepare_dataset(custom.name if custom else name, overrides=overrides, sources=source, home=home, force=force, feedback=feedback(quiet), custom=custom)
-    _print_statistics(dataset_statistics(ds), ds.path)
+    _print_statistics(ds)
 
 
 def info(
@@ -82,14 +88,17 @@ def info(
     home: Home = None,
 ) -> None:
     """Statistics of a prepared dataset: sizes, density, degree quantiles, popularity Gini, split sizes."""
-    ds = load_dataset(dataset, home)
-    _print_statistics(dataset_statistics(ds), ds.path)
+    _print_statistics(load_dataset(dataset, home))
 
 
-def _print_statistics(stats: dict[str, Any], path: Path) -> None:
-    table = Table("statistic", "value", title=f"{stats.get('name', path.name)}  ({path})")
-    for key, value in _flatten(stats):
-        table.add_row(key, _fmt(value))
+def _print_statistics(ds: PreparedDataset) -> None:
+    """Our statistics, with the source's published figure beside each one it publishes."""
+    published = ds.manifest.get("spec", {}).get("published", {})
+    table = Table("statistic", "value", "published", title=f"{ds.name}  ({ds.path})")
+    for key, value in _flatten(dataset_statistics(ds)):
+        reference = published.get(key)
+        mark = "" if reference is None else f"{_fmt(reference)} {'✓' if reference == value else '✗'}"
+        table.add_row(key, _fmt(value), mark)
     stdout.print(table)
 
 

@@ -71,7 +71,7 @@ class HyperML(Recommender):
     def representations(self) -> Representations:
         with torch.no_grad():
             users, items = self._points(self.user_embedding), self._points(self.item_embedding)
-        return Representations(users, items, PoincareDistance(self.options.c))
+        return Representations(users.detach(), items.detach(), PoincareDistance(self.options.c))
 
     def loss(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> LossTerms:
         c = self.options.c
