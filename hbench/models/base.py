@@ -40,6 +40,8 @@ class ModelContext:
     dim: int
     train: Interactions
     generator: torch.Generator  # seeded stream for parameter initialisation
+    # Frozen image features [n_items, F] (float32) for models with `needs_features`; None otherwise.
+    item_features: torch.Tensor | None = None
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Recommender(nn.Module):
     Options: ClassVar[type] = NoOptions
     default_lr: ClassVar[float] = 1e-3
     trainable: ClassVar[bool] = True
+    needs_features: ClassVar[bool] = False  # the trainer then loads `hbench features` output into the context
     summary: ClassVar[str] = ""
 
     def __init__(self, context: ModelContext, options: Any) -> None:
