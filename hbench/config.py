@@ -16,7 +16,8 @@ class TrainConfig:
     `metric=None` the protocol's selection metric. `device` and output locations do not change results
     and are not part of the run's identity. `optimizer`: `sparse` updates only the embedding rows a batch
     touched (lazy Riemannian Adam, fast on CPU); `dense` updates every row every step (Riemannian Adam as
-    in the papers' code).
+    in the papers' code). `features` names the image encoder whose `hbench features` output visual models
+    use (None: the dataset's only extracted one).
     """
 
     dataset: str
@@ -32,6 +33,7 @@ class TrainConfig:
     ks: tuple[int, ...] = (10, 20)
     metric: str | None = None
     optimizer: str = "sparse"
+    features: str | None = None
     device: str = "auto"
 
     def identity(self) -> dict[str, Any]:
@@ -73,6 +75,7 @@ class ResolvedRun:
             "model_options": self.model_options,
             "train": train,
             "split_hash": self.dataset["split_hash"],
+            "features": self.dataset.get("features"),
             "protocol": self.protocol,
             "metric": self.metric,
             "lr": self.lr,

@@ -9,10 +9,13 @@ import typer
 
 from hbench.cli.common import Home, Quiet, feedback
 
-NOTICE = """The data above is SYNTHETIC (synthetic-fashion: a generated category → sub-category → item hierarchy).
+NOTICE = """The data above is SYNTHETIC (synthetic-fashion: a generated category → sub-category → item hierarchy
+with procedurally drawn item pictures; features from the offline EfficientNet-Lite0 encoder).
 Real datasets are one command away, e.g.:
   hbench prepare amazon-clothing            # downloads; or --source DIR for an offline mirror
   hbench train hyperml --dataset amazon-clothing --c 1.0 --seed 0 --seed 1 --seed 2
+  hbench prepare amazon-men && hbench features amazon-men   # DVBPR Amazon Men (2.1 GB) and its image features
+  hbench train hvacf --dataset amazon-men --seed 0
   hbench table results/
 """
 
@@ -28,7 +31,7 @@ def demo(
     home: Home = None,
     quiet: Quiet = False,
 ) -> None:
-    """Run prepare → train (pop, bpr, cml, hyperml) → table on a synthetic dataset, with no network."""
+    """Run prepare → features → train (pop, bpr, vbpr, cml, hyperml, vacf, hvacf) → table, offline, on synthetic data."""
     from hbench.demo import run_demo
     from hbench.reports.tables import render
 

@@ -64,6 +64,7 @@ def train(
     metric: Annotated[str | None, typer.Option(help="Validation metric for early stopping (default: the protocol's).")] = None,
     k: Annotated[list[int] | None, typer.Option("--k", help="Cut-offs K of the ranking metrics; repeatable (default 10, 20).")] = None,
     optimizer: Annotated[str, typer.Option(help="sparse: lazy Riemannian Adam on the embedding rows a batch touches; dense: every row every step.")] = _DEFAULTS["optimizer"],
+    features: Annotated[str | None, typer.Option(help="Image encoder whose `hbench features` output visual models use (default: the only one extracted).")] = None,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")] = "auto",
     out: Annotated[Path, typer.Option(help="Results root; one run directory per run below it.")] = Path("results"),
     force: Annotated[bool, typer.Option("--force", help="Train again even if this exact run has finished.")] = False,
@@ -82,7 +83,7 @@ def train(
     for s in seed or [0]:
         config = TrainConfig(dataset=dataset, protocol=protocol, dim=dim, lr=lr, batch_size=batch_size, epochs=epochs,
                              patience=patience, eval_every=eval_every, negatives=negatives, seed=s,
-                             ks=tuple(k) if k else _DEFAULTS["ks"], metric=metric, optimizer=optimizer,
+                             ks=tuple(k) if k else _DEFAULTS["ks"], metric=metric, optimizer=optimizer, features=features,
                              device=device)
         result = train_model(model, config, model_options, out=out, home=home, force=force, feedback=fb)
         if result.status != "completed":

@@ -28,6 +28,7 @@ SISINFLAB_MEN = (
 MCAULEY_2014 = "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/"
 MCAULEY_HOMEPAGE = "https://cseweb.ucsd.edu/~jmcauley/datasets/amazon/links.html"
 GOODBOOKS = "https://raw.githubusercontent.com/zygmuntz/goodbooks-10k/master/"
+DVBPR = "http://cseweb.ucsd.edu/~wckang/DVBPR/"
 
 MOVIELENS_CITATION = (
     "F. Maxwell Harper and Joseph A. Konstan. 2015. The MovieLens Datasets: History and Context. ACM TiiS 5(4)."
@@ -40,6 +41,10 @@ MCAULEY_CITATION = (
 S3REC_CITATION = (
     "Kun Zhou et al. 2020. S3-Rec: Self-Supervised Learning for Sequential Recommendation with Mutual "
     "Information Maximization. CIKM."
+)
+DVBPR_CITATION = (
+    "Wang-Cheng Kang, Chen Fang, Zhaowen Wang and Julian McAuley. 2017. Visually-Aware Fashion Recommendation "
+    "and Design with Generative Image Models. ICDM."
 )
 HGCF_CITATION = (
     "Jianing Sun et al. 2021. HGCF: Hyperbolic Graph Convolution Networks for Collaborative Filtering. WWW."
@@ -111,6 +116,23 @@ def _amazon2014(name: str, category: str, title: str, published: dict | None = N
         citation=MCAULEY_CITATION,
         mirror_dirs=("amazon2014", name),
         published=published or {},
+    )
+
+
+def _dvbpr(name: str, title: str, file_name: str, size_hint: str, notes: str) -> DatasetSpec:
+    """A DVBPR `.npy` with item images: its train/validation/test split kept (one validation and one test
+    item per user), no k-core, DVBPR's AUC over all items, with 100 sampled negatives stored for the sampled
+    AUC as well. Unpinned: the hash is recorded on first download."""
+    return DatasetSpec(
+        name=name,
+        title=title,
+        raw_files=(RawFile(file_name, DVBPR + file_name, size_hint=size_hint),),
+        reader=formats.make_dvbpr_reader(file_name),
+        defaults=PrepareOptions(split="fixed", order="random", negatives=100, protocol="auc"),
+        homepage="https://github.com/kang205/DVBPR",
+        citation=DVBPR_CITATION,
+        mirror_dirs=(name, "dvbpr"),
+        notes=notes + " Preparing needs about as much free memory as the file is large (it is one pickle).",
     )
 
 
@@ -234,6 +256,34 @@ _SPECS: tuple[DatasetSpec, ...] = (
         mirror_dirs=("amazon-men-2018", "amazon_men"),
         published=_published(3218, 7605, 60_299),
         notes="Shipped train/validation/test; one user has the same item in all three parts (kept as shipped).",
+    ),
+    _dvbpr(
+        "amazon-men",
+        "Amazon Men with item images (DVBPR)",
+        "AmazonMenWithImgPartitioned.npy",
+        "2.1 GB",
+        "2.1 GB download; about 34K users, 110K items, 0.25M interactions, one JPEG per item.",
+    ),
+    _dvbpr(
+        "amazon-women",
+        "Amazon Women with item images (DVBPR)",
+        "AmazonWomenWithImgPartitioned.npy",
+        "6.2 GB",
+        "6.2 GB download; about 97K users, 347K items, 0.83M interactions, one JPEG per item.",
+    ),
+    _dvbpr(
+        "amazon-fashion",
+        "Amazon Fashion with item images (DVBPR)",
+        "AmazonFashion6ImgPartitioned.npy",
+        "several GB",
+        "Several GB download; one JPEG per item.",
+    ),
+    _dvbpr(
+        "tradesy",
+        "Tradesy with item images (DVBPR)",
+        "TradesyImgPartitioned.npy",
+        "several GB",
+        "Several GB download; one JPEG per item.",
     ),
     _amazon2014(
         "amazon2014-clothing",

@@ -11,13 +11,15 @@ from __future__ import annotations
 import ast
 import gzip
 import json
-from collections.abc import Callable, Iterable, Mapping
+import operator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from hbench.datasets.images import image_key, read_image_files
 from hbench.datasets.registry import RawData
 from hbench.errors import HBenchError
 
@@ -225,6 +227,161 @@ def read_hgcf_pickles(files: Mapping[str, Path]) -> RawData:
     return RawData(fixed_split={"train": _lists_frame(train), "valid": None, "test": _lists_frame(test)})
 
 
+# --- DVBPR .npy with item images (Kang et al., ICDM 2017) -------------------------------------------------
+
+# Keys of an interaction dict that may carry its time; the first one present is kept as the timestamp.
+_DVBPR_TIME_KEYS = ("time", "timestamp", "unixReviewTime")
+
+
+def load_dvbpr_npy(path: Path) -> list[Any]:
+    """The six objects of a DVBPR file, `[user_train, user_validation, user_test, Item, usernum, itemnum]`.
+
+    The file is a .npy header followed by a Python 2 pickle of a 6-element object array. It is unpickled
+    by the restricted unpickler allowing only numpy array reconstruction, builtin containers and bytes, so
+    a file referencing anything else is refused before any of it runs. encoding='latin1' (numpy's rule for
+    Python 2 pickles) turns Python 2 `str` keys and JPEG bytes into text of one code point per byte, which
+    `_image_bytes` turns back into the exact bytes.
+    """
+    from hbench.datasets.safe_pickle import NUMPY_ARRAY_GLOBALS, restricted_load
+
+    headers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    with open(path, "rb") as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version not in headers:
+                raise ValueError(f"unsupported .npy version {version[0]}.{version[1]}")
+            _, _, dtype = headers[version](fh)
+        except ValueError as exc:
+            raise HBenchError(f"{path.name}: not a DVBPR .npy file ({exc})") from None
+        if not dtype.hasobject:
+            raise HBenchError(f"{path.name}: holds a plain {dtype} array, not DVBPR's pickled lists")
+        loaded = restricted_load(fh, NUMPY_ARRAY_GLOBALS, encoding="latin1")
+    parts = list(loaded) if isinstance(loaded, np.ndarray | list | tuple) else []
+    # The array refers to every part: dropping it lets each part go as soon as the reader is done with it.
+    del loaded
+    if len(parts) != 6:
+        raise HBenchError(
+            f"{path.name}: expected [user_train, user_validation, user_test, Item, usernum, itemnum], "
+            f"found {len(parts)} objects"
+        )
+    return parts
+
+
+def _field(entry: Mapping[Any, Any], key: str) -> Any:
+    """`entry[key]` or None, whether keys are text (Python 2 `str` read as latin1) or bytes."""
+    value = entry.get(key)
+    return entry.get(key.encode("ascii")) if value is None else value
+
+
+def _count(value: Any, name: str, path: Path) -> int:
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise HBenchError(f"{path.name}: {name} is a {type(value).__name__}, not an integer") from None
+
+
+def _by_user(obj: Any, where: str) -> Iterable[tuple[Any, Any]]:
+    """(user, entries) of a dict keyed by user or a list indexed by user."""
+    if isinstance(obj, dict):
+        return obj.items()
+    if isinstance(obj, list | tuple | np.ndarray):
+        return enumerate(obj)
+    raise HBenchError(f"{where}: expected a dict or list indexed by user, found {type(obj).__name__}")
+
+
+def _dvbpr_part(obj: Any, where: str, limits: Mapping[str, int], *, single: bool) -> pd.DataFrame:
+    """One part of the shipped split as a reader frame; `single`: at most one item per user (validation, test)."""
+    users: list[int] = []
+    items: list[int] = []
+    times: list[Any] = []
+    for user, entries in _by_user(obj, where):
+        if isinstance(entries, dict):
+            entries = [entries]  # validation and test may hold the item's dict itself instead of a list of one
+        if not isinstance(entries, list | tuple) or (single and len(entries) > 1):
+            raise HBenchError(f"{where}[{user}]: expected {'one item' if single else 'a list of items'}")
+        for entry in entries:
+            item = _field(entry, "productid") if isinstance(entry, dict) else None
+            if not isinstance(user, int | np.integer) or not isinstance(item, int | np.integer):
+                raise HBenchError(f"{where}[{user}]: expected integer users and dicts with an integer 'productid'")
+            users.append(int(user))
+            items.append(int(item))
+            times.append(next((t for key in _DVBPR_TIME_KEYS if (t := _field(entry, key)) is not None), None))
+    # A time on some entries only cannot order the others: then the part has no timestamp.
+    timed = bool(times) and all(t is not None for t in times)
+    try:
+        frame = _frame(np.asarray(users, np.int64), np.asarray(items, np.int64), timestamp=times if timed else None)
+    except (TypeError, ValueError):
+        raise HBenchError(f"{where}: interaction times are not numbers") from None
+    for column, limit in limits.items():
+        values = frame[column].to_numpy()
+        if len(values) and (values.min() < 0 or values.max() >= limit):
+            bad = values.min() if values.min() < 0 else values.max()
+            raise HBenchError(f"{where}: {column} {bad} is outside 0..{limit - 1} ({column}num is {limit})")
+    return frame
+
+
+def _image_bytes(value: Any, where: str) -> bytes | None:
+    """An item's image as bytes (None or empty: no image)."""
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        # latin1 made one code point of every byte; any other text cannot be an image and will not decode.
+        return value.encode("latin1", errors="replace")
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, np.ndarray) and value.dtype == np.uint8:
+        return value.tobytes()
+    raise HBenchError(f"{where}: 'imgs' is a {type(value).__name__}, not image bytes")
+
+
+def _dvbpr_images(table: Any, source: str) -> Iterator[tuple[Any, bytes | None]]:
+    """(item id, image bytes or None) of every entry of `Item`, in order.
+
+    Each entry is taken out of `table` before its bytes are yielded, so the loaded file shrinks as the
+    image store grows: preparing never holds a second copy of the images.
+    """
+    keys = list(table) if isinstance(table, dict) else range(len(table))
+    for key in keys:
+        entry, table[key] = table[key], None
+        if entry is not None and not isinstance(entry, dict):
+            raise HBenchError(f"{source}: Item[{key}] is a {type(entry).__name__}, expected a dict with 'imgs'")
+        value = _field(entry, "imgs") if entry is not None else None
+        del entry
+        data = _image_bytes(value, f"{source}: Item[{key}]")
+        del value
+        yield key, data
+
+
+def read_dvbpr_npy(path: Path) -> RawData:
+    """A DVBPR file (`load_dvbpr_npy`), its shipped split kept, with the item images as `RawData.images`.
+
+    `user_train[u]` (the user_* objects are dicts or lists indexed by user) is a list of dicts whose
+    `productid` is a 0-based item id; other keys are ignored, except a time (`time`, `timestamp`,
+    `unixReviewTime`), kept as the timestamp. Validation and test hold one item per user (as a one-element
+    list or as the dict itself; a user with none has none, more than one is an error). `Item[j]['imgs']` (`Item` a dict or list indexed by item id) holds item j's
+    JPEG bytes; items without them are reported as missing by the image store.
+    """
+    user_train, user_valid, user_test, table, usernum, itemnum = load_dvbpr_npy(path)
+    limits = {"user": _count(usernum, "usernum", path), "item": _count(itemnum, "itemnum", path)}
+    split = {
+        "train": _dvbpr_part(user_train, f"{path.name}: user_train", limits, single=False),
+        "valid": _dvbpr_part(user_valid, f"{path.name}: user_validation", limits, single=True),
+        "test": _dvbpr_part(user_test, f"{path.name}: user_test", limits, single=True),
+    }
+    if not isinstance(table, dict | list | np.ndarray):
+        raise HBenchError(f"{path.name}: Item is a {type(table).__name__}, expected a dict or list of item dicts")
+    return RawData(fixed_split=split, images=_dvbpr_images(table, path.name))
+
+
+def make_dvbpr_reader(file_name: str) -> Reader:
+    """Reader of one DVBPR `.npy` file named `file_name`."""
+
+    def read_dvbpr(files: Mapping[str, Path]) -> RawData:
+        return read_dvbpr_npy(_need(files, file_name))
+
+    return read_dvbpr
+
+
 # --- goodbooks-10k ---------------------------------------------------------------------------------------
 
 
@@ -318,17 +475,80 @@ def read_custom_table(path: Path, sep: str | None = None) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def make_custom_reader(sep: str | None) -> Reader:
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def image_folder_files(folder: Path) -> dict[str, Path]:
+    """The images directly in `folder`, named `<original item id>.<jpg|jpeg|png|webp>`, by item id.
+
+    Other files are ignored; two images for one item are an error (which one was meant is not known).
+    """
+    if not folder.is_dir():
+        raise HBenchError(f"image folder {folder} does not exist")
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+            continue
+        key = image_key(path.stem)
+        if key in found:
+            raise HBenchError(f"{folder}: two images for item {path.stem!r} ({found[key].name} and {path.name})")
+        found[key] = path
+    return found
+
+
+def image_column_files(files: Mapping[str, Path], column: str, sep: str | None) -> dict[str, Path]:
+    """Item id -> image path from column `column` of the data files that have it; a relative path is
+    taken from its file's folder. Empty cells name no image; two different paths for one item are an error."""
+    found: dict[str, Path] = {}
+    seen: list[str] = []
+    for path in (Path(p) for p in files.values()):
+        try:
+            raw = _read_table(path, sep)
+        except (ValueError, OSError, pd.errors.ParserError) as exc:
+            raise HBenchError(f"cannot read {path}: {exc}") from None
+        raw.columns = [str(c) for c in raw.columns]
+        item_column = _find_column(list(raw.columns), "item")
+        if column not in raw.columns or item_column is None:
+            seen.append(f"{path.name}: {', '.join(raw.columns)}")
+            continue
+        pairs = raw[[item_column, column]].dropna().drop_duplicates()
+        for item, value in zip(pairs[item_column], pairs[column], strict=True):
+            if not str(value).strip():
+                continue
+            image = Path(str(value).strip()).expanduser()
+            image = image if image.is_absolute() else path.parent / image
+            key = image_key(item)
+            if found.setdefault(key, image) != image:
+                raise HBenchError(f"{path.name}: item {item!r} has two image paths ({found[key]} and {image})")
+    if len(seen) == len(files):
+        raise HBenchError(f"no data file has an image column {column!r} (found columns: {'; '.join(seen)})")
+    return found
+
+
+def custom_image_files(
+    files: Mapping[str, Path], folder: Path | None, column: str | None, sep: str | None
+) -> dict[str, Path] | None:
+    """The image file of every item a user's image folder or image-path column names, or None without images."""
+    if folder is not None:
+        return image_folder_files(Path(folder).expanduser())
+    if column is not None:
+        return image_column_files(files, column, sep)
+    return None
+
+
+def make_custom_reader(sep: str | None, images: Path | None = None, image_column: str | None = None) -> Reader:
     """Reader of user-supplied files, keyed by role: `interactions` alone (hbench splits it), or `train`,
-    `test` and optionally `valid` (a fixed split)."""
+    `test` and optionally `valid` (a fixed split); item images from a folder or an image-path column."""
 
     def read_custom(files: Mapping[str, Path]) -> RawData:
+        image_files = custom_image_files(files, images, image_column, sep)
+        source = read_image_files(image_files) if image_files is not None else None
         if "interactions" in files:
-            return RawData(interactions=read_custom_table(Path(files["interactions"]), sep))
+            return RawData(interactions=read_custom_table(Path(files["interactions"]), sep), images=source)
         parts = {
             role: read_custom_table(Path(files[role]), sep) if role in files else None
             for role in ("train", "valid", "test")
         }
-        return RawData(fixed_split=parts)
+        return RawData(fixed_split=parts, images=source)
 
     return read_custom

@@ -19,11 +19,14 @@ from typing import Any, get_args
 import numpy as np
 import pandas as pd
 
-from hbench.atomic import atomic_directory, sha256_file, sha256_json
+from hbench.atomic import atomic_directory, sha256_file, sha256_json, write_json
 from hbench.datasets import formats
+from hbench.datasets.images import INDEX as IMAGE_INDEX
+from hbench.datasets.images import ImageStore, image_files_fingerprint, item_keys, write_image_store
 from hbench.datasets.preprocess import PART_NAMES, Preprocessed, has_time, preprocess
 from hbench.datasets.registry import (
     DatasetSpec,
+    ImageSource,
     PrepareOptions,
     Protocol,
     RawData,
@@ -59,6 +62,10 @@ class CustomFiles:
     Files are CSV, TSV or Parquet with a header naming user and item columns and optionally rating and
     timestamp (common aliases such as user_id / userId / item_id / movieId / asin are accepted). `sep`
     overrides the separator guessed from the extension.
+
+    Item images, for an image store: `images`, a folder of files named `<original item id>.<jpg|jpeg|png|webp>`,
+    or `image_column`, a column of the data file(s) holding each item's image path (relative to that file's
+    folder). Items without an image are kept and reported as missing.
     """
 
     name: str
@@ -67,6 +74,8 @@ class CustomFiles:
     valid: Path | None = None
     test: Path | None = None
     sep: str | None = None
+    images: Path | None = None
+    image_column: str | None = None
 
     def roles(self) -> dict[str, Path]:
         """The given files by role (interactions / train / valid / test)."""
@@ -193,6 +202,10 @@ def custom_spec(custom: CustomFiles) -> DatasetSpec:
     for role, path in roles.items():
         if not path.is_file():
             raise HBenchError(f"custom {role} file {path} does not exist")
+    if custom.images is not None and custom.image_column is not None:
+        raise HBenchError("give either an image folder or an image-path column, not both")
+    if custom.images is not None and not Path(custom.images).expanduser().is_dir():
+        raise HBenchError(f"custom image folder {custom.images} does not exist")
     fixed = "interactions" not in roles
     # Full ranking by default: sampled candidates only when asked for (--negatives N --protocol loo).
     defaults = PrepareOptions(
@@ -202,10 +215,20 @@ def custom_spec(custom: CustomFiles) -> DatasetSpec:
         name=custom.name,
         title=f"{custom.name} (custom)",
         raw_files=(),
-        reader=formats.make_custom_reader(custom.sep),
+        reader=formats.make_custom_reader(custom.sep, custom.images, custom.image_column),
         defaults=defaults,
-        notes="user-supplied files: " + ", ".join(f"{role}={path}" for role, path in roles.items()),
+        notes="user-supplied files: " + ", ".join(f"{role}={path}" for role, path in _custom_inputs(custom).items()),
     )
+
+
+def _custom_inputs(custom: CustomFiles) -> dict[str, Any]:
+    """The user's files by role, and where the item images come from."""
+    inputs: dict[str, Any] = dict(custom.roles())
+    if custom.images is not None:
+        inputs["images"] = Path(custom.images).expanduser()
+    if custom.image_column is not None:
+        inputs["image_column"] = custom.image_column
+    return inputs
 
 
 def _source_hashes(files: Mapping[str, Path], keys: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -266,10 +289,14 @@ def split_statistics(
 
 
 def dataset_statistics(ds: PreparedDataset) -> dict[str, Any]:
-    """Statistics of a prepared dataset (see `split_statistics`)."""
-    return split_statistics(
+    """Statistics of a prepared dataset (see `split_statistics`), with items per image status
+    (ok / missing / undecodable) when it has an image store."""
+    stats = split_statistics(
         ds.n_users, ds.n_items, (ds.train, ds.valid, ds.test), ds.valid_negatives, ds.test_negatives
     )
+    if images := ds.manifest.get("images"):
+        stats["images"] = {status: int(images[status]) for status in ("ok", "missing", "undecodable")}
+    return stats
 
 
 # --- preparation -----------------------------------------------------------------------------------------
@@ -355,7 +382,11 @@ def _raw_files(
     """The raw files (fetched, or the user's files in place), their hashes, and what else keys the cache."""
     if custom is not None:
         roles = custom.roles()
-        extra_key = {"custom_roles": sorted(roles), "sep": custom.sep}
+        extra_key: dict[str, Any] = {"custom_roles": sorted(roles), "sep": custom.sep}
+        image_files = formats.custom_image_files(roles, custom.images, custom.image_column, custom.sep)
+        if image_files is not None:
+            # The images are no raw file: their listing (names, sizes, times) keys the cache instead.
+            extra_key["images"] = image_files_fingerprint(image_files)
         return roles, _source_hashes(roles, _custom_source_keys(roles)), extra_key
     from hbench.datasets.download import fetch_raw_files
 
@@ -370,6 +401,8 @@ def _cached(target: Path, cache_key: str, feedback: Feedback) -> PreparedDataset
         return None
     try:
         dataset = load_prepared(target, verify=True)
+        if "images" in dataset.manifest:
+            ImageStore(target).verify()
     except (HBenchError, OSError, ValueError, KeyError) as exc:
         feedback.warn(f"rebuilding {target}: {exc}")
         return None
@@ -385,6 +418,8 @@ class _Built:
     valid_negatives: np.ndarray | None
     test_negatives: np.ndarray | None
     statistics: dict[str, Any]
+    # The reader's item images, written into the image store after everything else (None: no images).
+    images: ImageSource | None = None
 
 
 def prepare_dataset(
@@ -431,8 +466,13 @@ def prepare_dataset(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if custom is not None:
-        manifest_extra["custom"] = {"files": {role: str(path) for role, path in files.items()}, "sep": custom.sep}
-    _write(target, name, built, manifest_extra)
+        manifest_extra["custom"] = {
+            "files": {role: str(path) for role, path in files.items()},
+            "sep": custom.sep,
+            "images": None if custom.images is None else str(Path(custom.images).expanduser()),
+            "image_column": custom.image_column,
+        }
+    _write(target, name, built, manifest_extra, feedback)
     final = built.statistics["final"]
     feedback.log(
         f"{name}: prepared {final['users']:,} users, {final['items']:,} items, {final['interactions']:,} "
@@ -447,7 +487,10 @@ def _build(
 ) -> _Built:
     """Read, preprocess, split and sample candidates."""
     feedback.log(f"{name}: reading {', '.join(sorted(files))}")
-    frame, has_valid = _interaction_frame(spec.reader(files), options.split)
+    raw = spec.reader(files)
+    images = raw.images
+    frame, has_valid = _interaction_frame(raw, options.split)
+    del raw  # the reader's frames; only the image source lives on, until the store is written
     cleaned = preprocess(frame, options)
     for step in cleaned.steps:
         feedback.log(
@@ -460,13 +503,13 @@ def _build(
         "preprocessing": cleaned.steps,
         "final": split_statistics(cleaned.n_users, cleaned.n_items, split.parts(), valid_neg, test_neg),
     }
-    return _Built(cleaned, split, valid_neg, test_neg, statistics)
+    return _Built(cleaned, split, valid_neg, test_neg, statistics, images)
 
 
-def _write(target: Path, name: str, built: _Built, manifest_extra: dict[str, Any]) -> None:
+def _write(target: Path, name: str, built: _Built, manifest_extra: dict[str, Any], feedback: Feedback) -> None:
     """Write the prepared directory so that it appears complete or not at all."""
     with atomic_directory(target) as tmp:
-        save_prepared(
+        manifest = save_prepared(
             tmp,
             name=name,
             train=built.split.train,
@@ -478,6 +521,19 @@ def _write(target: Path, name: str, built: _Built, manifest_extra: dict[str, Any
             test_negatives=built.test_negatives,
             manifest_extra=manifest_extra,
         )
+        if built.images is not None:
+            _write_images(tmp, manifest, built.cleaned.item_ids, built.images, feedback)
+
+
+def _write_images(
+    directory: Path, manifest: dict[str, Any], item_ids: np.ndarray, images: ImageSource, feedback: Feedback
+) -> None:
+    """The image store beside the split; its index joins the manifest's hashed files (the index lists every
+    image's SHA-256, so its hash pins them all) and its counts are recorded under `images`."""
+    summary = write_image_store(directory, item_keys(item_ids), images, feedback)
+    manifest["files"][IMAGE_INDEX] = summary["index_sha256"]
+    manifest["images"] = summary
+    write_json(directory / MANIFEST, manifest)
 
 
 def _split(

@@ -6,10 +6,10 @@ The specs themselves live in `hbench.datasets.catalog`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -18,6 +18,8 @@ from hbench.errors import HBenchError
 SplitKind = Literal["loo", "ratio", "fixed"]
 SplitOrder = Literal["temporal", "random"]
 Protocol = Literal["loo", "full", "auc"]
+# (original item id, image bytes or None where the source has no image for that item); see RawData.images.
+ImageSource = Iterable[tuple[Any, bytes | None]]
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,18 @@ class RawData:
 
     Either `interactions` (columns user, item and optionally rating, timestamp, order) for hbench to
     split, or `fixed_split` (train/valid/test frames with the same columns; valid may be None) kept as given.
+
+    `images`, for datasets with item images, is consumed once, after preprocessing, while the prepared
+    dataset's image store is written (`hbench.datasets.images`). It must produce each image's bytes only
+    when asked (read a file, or take them out of the structure the reader loaded) and keep no reference
+    once they are yielded: preparing then never holds a second copy of all images. Items are matched by
+    original id (integers and their decimal text are the same item); dataset items it never names, or
+    names with None or empty bytes, count as `missing`; ids that are not dataset items are ignored.
     """
 
     interactions: pd.DataFrame | None = None
     fixed_split: Mapping[str, pd.DataFrame | None] | None = None
+    images: ImageSource | None = None
 
 
 @dataclass(frozen=True)

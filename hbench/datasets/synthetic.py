@@ -4,12 +4,16 @@ Items sit in a category → sub-category → item tree; item popularity within a
 Zipf law. Each user has a favourite sub-category: most of their interactions fall in it, some in sibling
 sub-categories of the same category, a few anywhere. Hierarchies like this are what hyperbolic models
 are meant to embed well, so the demo shows the whole pipeline on data where geometry can matter.
+
+Every item also gets a procedurally drawn picture whose look follows its place in the hierarchy: the
+category sets the garment's silhouette, the sub-category its colour, and the item a pattern and a small
+jitter. An image encoder therefore sees the hierarchy, as it would in a real fashion catalogue.
 The data is synthetic and says so everywhere it is shown.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +76,67 @@ def generate_interactions(spec: HierarchySpec) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["user", "item", "timestamp"])
 
 
+# Sub-category colours: evenly spaced hues, so siblings differ and every sub-category is recognisable.
+def _colour(sub: int, n_subs: int, rng: np.random.Generator) -> tuple[int, int, int]:
+    import colorsys
+
+    hue = (sub / n_subs + rng.normal(0, 0.01)) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.75, 0.85)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def _silhouette(category: int, size: int) -> list[tuple[float, float]]:
+    """A garment outline per category: t-shirt, dress, trousers, bag, then repeating with a twist."""
+    s = size
+    shapes = [
+        [(0.3, 0.15), (0.7, 0.15), (0.95, 0.35), (0.8, 0.45), (0.72, 0.38), (0.72, 0.9), (0.28, 0.9), (0.28, 0.38), (0.2, 0.45), (0.05, 0.35)],
+        [(0.4, 0.1), (0.6, 0.1), (0.65, 0.4), (0.85, 0.92), (0.15, 0.92), (0.35, 0.4)],
+        [(0.3, 0.1), (0.7, 0.1), (0.75, 0.92), (0.55, 0.92), (0.5, 0.4), (0.45, 0.92), (0.25, 0.92)],
+        [(0.2, 0.4), (0.8, 0.4), (0.85, 0.88), (0.15, 0.88)],
+    ]
+    outline = shapes[category % len(shapes)]
+    if category >= len(shapes):
+        outline = [(1 - x, y) for x, y in outline]
+    return [(x * s, y * s) for x, y in outline]
+
+
+def render_item_image(item: int, spec: HierarchySpec, size: int = 128) -> bytes:
+    """JPEG bytes of item `item`'s picture (deterministic in the item id and the spec's seed)."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng([spec.seed, item])
+    sub = item // spec.items_per_subcategory
+    category = sub // spec.subcategories
+    background = tuple(int(v) for v in rng.integers(225, 256, 3))
+    image = Image.new("RGB", (size, size), background)
+    draw = ImageDraw.Draw(image)
+    colour = _colour(sub, spec.categories * spec.subcategories, rng)
+    jitter = rng.normal(0, size * 0.02, 2)
+    outline = [(x + jitter[0], y + jitter[1]) for x, y in _silhouette(category, size)]
+    draw.polygon(outline, fill=colour, outline=(40, 40, 40))
+    pattern = int(rng.integers(3))  # stripes, dots or plain: variation within a sub-category
+    dark = tuple(max(0, c - 70) for c in colour)
+    if pattern == 0:
+        for y in range(int(size * 0.3), int(size * 0.9), 10):
+            draw.line([(size * 0.3, y), (size * 0.7, y)], fill=dark, width=3)
+    elif pattern == 1:
+        for _ in range(12):
+            x, y = rng.uniform(0.35, 0.65) * size, rng.uniform(0.45, 0.85) * size
+            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=dark)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def generate_images(spec: HierarchySpec) -> Iterator[tuple[int, bytes]]:
+    """(item, JPEG bytes) for every item, drawn one at a time."""
+    for item in range(spec.n_items):
+        yield item, render_item_image(item, spec)
+
+
 def read_synthetic(files: Mapping[str, Path]) -> RawData:
     """Reader of the `synthetic-fashion` dataset: it has no raw files, the data comes from the seed."""
-    return RawData(interactions=generate_interactions(HierarchySpec()))
+    spec = HierarchySpec()
+    return RawData(interactions=generate_interactions(spec), images=generate_images(spec))

@@ -72,6 +72,11 @@ class Recommender(nn.Module):
         self.options = options
         self.sparse_gradients = False  # set by the trainer when it updates embedding rows lazily
 
+    @classmethod
+    def uses_features(cls, options: Any) -> bool:
+        """Whether this configuration reads image features (a model may switch its visual part off)."""
+        return cls.needs_features
+
     def lookup(self, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Rows `table[index]` (any index shape), with a sparse gradient when `sparse_gradients` is on."""
         return F.embedding(index, table, sparse=self.sparse_gradients)

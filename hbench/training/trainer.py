@@ -100,6 +100,22 @@ class FitOutcome:
     eval_seconds: float = 0.0
 
 
+def _item_features(
+    cls: type[Recommender], options: Any, dataset: PreparedDataset, encoder: str | None
+) -> tuple[torch.Tensor | None, dict[str, str] | None]:
+    """Image features for visual models, and their identity (encoder, cache key) for the run's config.
+
+    A missing extraction is an error naming the `hbench features` command to run.
+    """
+    if not cls.uses_features(options):
+        return None, None
+    from hbench.features import find_features
+
+    artifact = find_features(dataset, encoder)
+    return torch.from_numpy(np.ascontiguousarray(artifact.features(), dtype=np.float32)), {
+        "encoder": artifact.encoder, "key": artifact.key}
+
+
 def _check_config(config: TrainConfig) -> None:
     for name, value in (("--epochs", config.epochs), ("--batch-size", config.batch_size), ("--dim", config.dim),
                         ("--eval-every", config.eval_every), ("--negatives", config.negatives)):
@@ -217,13 +233,15 @@ def train(
     options = parse_options(cls, model_options or {})
     lr = config.lr if config.lr is not None else cls.default_lr
     device = resolve_device(config.device)
+    item_features, features_id = _item_features(cls, options, dataset, config.features)
 
     run = ResolvedRun(
         model=model_name,
         model_options=dict(vars(options)),
         train={**config.identity(), "dataset": dataset.name},  # the name, not a machine-specific path
         dataset={"name": dataset.name, "path": str(dataset.path), "manifest_sha256": dataset.manifest_hash,
-                 "split_hash": dataset.split_hash, "n_users": dataset.n_users, "n_items": dataset.n_items},
+                 "split_hash": dataset.split_hash, "n_users": dataset.n_users, "n_items": dataset.n_items,
+                 "features": features_id},
         protocol=protocol,
         metric=metric,
         lr=lr,
@@ -236,7 +254,8 @@ def train(
     run_dir.start(run, environment(device))
 
     init_generator, sampling_rng = _seed_streams(config.seed)
-    context = ModelContext(dataset.n_users, dataset.n_items, config.dim, dataset.train, init_generator)
+    context = ModelContext(dataset.n_users, dataset.n_items, config.dim, dataset.train, init_generator,
+                           item_features=item_features)
     model = cls(context, options).to(device)
     feedback.log(f"[bold]{model_name}[/bold] on {dataset.name} ({protocol}), seed {config.seed}, device {device}")
     outcome = _fit(model, dataset, config, protocol=protocol, metric=metric, lr=lr, sampling_rng=sampling_rng,

@@ -9,7 +9,7 @@ from hbench.reports.tables import render
 
 
 def test_demo_runs_offline_and_tables_every_model(hbench_home: Path, tmp_path: Path) -> None:
-    tables = run_demo(tmp_path / "results", home=hbench_home, seeds=(0,), epochs=2)
+    tables = run_demo(tmp_path / "results", home=hbench_home, seeds=(0,), epochs=1)
     (table,) = tables
     assert table.dataset == "synthetic-fashion" and table.protocol == "loo"
     labels = {row.label.split(" ")[0] for row in table.rows}
