@@ -27,12 +27,13 @@ def register(app: typer.Typer) -> None:
 
 def datasets(home: Home = None) -> None:
     """List the registered datasets, their defaults and whether they are prepared."""
-    table = Table("name", "title", "split", "protocol", "published users/items/interactions", "prepared")
+    table = Table("name", "title", "split", "protocol", "published users/items/interactions", "download", "prepared")
     for spec in list_datasets():
         pub = spec.published
         published = f"{pub['users']:,}/{pub['items']:,}/{pub['interactions']:,}" if pub else ""
         ready = "yes" if (prepared_dir(spec.name, home) / "manifest.json").is_file() else ""
-        table.add_row(spec.name, spec.title, spec.defaults.split, spec.defaults.protocol, published, ready)
+        download = ", ".join(f.size_hint for f in spec.raw_files if f.size_hint)
+        table.add_row(spec.name, spec.title, spec.defaults.split, spec.defaults.protocol, published, download, ready)
     stdout.print(table)
 
 
