@@ -114,28 +114,6 @@ def artifact_name(encoder_name: str, key: str) -> str:
 # --- devices and loading ---------------------------------------------------------------------------------
 
 
-def resolve_device(device: str | None) -> torch.device:
-    """`auto` (or None): CUDA when present, else Apple MPS, else CPU; anything else must be available."""
-    import torch
-
-    if device in (None, "", "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise HBenchError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise HBenchError(f"device {device} requested but CUDA is not available here (use --device cpu or auto)")
-    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
-        raise HBenchError(f"device {device} requested but there are {torch.cuda.device_count()} CUDA devices")
-    return resolved
-
-
 def default_workers() -> int:
     """Decoding processes: one core is left to the main process, at most 8."""
     return max(0, min(8, (os.cpu_count() or 1) - 1))
@@ -306,6 +284,8 @@ def extract_features(
         if (loaded := _load_chunk(_chunk_file(partial, index), len(chunk), encoder.dim)) is not None:
             done[index] = loaded
     todo = [index for index in range(len(chunks)) if index not in done]
+
+    from hbench.devices import resolve_device
 
     target = resolve_device(device)
     started = time.perf_counter()

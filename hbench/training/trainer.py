@@ -25,6 +25,7 @@ import torch
 from hbench.config import ResolvedRun, TrainConfig
 from hbench.datasets.prepare import load_dataset
 from hbench.datasets.store import PreparedDataset
+from hbench.devices import resolve_device
 from hbench.errors import HBenchError
 from hbench.evaluation.metrics import summarise
 from hbench.evaluation.protocols import evaluate, get_protocol
@@ -41,18 +42,6 @@ class RunResult:
     status: str  # completed | diverged
     metrics: dict[str, Any]
     skipped: bool = False  # an identical finished run already existed
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise HBenchError(f"--device {device!r} is not a device (use auto, cpu, cuda or cuda:N)") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise HBenchError(f"--device {device} asked for CUDA, but no CUDA device is available")
-    return resolved
 
 
 def _seed_streams(seed: int) -> tuple[torch.Generator, np.random.Generator]:

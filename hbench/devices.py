@@ -1,0 +1,27 @@
+"""Choosing the torch device: `auto` is CUDA when present, else the CPU."""
+
+from __future__ import annotations
+
+import torch
+
+from hbench.errors import HBenchError
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """`auto` (or None): CUDA when present, else CPU. An explicit device must exist here.
+
+    Apple's `mps` is used only when asked for: the Poincaré kernels keep norms in float64, which MPS lacks.
+    """
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise HBenchError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise HBenchError(f"device {device} requested but CUDA is not available here (use --device cpu or auto)")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise HBenchError(f"device {device} requested but there are {torch.cuda.device_count()} CUDA devices")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise HBenchError(f"device {device} requested but MPS is not available here")
+    return resolved
