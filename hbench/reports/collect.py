@@ -29,7 +29,7 @@ def collect_runs(root: Path) -> pd.DataFrame:
             "split_hash": config["dataset"]["split_hash"],
             "model": config["model"],
             "group_hash": config["group_hash"],
-            "label": run_label(config),
+            "settings": " ".join(run_settings(config)),
             "seed": config["train"]["seed"],
             "status": metrics["status"],
             "selection_metric": metrics.get("selection_metric", config["metric"]),
@@ -44,8 +44,8 @@ def collect_runs(root: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_label(config: dict) -> str:
-    """The model name plus whatever differs from the defaults, e.g. `hyperml (c=0.5, gamma=0)`."""
+def run_settings(config: dict) -> list[str]:
+    """Whatever differs from the defaults, as sorted `key=value` strings, e.g. `["c=0.5", "gamma=0"]`."""
     from hbench.models.registry import available_models
 
     parts = []
@@ -60,4 +60,4 @@ def run_label(config: dict) -> str:
         f"{k}={v}" for k, v in sorted(config["train"].items())
         if k not in _UNLABELLED_TRAIN_KEYS and k != "lr" and train_defaults.get(k) != v
     ]
-    return config["model"] + (f" ({', '.join(parts)})" if parts else "")
+    return sorted(parts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -51,7 +51,7 @@ class Table:
     metrics: tuple[str, ...]
     rows: list[Row]
     selection_metrics: tuple[str, ...]
-    notes: list[str] = field(default_factory=list)
+    shared_settings: tuple[str, ...] = ()
 
     @property
     def title(self) -> str:
@@ -65,6 +65,7 @@ class Table:
             f"Protocol `{self.protocol}`: {spec.description}; {TIE_RULE}. Test metrics of the checkpoint selected on "
             f"validation {', '.join(self.selection_metrics)}; mean ± std over {seed_text} seed(s); best in bold, "
             f"second underlined. Split {self.split_hash[:10]}."
+            + (f" All rows: {', '.join(self.shared_settings)}." if self.shared_settings else "")
         )
 
 
@@ -76,8 +77,13 @@ def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None) -> li
         if missing:
             available = sorted(c[5:] for c in group.columns if c.startswith("test/"))
             raise HBenchError(f"metric(s) {', '.join(missing)} not in the runs of {dataset}/{protocol}; available: {', '.join(available)}")
+        # Settings every row shares go under the table; labels keep only what tells rows apart.
+        settings = {key: set(text.split()) for key, text in zip(group["group_hash"], group["settings"])}
+        shared = set.intersection(*settings.values()) if len(settings) > 1 else set()
         rows = []
-        for (label, group_hash), runs_of_row in group.groupby(["label", "group_hash"], sort=False):
+        for (model, group_hash), runs_of_row in group.groupby(["model", "group_hash"], sort=False):
+            own = sorted(settings[group_hash] - shared)
+            label = model + (f" ({', '.join(own)})" if own else "")
             done = runs_of_row[runs_of_row["status"] == "completed"]
             cells: dict[str, Cell | None] = {}
             for m in wanted:
@@ -89,7 +95,8 @@ def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None) -> li
         _rank_cells(rows, wanted)
         _disambiguate(rows)
         rows.sort(key=lambda r: r.label)
-        tables.append(Table(dataset, protocol, split_hash, wanted, rows, tuple(sorted(group["selection_metric"].unique()))))
+        tables.append(Table(dataset, protocol, split_hash, wanted, rows, tuple(sorted(group["selection_metric"].unique())),
+                            tuple(sorted(shared))))
     return tables
 
 

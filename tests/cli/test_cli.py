@@ -58,6 +58,6 @@ def test_prepare_train_table_on_movielens_from_the_mirror(capsys, hbench_home, s
         assert out.count("movielens-100k/loo/") == 2 and err == ""
     code, out, _ = run(["table", str(out_dir)], capsys)
     assert code == 0
-    assert "movielens-100k — loo" in out and "hyperml (c=0.5, epochs=2)" in out and "± " in out
+    assert "movielens-100k — loo" in out and "hyperml (c=0.5)" in out and "All rows: epochs=2" in out and "± " in out
     code, out, _ = run(["table", str(out_dir), "--format", "latex"], capsys)
     assert code == 0 and "\\toprule" in out

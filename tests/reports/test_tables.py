@@ -80,3 +80,18 @@ def test_errors_are_clear(tmp_path: Path, results: Path) -> None:
         build_tables(collect_runs(results), ["recall@20"])
     with pytest.raises(HBenchError, match="unknown format"):
         render([], "docx")
+
+
+def test_settings_shared_by_every_row_move_under_the_table(tmp_path: Path) -> None:
+    for model, options in (("bpr", {"dim": 32}), ("hyperml", {"dim": 32, "c": 0.5})):
+        path = tmp_path / model
+        path.mkdir()
+        config = {"model": model, "model_options": {"c": options["c"]} if "c" in options else {}, "lr": 1e-3,
+                  "train": {"seed": 0, "dim": options["dim"], "dataset": "toy"}, "protocol": "loo",
+                  "metric": "ndcg@10", "dataset": {"name": "toy", "split_hash": "s"}, "group_hash": model}
+        (path / "config.json").write_text(json.dumps(config))
+        (path / "metrics.json").write_text(json.dumps({"status": "completed", "train_seconds": 1.0, "eval_seconds": 1.0,
+                                                       "test": {"hr@10": 0.5, "ndcg@10": 0.3}}))
+    (table,) = build_tables(collect_runs(tmp_path))
+    assert sorted(r.label for r in table.rows) == ["bpr", "hyperml (c=0.5)"]
+    assert table.shared_settings == ("dim=32",) and "All rows: dim=32." in table.caption()
