@@ -28,6 +28,8 @@ def machine() -> dict[str, str]:
         "torch_threads": str(torch.get_num_threads()),
         "torch": torch.__version__,
         "python": platform.python_version(),
+        # Other work on the machine skews timings: say how busy it was.
+        "load_average_1min": f"{os.getloadavg()[0]:.2f}",
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)

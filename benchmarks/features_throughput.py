@@ -21,7 +21,8 @@ import torch
 from tabulate import tabulate
 
 from hbench.features.encoders import get_encoder
-from hbench.features.extract import ImageFiles, default_workers, extract_features, resolve_device
+from hbench.devices import resolve_device
+from hbench.features.extract import ImageFiles, default_workers, extract_features
 
 try:
     from common import machine, record
