@@ -74,8 +74,10 @@ def test_different_splits_never_share_a_table(tmp_path: Path) -> None:
 
 
 def test_errors_are_clear(tmp_path: Path, results: Path) -> None:
+    empty = tmp_path / "nothing-here"
+    empty.mkdir()
     with pytest.raises(HBenchError, match="no finished runs"):
-        collect_runs(tmp_path / "nothing-here" if (tmp_path / "nothing-here").mkdir() is None else tmp_path)
+        collect_runs(empty)
     with pytest.raises(HBenchError, match="recall@20 not in the runs"):
         build_tables(collect_runs(results), ["recall@20"])
     with pytest.raises(HBenchError, match="unknown format"):
