@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hbench.atomic import atomic_path, sha256_file, sha256_json, write_json
+from hbench.atomic import sha256_file, sha256_json, write_json
 from hbench.errors import HBenchError
 
 MANIFEST = "manifest.json"
@@ -168,7 +168,3 @@ def load_prepared(directory: Path, *, verify: bool = False) -> PreparedDataset:
         manifest=manifest,
     )
 
-
-def write_parquet_atomic(frame: pd.DataFrame, target: Path) -> None:
-    with atomic_path(target) as tmp:
-        frame.to_parquet(tmp, index=False)

@@ -1,5 +1,5 @@
 """Scoring geometries: how a user and an item representation turn into a relevance score."""
 
-from hbench.geometry.scoring import DotProduct, Geometry, PoincareDistance, SquaredEuclidean, geometry_from_dict
+from hbench.geometry.scoring import DotProduct, Geometry, PoincareDistance, SquaredEuclidean
 
-__all__ = ["DotProduct", "Geometry", "PoincareDistance", "SquaredEuclidean", "geometry_from_dict"]
+__all__ = ["DotProduct", "Geometry", "PoincareDistance", "SquaredEuclidean"]

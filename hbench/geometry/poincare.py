@@ -49,7 +49,3 @@ def poincare_distance(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tenso
     arg = (1.0 + 2.0 * c * sq_diff / gap).clamp_min(1.0 + 1e-7)
     return torch.acosh(arg) / c**0.5
 
-
-def squared_euclidean_matrix(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """‖x_i − y_j‖² for all pairs by one GEMM, clamped at 0 against cancellation."""
-    return (x.pow(2).sum(-1, keepdim=True) + y.pow(2).sum(-1).unsqueeze(0) - 2.0 * (x @ y.T)).clamp_min(0.0)

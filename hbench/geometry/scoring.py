@@ -19,8 +19,8 @@ product** of augmented vectors, so hyperbolic full ranking costs what a dot prod
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -39,8 +39,6 @@ class Geometry(Protocol):
     def score_candidates(self, users: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         """The model's scores [b, n] of users [b, d] against their own candidates [b, n, d]."""
 
-    def to_dict(self) -> dict[str, Any]: ...
-
 
 @dataclass(frozen=True)
 class DotProduct:
@@ -57,10 +55,6 @@ class DotProduct:
     def score_candidates(self, users: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         return torch.einsum("bd,bnd->bn", users, candidates)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 @dataclass(frozen=True)
 class SquaredEuclidean:
     """s(u, v) = −‖u − v‖² (CML)."""
@@ -75,10 +69,6 @@ class SquaredEuclidean:
 
     def score_candidates(self, users: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         return -(users.unsqueeze(1) - candidates).pow(2).sum(-1)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class PoincareDistance:
@@ -99,15 +89,3 @@ class PoincareDistance:
 
     def score_candidates(self, users: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         return -poincare_distance(users.unsqueeze(1), candidates, self.c)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-_GEOMETRIES = {"dot": DotProduct, "squared_euclidean": SquaredEuclidean, "poincare": PoincareDistance}
-
-
-def geometry_from_dict(data: dict[str, Any]) -> Geometry:
-    data = dict(data)
-    cls = _GEOMETRIES[data.pop("name")]
-    return cls(**data)
