@@ -25,3 +25,14 @@ def resolve_device(device: str | None) -> torch.device:
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise HBenchError(f"device {device} requested but MPS is not available here")
     return resolved
+
+
+def reproducible_torchscript() -> None:
+    """Run TorchScript functions (geoopt's manifold maths) without the profiling optimiser.
+
+    The optimiser rewrites (fuses) a scripted function after its first few calls, which changes float
+    rounding: the first run in a process would then differ in the last bits from every later one, and a
+    sweep cell run in a fresh worker from the same cell run after others in-process. With the optimiser
+    off, a seed gives the same numbers in every process, at no measurable cost for these small functions.
+    """
+    torch._C._set_graph_executor_optimize(False)

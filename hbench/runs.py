@@ -7,6 +7,8 @@
         metrics.json       written last: status, best epoch, validation and test metrics, timings
         per_user.parquet   per-user test metrics (user = internal id of the prepared dataset)
         checkpoint.pt      best model state (torch.save of a state dict; load with weights_only=True)
+        resume.pt          while training: the state after the last finished epoch (removed when it ends)
+        train.log          log lines of the run when it ran inside a sweep
 
 Every file is written atomically; `metrics.json` with status `completed` marks a finished run, and
 readers (tables, plots) look only at finished or diverged runs.
@@ -31,13 +33,15 @@ import torch
 from hbench.atomic import atomic_path, write_json, write_text
 from hbench.config import ResolvedRun
 
-CONFIG, ENVIRONMENT, HISTORY, METRICS, PER_USER, CHECKPOINT = (
+CONFIG, ENVIRONMENT, HISTORY, METRICS, PER_USER, CHECKPOINT, RESUME, LOG = (
     "config.json",
     "environment.json",
     "history.jsonl",
     "metrics.json",
     "per_user.parquet",
     "checkpoint.pt",
+    "resume.pt",
+    "train.log",
 )
 
 
@@ -95,7 +99,7 @@ class RunDirectory:
 
     def start(self, run: ResolvedRun, env: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        for stale in (METRICS, HISTORY, PER_USER, CHECKPOINT):
+        for stale in (METRICS, HISTORY, PER_USER, CHECKPOINT, RESUME):
             (self.path / stale).unlink(missing_ok=True)
         write_json(self.path / CONFIG, run.to_dict())
         write_json(self.path / ENVIRONMENT, env)
@@ -112,8 +116,38 @@ class RunDirectory:
         with atomic_path(self.path / PER_USER) as tmp:
             frame.to_parquet(tmp, index=False)
 
+    def write_resume_state(self, state: dict[str, Any]) -> None:
+        with atomic_path(self.path / RESUME) as tmp:
+            torch.save(state, tmp)
+
+    def load_resume_state(self, config_hash: str) -> dict[str, Any] | None:
+        """The state of an interrupted run of exactly this configuration, or None (also for a torn file)."""
+        path = self.path / RESUME
+        if not path.is_file() or not (self.path / CONFIG).is_file():
+            return None
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - an unreadable resume file only means starting over
+            return None
+        return state if state.get("config_hash") == config_hash == self.read_config().get("config_hash") else None
+
+    def resumable_epoch(self) -> int | None:
+        """The last finished epoch of an interrupted run (from its history), or None."""
+        if self.status() is not None or not (self.path / RESUME).is_file():
+            return None
+        history = self.read_history()
+        return int(history[-1]["epoch"]) if history else None
+
+    def note_resumed(self, epoch: int, device: str) -> None:
+        env = json.loads((self.path / ENVIRONMENT).read_text())
+        env.setdefault("resumed", []).append({
+            "after_epoch": epoch, "device": device, "git_revision": git_revision(),
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        write_json(self.path / ENVIRONMENT, env)
+
     def finish(self, metrics: dict[str, Any]) -> None:
         write_json(self.path / METRICS, metrics)
+        (self.path / RESUME).unlink(missing_ok=True)
 
     def read_config(self) -> dict[str, Any]:
         return json.loads((self.path / CONFIG).read_text())

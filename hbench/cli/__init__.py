@@ -13,6 +13,7 @@ warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", ca
 from hbench.cli import datasets as datasets_commands
 from hbench.cli import demo as demo_commands
 from hbench.cli import features as feature_commands
+from hbench.cli import plots as plot_commands
 from hbench.cli import reports as report_commands
 from hbench.cli import train as train_commands
 from hbench.errors import HBenchError
@@ -23,7 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (datasets_commands, feature_commands, train_commands, report_commands, demo_commands):
+for module in (datasets_commands, feature_commands, train_commands, report_commands, plot_commands, demo_commands):
     module.register(app)
 
 

@@ -1,4 +1,4 @@
-"""`hbench table RESULTS_DIR`."""
+"""`hbench table RESULTS_DIR` and `hbench compare A B`."""
 
 from __future__ import annotations
 
@@ -9,23 +9,71 @@ import typer
 
 from hbench.atomic import write_text
 
+Output = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
+Unit = Annotated[str, typer.Option("--unit", help="user: per-user metrics (averaged over common seeds, users matched "
+                                                  "exactly) | seed: per-run metrics paired by seed.")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the permutation and bootstrap resampling.")]
+Resamples = Annotated[int, typer.Option("--resamples", help="Resamples of the permutation and bootstrap tests.")]
+
 
 def register(app: typer.Typer) -> None:
     app.command("table")(table)
+    app.command("compare")(compare)
 
 
-def table(
-    results: Annotated[Path, typer.Argument(help="A results directory (searched recursively for finished runs).")] = Path("results"),
-    fmt: Annotated[str, typer.Option("--format", "-f", help="markdown | latex | csv.")] = "markdown",
-    metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="Test metric column(s); repeatable (default: the protocol's).")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
-) -> None:
-    """Paper-style tables: one per dataset × protocol, mean ± std over seeds, best in bold."""
-    from hbench.reports.collect import collect_runs
-    from hbench.reports.tables import build_tables, render
-
-    text = render(build_tables(collect_runs(results), metric), fmt)
+def _emit(text: str, output: Path | None) -> None:
     if output is None:
         typer.echo(text, nl=False)
     else:
         write_text(output, text)
+
+
+def table(
+    results: Annotated[Path, typer.Argument(help="A results directory (searched recursively for finished runs).")] = Path("results"),
+    fmt: Annotated[str, typer.Option("--format", "-f", help="markdown | latex | csv | html.")] = "markdown",
+    metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="Test metric column(s); repeatable (default: the protocol's).")] = None,
+    output: Output = None,
+    test: Annotated[str, typer.Option("--test", help="ttest | wilcoxon | permutation | bootstrap | none.")] = "ttest",
+    no_test: Annotated[bool, typer.Option("--no-test", help="No significance tests (same as --test none).")] = False,
+    unit: Unit = "user",
+    correction: Annotated[str, typer.Option("--correction", help="holm | bh | bonferroni | none, over each table's family of tests.")] = "holm",
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance level after correction.")] = 0.05,
+    baseline: Annotated[str | None, typer.Option("--baseline", help="Row to test against: model name, row label or group hash (default: the best non-proposed row of each column).")] = None,
+    pairs: Annotated[str, typer.Option("--pairs", help="baseline: every row against the baseline (one-sided) | all: every pair of rows (two-sided).")] = "baseline",
+    seed: Seed = 0,
+    resamples: Resamples = 9999,
+    with_paper: Annotated[bool, typer.Option("--with-paper", help="Add the numbers the papers report where dataset and protocol match.")] = False,
+) -> None:
+    """Paper-style tables: one per dataset × protocol, mean ± std over seeds, best in bold, significance markers."""
+    from hbench.errors import HBenchError
+    from hbench.reports.collect import collect_runs
+    from hbench.reports.significance import SignificanceSettings
+    from hbench.reports.tables import FORMATS, build_tables, render
+
+    if fmt not in FORMATS:  # before any test runs
+        raise HBenchError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    settings = None
+    if not no_test and test != "none":
+        settings = SignificanceSettings(test=test, unit=unit, correction=correction, alpha=alpha, pairs=pairs,
+                                        baseline=baseline, seed=seed, n_resamples=resamples)
+    tables = build_tables(collect_runs(results), metric, significance=settings, with_paper=with_paper)
+    _emit(render(tables, fmt), output)
+
+
+def compare(
+    a: Annotated[Path, typer.Argument(help="Run directory, directory of one configuration's runs, or a run-name prefix (A).")],
+    b: Annotated[Path, typer.Argument(help="The same for B; H1: A is better than B.")],
+    unit: Unit = "user",
+    metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="Metric(s); repeatable (default: all both have).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="markdown | csv | latex.")] = "markdown",
+    seed: Seed = 0,
+    resamples: Resamples = 9999,
+    confidence: Annotated[float, typer.Option("--confidence", help="Level of the bootstrap CI of the difference.")] = 0.95,
+    output: Output = None,
+) -> None:
+    """Two configurations in detail: means, difference with bootstrap CI, d_z and every test's p-value per metric."""
+    from hbench.reports.compare import compare as compare_pair
+    from hbench.reports.compare import render_compare
+
+    report = compare_pair(a, b, unit=unit, metrics=metric, seed=seed, n_resamples=resamples, confidence=confidence)
+    _emit(render_compare(report, fmt), output)

@@ -4,12 +4,20 @@ One table per dataset × protocol × split: a row per model configuration, a col
 mean ± sample standard deviation over seeds, the best value of each column in bold and the second
 underlined, and the training/evaluation time of each row (Cornac-style). A note under each table names
 the protocol, the selection rule and the tie rule.
+
+With `significance` settings, every table also carries a `SignificanceReport` (hbench.reports.significance):
+the paired tests of its rows against a baseline (or of all pairs), corrected as one family per table; cells
+significantly better than the baseline get a marker (†) and the footnote states test, unit, α, correction
+and family size. With `with_paper`, the numbers the seed papers report (hbench.reports.paper) are added as
+extra rows where dataset and protocol match; they are never ranked or tested.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import html
 import io
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,9 +27,19 @@ from tabulate import tabulate
 
 from hbench.errors import HBenchError
 from hbench.evaluation.protocols import PROTOCOLS, TIE_RULE
+from hbench.reports import paper
+from hbench.reports.paper import ReportedResult
+from hbench.reports.significance import (
+    RowKey,
+    SignificanceReport,
+    SignificanceSettings,
+    direction,
+    table_significance,
+)
 
 DEFAULT_METRICS = {"loo": ("hr@10", "ndcg@10"), "full": ("recall@20", "ndcg@20"), "auc": ("auc", "auc_sampled")}
-FORMATS = ("markdown", "latex", "csv")
+FORMATS = ("markdown", "latex", "csv", "html")
+MARKER = "†"
 
 
 @dataclass(frozen=True)
@@ -41,6 +59,7 @@ class Row:
     cells: dict[str, Cell | None]
     train_seconds: float
     eval_seconds: float
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,10 +71,35 @@ class Table:
     rows: list[Row]
     selection_metrics: tuple[str, ...]
     shared_settings: tuple[str, ...] = ()
+    significance: SignificanceReport | None = None
+    reported: tuple[ReportedResult, ...] = ()
 
     @property
     def title(self) -> str:
         return f"{self.dataset} — {self.protocol}"
+
+    @property
+    def letters(self) -> dict[str, str]:
+        """Row letters (a, b, …) by group hash, which mark significance when all pairs are tested."""
+        if self.significance is None or self.significance.settings.pairs != "all":
+            return {}
+        alphabet = string.ascii_lowercase
+        return {r.group_hash: alphabet[i % 26] * (i // 26 + 1) for i, r in enumerate(self.rows)}
+
+    def marks(self, row: Row, metric: str) -> str:
+        """`†` when the cell is significantly better than its column's baseline; with all pairs, the letters
+        of the rows it is significantly better than."""
+        if self.significance is None:
+            return ""
+        beaten = self.significance.beats(row.group_hash, metric)
+        if self.significance.settings.pairs == "all":
+            letters = self.letters
+            return "".join(sorted(letters[g] for g in beaten))
+        return MARKER if beaten else ""
+
+    def row_label(self, row: Row) -> str:
+        letter = self.letters.get(row.group_hash)
+        return f"({letter}) {row.label}" if letter else row.label
 
     def caption(self) -> str:
         spec = PROTOCOLS[self.protocol]
@@ -66,10 +110,15 @@ class Table:
             f"validation {', '.join(self.selection_metrics)}; mean ± std over {seed_text} seed(s); best in bold, "
             f"second underlined. Split {self.split_hash[:10]}."
             + (f" All rows: {', '.join(self.shared_settings)}." if self.shared_settings else "")
+            + (" " + self.significance.describe({r.group_hash: r.label for r in self.rows}, MARKER)
+               if self.significance is not None else "")
+            + (" " + paper.describe(self.reported) if self.reported else "")
         )
 
 
-def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None) -> list[Table]:
+def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None, *,
+                 significance: SignificanceSettings | None = None, with_paper: bool = False) -> list[Table]:
+    """One table per dataset × protocol × split; tests and reported rows when asked (see the module doc)."""
     tables = []
     for (dataset, protocol, split_hash), group in runs.groupby(["dataset", "protocol", "split_hash"], sort=True):
         wanted = tuple(metrics) if metrics else tuple(m for m in DEFAULT_METRICS[protocol] if f"test/{m}" in group)
@@ -91,22 +140,29 @@ def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None) -> li
                 cells[m] = Cell(values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0, len(values), 0) if len(values) else None
             rows.append(Row(label, group_hash, len(runs_of_row), int((runs_of_row["status"] == "diverged").sum()), cells,
                             float(done["train_seconds"].mean()) if len(done) else float("nan"),
-                            float(done["eval_seconds"].mean()) if len(done) else float("nan")))
+                            float(done["eval_seconds"].mean()) if len(done) else float("nan"), model))
         _rank_cells(rows, wanted)
         _disambiguate(rows)
         rows.sort(key=lambda r: r.label)
+        report = None
+        if significance is not None:
+            keys = [RowKey(r.group_hash, r.model, r.label, {m: c.mean if c else None for m, c in r.cells.items()})
+                    for r in rows]
+            report = table_significance(group, keys, wanted, significance)
+        reported = paper.reported_for(dataset, protocol, wanted) if with_paper else ()
         tables.append(Table(dataset, protocol, split_hash, wanted, rows, tuple(sorted(group["selection_metric"].unique())),
-                            tuple(sorted(shared))))
+                            tuple(sorted(shared)), report, reported))
     return tables
 
 
 def _rank_cells(rows: list[Row], metrics: Sequence[str]) -> None:
     for m in metrics:
-        means = sorted({round(r.cells[m].mean, 12) for r in rows if r.cells[m] is not None}, reverse=True)
+        o = direction(m)  # best = largest for higher-is-better metrics, smallest otherwise
+        means = sorted({round(o * r.cells[m].mean, 12) for r in rows if r.cells[m] is not None}, reverse=True)
         for r in rows:
             cell = r.cells[m]
             if cell is not None:
-                place = means.index(round(cell.mean, 12)) + 1
+                place = means.index(round(o * cell.mean, 12)) + 1
                 r.cells[m] = Cell(cell.mean, cell.std, cell.n, place if place <= 2 and len(means) > 1 else 0)
 
 
@@ -117,14 +173,30 @@ def _disambiguate(rows: list[Row]) -> None:
             rows[i] = dataclasses.replace(r, label=f"{r.label} [{r.group_hash[:6]}]")
 
 
-def _format_cell(cell: Cell | None, style: str) -> str:
+def _format_cell(cell: Cell | None, style: str, marks: str = "") -> str:
     if cell is None:
         return "—"
     text = f"{cell.mean:.4f} ± {cell.std:.4f}" if cell.n > 1 else f"{cell.mean:.4f}"
     if style == "latex":
         text = text.replace("±", r"$\pm$")
-        return {1: rf"\textbf{{{text}}}", 2: rf"\underline{{{text}}}"}.get(cell.rank, text)
-    return {1: f"**{text}**", 2: f"<u>{text}</u>"}.get(cell.rank, text)
+        text = {1: rf"\textbf{{{text}}}", 2: rf"\underline{{{text}}}"}.get(cell.rank, text)
+        return text + (_latex_marks(marks) if marks else "")
+    if style == "html":
+        text = {1: f"<strong>{text}</strong>", 2: f"<u>{text}</u>"}.get(cell.rank, text)
+        return text + (f"<sup>{html.escape(marks)}</sup>" if marks else "")
+    text = {1: f"**{text}**", 2: f"<u>{text}</u>"}.get(cell.rank, text)
+    return text + (marks if marks == MARKER else f"<sup>{marks}</sup>" if marks else "")
+
+
+def _latex_marks(marks: str) -> str:
+    return r"$^{\dagger}$" if marks == MARKER else rf"$^{{\mathrm{{{marks}}}}}$"
+
+
+def _latex_escape(text: str) -> str:
+    """Escape the characters that labels and captions may hold and LaTeX reads as commands."""
+    for char in "&%#_":
+        text = text.replace(char, "\\" + char)
+    return text
 
 
 def _runs_text(row: Row) -> str:
@@ -136,9 +208,13 @@ def _header(table: Table) -> list[str]:
 
 
 def _body(table: Table, style: str) -> list[list[str]]:
-    return [[r.label if style != "latex" else r.label.replace("_", r"\_"),
-             *[_format_cell(r.cells[m], style) for m in table.metrics], _runs_text(r),
-             f"{r.train_seconds:.1f}", f"{r.eval_seconds:.1f}"] for r in table.rows]
+    escape = {"latex": _latex_escape, "html": html.escape}.get(style, lambda text: text)
+    body = [[escape(table.row_label(r)), *[_format_cell(r.cells[m], style, table.marks(r, m)) for m in table.metrics],
+             _runs_text(r), f"{r.train_seconds:.1f}", f"{r.eval_seconds:.1f}"] for r in table.rows]
+    # The papers' own numbers: as printed (no std, no ranking, no marker), after the measured rows.
+    body += [[escape(result.label), *[result.values.get(m, "—") for m in table.metrics], "—", "—", "—"]
+             for result in table.reported]
+    return body
 
 
 def render_markdown(tables: Sequence[Table]) -> str:
@@ -153,14 +229,28 @@ def render_latex(tables: Sequence[Table]) -> str:
     for t in tables:
         frame = pd.DataFrame(_body(t, "latex"), columns=[h.replace("_", r"\_") for h in _header(t)])
         body = frame.style.hide(axis="index").to_latex(hrules=True, column_format="l" + "r" * (len(frame.columns) - 1))
-        caption = t.caption().replace("`", "").replace("_", r"\_").replace("±", r"$\pm$")
-        parts.append("\\begin{table}[t]\n\\centering\n" + body + f"\\caption{{{t.title}. {caption}}}\n\\end{{table}}\n")
+        caption = (_latex_escape(t.caption().replace("`", "")).replace("±", r"$\pm$").replace(MARKER, r"$\dagger$")
+                   .replace("α", r"$\alpha$"))
+        parts.append("\\begin{table}[t]\n\\centering\n" + body + f"\\caption{{{_latex_escape(t.title)}. {caption}}}\n\\end{{table}}\n")
+    return "\n".join(parts)
+
+
+def render_html(tables: Sequence[Table]) -> str:
+    parts = []
+    for t in tables:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in _header(t))
+        body = "\n".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in _body(t, "html"))
+        caption = html.escape(t.caption().replace("`", ""))
+        parts.append(f'<table class="hbench">\n<caption><strong>{html.escape(t.title)}</strong>. {caption}</caption>\n'
+                     f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n")
     return "\n".join(parts)
 
 
 def render_csv(tables: Sequence[Table]) -> str:
     records = []
     for t in tables:
+        labels = {r.group_hash: r.label for r in t.rows}
+        report = t.significance
         for r in t.rows:
             record = {"dataset": t.dataset, "protocol": t.protocol, "split_hash": t.split_hash, "model": r.label,
                       "group_hash": r.group_hash, "runs": r.n_runs, "diverged": r.n_diverged}
@@ -169,14 +259,45 @@ def render_csv(tables: Sequence[Table]) -> str:
                 record[f"{m}_mean"] = cell.mean if cell else np.nan
                 record[f"{m}_std"] = cell.std if cell else np.nan
                 record[f"{m}_n"] = cell.n if cell else 0
+                if report is not None:
+                    record.update(_csv_significance(report, r, m, labels))
             record.update(train_seconds=r.train_seconds, eval_seconds=r.eval_seconds)
+            if report is not None:
+                s = report.settings
+                record.update(test=s.test, unit=s.unit, alternative=s.alternative, correction=s.correction,
+                              alpha=s.alpha, family_size=report.family_size)
+            records.append(record)
+        for result in t.reported:
+            record = {"dataset": t.dataset, "protocol": t.protocol, "split_hash": t.split_hash, "model": result.label,
+                      "group_hash": "", "runs": 0, "diverged": 0, "reported": result.citation.text()}
+            for m in t.metrics:
+                record.update({f"{m}_mean": result.value(m) if m in result.values else np.nan, f"{m}_std": np.nan,
+                               f"{m}_n": 0})
             records.append(record)
     buffer = io.StringIO()
     pd.DataFrame(records).to_csv(buffer, index=False)
     return buffer.getvalue()
 
 
-RENDERERS = {"markdown": render_markdown, "latex": render_latex, "csv": render_csv}
+def _csv_significance(report: SignificanceReport, row: Row, metric: str, labels: dict[str, str]) -> dict:
+    """Per cell: vs the baseline (pairs=baseline) its p-values, effect and verdict; with all pairs, whom it beats."""
+    if report.settings.pairs == "all":
+        return {f"{metric}_better_than": "; ".join(labels[g] for g in report.beats(row.group_hash, metric))}
+    c = report.for_cell(row.group_hash, metric)
+    baseline = report.baselines.get(metric)
+    return {
+        f"{metric}_baseline": labels.get(baseline, "") if baseline else "",
+        f"{metric}_diff": c.effect.difference if c else np.nan,
+        f"{metric}_d_z": c.effect.d_z if c else np.nan,
+        f"{metric}_p": c.outcome.p_value if c else np.nan,
+        f"{metric}_p_adjusted": c.p_adjusted if c else np.nan,
+        f"{metric}_pairs": c.outcome.n if c else 0,
+        f"{metric}_pairs_nonzero": c.outcome.n_effective if c else 0,
+        f"{metric}_significant": c.significant if c else False,
+    }
+
+
+RENDERERS = {"markdown": render_markdown, "latex": render_latex, "csv": render_csv, "html": render_html}
 
 
 def render(tables: Sequence[Table], fmt: str) -> str:

@@ -8,6 +8,11 @@ A non-finite loss or parameter ends the run with status `diverged`.
 Randomness comes from one seed through `numpy.random.SeedSequence`: independent streams for parameter
 initialisation and for sampling (order and negatives). The split and candidates are fixed by the prepared
 dataset, so two models trained with the same seed see the same data.
+
+Resuming: after every epoch the run directory gets `resume.pt` (model, optimisers, the sampler's RNG, the
+model's own generators, history, best state and early-stopping counters). A run killed at any point restarts
+from its last finished epoch and ends exactly as an uninterrupted run with the same seed would: the sampler
+draws a fresh permutation at each epoch start, so an epoch boundary is a complete sampler position.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import torch
 from hbench.config import ResolvedRun, TrainConfig
 from hbench.datasets.prepare import load_dataset
 from hbench.datasets.store import PreparedDataset
-from hbench.devices import resolve_device
+from hbench.devices import reproducible_torchscript, resolve_device
 from hbench.errors import HBenchError
 from hbench.evaluation.metrics import summarise
 from hbench.evaluation.protocols import evaluate, get_protocol
@@ -72,6 +77,21 @@ def make_optimizers(model: Recommender, kind: str, lr: float) -> list[torch.opti
     return optimizers
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """`optimizer.load_state_dict(state)`, keeping integer entries (geoopt's step counter) integers.
+
+    torch turns a saved integer `step` into a float32 tensor, and geoopt's bias correction 1 − β^step then
+    rounds differently (β ** tensor is float32, β ** int is float64): a resumed run would drift from an
+    uninterrupted one in the last bits.
+    """
+    optimizer.load_state_dict(state)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for index, saved in state["state"].items():
+        for key, value in saved.items():
+            if isinstance(value, int):
+                optimizer.state[params[index]][key] = value
+
+
 def _all_finite(model: Recommender) -> bool:
     return all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -89,20 +109,16 @@ class FitOutcome:
     eval_seconds: float = 0.0
 
 
-def _item_features(
-    cls: type[Recommender], options: Any, dataset: PreparedDataset, encoder: str | None
-) -> tuple[torch.Tensor | None, dict[str, str] | None]:
-    """Image features for visual models, and their identity (encoder, cache key) for the run's config.
+def _feature_artifact(cls: type[Recommender], options: Any, dataset: PreparedDataset, encoder: str | None) -> Any:
+    """The `hbench features` output a visual configuration reads (None for the others).
 
     A missing extraction is an error naming the `hbench features` command to run.
     """
     if not cls.uses_features(options):
-        return None, None
+        return None
     from hbench.features import find_features
 
-    artifact = find_features(dataset, encoder)
-    return torch.from_numpy(np.ascontiguousarray(artifact.features(), dtype=np.float32)), {
-        "encoder": artifact.encoder, "key": artifact.key}
+    return find_features(dataset, encoder)
 
 
 def _check_config(config: TrainConfig) -> None:
@@ -114,6 +130,16 @@ def _check_config(config: TrainConfig) -> None:
         raise HBenchError(f"--patience must be at least 1, got {config.patience}")
     if config.optimizer not in OPTIMIZERS:
         raise HBenchError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not {config.optimizer!r}")
+
+
+def model_generators(model: Recommender) -> dict[str, torch.Generator]:
+    """The torch generators a model draws from while training (e.g. VACF's neighbour sampler), by attribute."""
+    found = {}
+    for module_name, module in model.named_modules():
+        for attr, value in vars(module).items():
+            if isinstance(value, torch.Generator):
+                found[f"{module_name}.{attr}" if module_name else attr] = value
+    return found
 
 
 def _fit(
@@ -128,8 +154,12 @@ def _fit(
     run_dir: RunDirectory,
     device: torch.device,
     feedback: Feedback,
+    resume: dict[str, Any] | None = None,
 ) -> FitOutcome:
-    """Epochs of sampled triples, validation every `eval_every` epochs, early stopping on `metric`."""
+    """Epochs of sampled triples, validation every `eval_every` epochs, early stopping on `metric`.
+
+    With `resume` (a state written by an earlier, interrupted call) training continues after its epoch.
+    """
     outcome = FitOutcome()
 
     def validate() -> dict[str, float]:
@@ -154,11 +184,36 @@ def _fit(
 
     optimizers = make_optimizers(model, config.optimizer, lr)
     sampler = NegativeSampler(dataset.train, dataset.n_items, sampling_rng)
+    generators = model_generators(model)
     n_batches = math.ceil(len(dataset.train) / config.batch_size)
     history: list[dict[str, Any]] = []
-    stale = 0
+    stale, first_epoch = 0, 1
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        for optimizer, state in zip(optimizers, resume["optimizers"], strict=True):
+            load_optimizer_state(optimizer, state)
+        sampling_rng.bit_generator.state = resume["sampling_rng"]
+        for name, state in resume["generators"].items():
+            generators[name].set_state(state)
+        history, stale, first_epoch = resume["history"], int(resume["stale"]), int(resume["epoch"]) + 1
+        for key in ("best_value", "best_epoch", "best_valid", "best_state", "train_seconds", "eval_seconds"):
+            setattr(outcome, key, resume[key])
+        outcome.epochs_run = first_epoch - 1
+
+    def save_resume_state(epoch: int) -> None:
+        run_dir.write_resume_state({
+            "config_hash": run_dir.read_config()["config_hash"], "epoch": epoch, "history": history, "stale": stale,
+            "model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
+            "sampling_rng": sampling_rng.bit_generator.state,
+            "generators": {name: g.get_state() for name, g in generators.items()},
+            "best_value": outcome.best_value, "best_epoch": outcome.best_epoch, "best_valid": outcome.best_valid,
+            "best_state": outcome.best_state, "train_seconds": outcome.train_seconds,
+            "eval_seconds": outcome.eval_seconds,
+        })
+
     with feedback.progress(f"{type(model).name} training", total=config.epochs, unit="epochs") as bar:
-        for epoch in range(1, config.epochs + 1):
+        bar.advance(first_epoch - 1)
+        for epoch in range(first_epoch, config.epochs + 1):
             started = time.perf_counter()
             model.train()
             sums: dict[str, float] = {}
@@ -191,6 +246,8 @@ def _fit(
                 stale = 0 if keep_if_best(entry["valid"], epoch) else stale + 1
             history.append(entry)
             run_dir.write_history(history)
+            if epoch < config.epochs and stale < config.patience:
+                save_resume_state(epoch)
             bar.advance(1)
             bar.update(info=f"loss {entry['loss']:.4f}  best {metric} {outcome.best_value:.4f} @ {outcome.best_epoch}")
             if stale >= config.patience:
@@ -199,19 +256,37 @@ def _fit(
     return outcome
 
 
-def train(
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run resolved against its dataset (and features) but not started: identity and destination."""
+
+    model_name: str
+    config: TrainConfig
+    options: Any
+    run: ResolvedRun
+    run_dir: RunDirectory
+    dataset: PreparedDataset
+    features: Any  # the FeatureArtifact visual models read, or None
+
+    def status(self) -> str | None:
+        return self.run_dir.status()
+
+
+def plan_run(
     model_name: str,
     config: TrainConfig,
     model_options: dict[str, Any] | None = None,
     *,
     out: Path = Path("results"),
     home: Path | None = None,
-    force: bool = False,
-    feedback: Feedback = QUIET,
-) -> RunResult:
-    """Train `model_name` on a prepared dataset and write one run directory under `out`."""
+    dataset: PreparedDataset | None = None,
+) -> PlannedRun:
+    """Resolve defaults (protocol, metric, lr, features) and the run directory, without training.
+
+    `dataset` may be passed when planning many runs on one dataset, to load it once.
+    """
     _check_config(config)
-    dataset = load_dataset(config.dataset, home)
+    dataset = dataset if dataset is not None else load_dataset(config.dataset, home)
     protocol = config.protocol or dataset.default_protocol
     spec = get_protocol(protocol)
     metric = config.metric or spec.selection_metric
@@ -221,9 +296,8 @@ def train(
     cls = get_model_class(model_name)
     options = parse_options(cls, model_options or {})
     lr = config.lr if config.lr is not None else cls.default_lr
-    device = resolve_device(config.device)
-    item_features, features_id = _item_features(cls, options, dataset, config.features)
-
+    features = _feature_artifact(cls, options, dataset, config.features)
+    features_id = None if features is None else {"encoder": features.encoder, "key": features.key}
     run = ResolvedRun(
         model=model_name,
         model_options=dict(vars(options)),
@@ -236,23 +310,57 @@ def train(
         lr=lr,
         hbench_version=package_version("hbench"),
     )
-    run_dir = RunDirectory.for_run(out, run)
-    if run_dir.status() == "completed" and not force:
-        feedback.log(f"{run_dir.path} already holds this finished run (use --force to train again)")
-        return RunResult(run_dir.path, "completed", run_dir.read_metrics(), skipped=True)
-    run_dir.start(run, environment(device))
+    return PlannedRun(model_name, config, options, run, RunDirectory.for_run(out, run), dataset, features)
 
+
+def train(
+    model_name: str,
+    config: TrainConfig,
+    model_options: dict[str, Any] | None = None,
+    *,
+    out: Path = Path("results"),
+    home: Path | None = None,
+    force: bool = False,
+    feedback: Feedback = QUIET,
+) -> RunResult:
+    """Train `model_name` on a prepared dataset and write one run directory under `out`.
+
+    A finished identical run is left alone (unless `force`); an interrupted one resumes from `resume.pt`.
+    """
+    return train_planned(plan_run(model_name, config, model_options, out=out, home=home), force=force,
+                         feedback=feedback)
+
+
+def train_planned(planned: PlannedRun, *, force: bool = False, feedback: Feedback = QUIET) -> RunResult:
+    """Train (or resume, or skip) one planned run."""
+    config, dataset, run, run_dir = planned.config, planned.dataset, planned.run, planned.run_dir
+    cls = get_model_class(planned.model_name)
+    device = resolve_device(config.device)
+    reproducible_torchscript()
+    if run_dir.status() is not None and not force:
+        feedback.log(f"{run_dir.path} already holds this finished run (use --force to train again)")
+        return RunResult(run_dir.path, run_dir.status() or "completed", run_dir.read_metrics(), skipped=True)
+    resume = None if force else run_dir.load_resume_state(run.config_hash)
+    if resume is None:
+        run_dir.start(run, environment(device))
+    else:
+        run_dir.note_resumed(int(resume["epoch"]), str(device))
+        feedback.log(f"resuming {run_dir.path} after epoch {int(resume['epoch'])}")
+
+    item_features = None
+    if planned.features is not None:
+        item_features = torch.from_numpy(np.ascontiguousarray(planned.features.features(), dtype=np.float32))
     init_generator, sampling_rng = _seed_streams(config.seed)
     context = ModelContext(dataset.n_users, dataset.n_items, config.dim, dataset.train, init_generator,
                            item_features=item_features)
-    model = cls(context, options).to(device)
-    feedback.log(f"[bold]{model_name}[/bold] on {dataset.name} ({protocol}), seed {config.seed}, device {device}")
-    outcome = _fit(model, dataset, config, protocol=protocol, metric=metric, lr=lr, sampling_rng=sampling_rng,
-                   run_dir=run_dir, device=device, feedback=feedback)
+    model = cls(context, planned.options).to(device)
+    feedback.log(f"[bold]{planned.model_name}[/bold] on {dataset.name} ({run.protocol}), seed {config.seed}, device {device}")
+    outcome = _fit(model, dataset, config, protocol=run.protocol, metric=run.metric, lr=run.lr,
+                   sampling_rng=sampling_rng, run_dir=run_dir, device=device, feedback=feedback, resume=resume)
 
     summary: dict[str, Any] = {
-        "status": outcome.status, "message": outcome.message, "model": model_name, "dataset": dataset.name,
-        "protocol": protocol, "selection_metric": metric, "best_epoch": outcome.best_epoch,
+        "status": outcome.status, "message": outcome.message, "model": planned.model_name, "dataset": dataset.name,
+        "protocol": run.protocol, "selection_metric": run.metric, "best_epoch": outcome.best_epoch,
         "epochs_run": outcome.epochs_run, "valid": outcome.best_valid,
         "n_parameters": sum(p.numel() for p in model.parameters()),
     }
@@ -260,7 +368,7 @@ def train(
         model.load_state_dict(outcome.best_state)
         model.eval()
         started = time.perf_counter()
-        per_user = evaluate(model.representations(), dataset, stage="test", protocol=protocol, ks=config.ks,
+        per_user = evaluate(model.representations(), dataset, stage="test", protocol=run.protocol, ks=config.ks,
                             feedback=feedback)
         outcome.eval_seconds += time.perf_counter() - started
         run_dir.write_per_user(per_user)

@@ -4,6 +4,7 @@ ablation switches, deterministic evaluation, and `hvacf --hyperbolic false` = `v
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import geoopt
 import numpy as np
@@ -358,8 +359,9 @@ def test_trained_through_the_trainer_hvacf_without_hyperbola_equals_vacf(tiny_da
 
     features = _features(tiny_dataset.n_items, 16)
     # No image extraction here: the trainer's feature loader hands every visual model the same fixed features.
-    monkeypatch.setattr(trainer, "_item_features", lambda cls, options, dataset, encoder: (
-        (features, {"encoder": "fixed", "key": "test"}) if cls.uses_features(options) else (None, None)))
+    fixed = SimpleNamespace(encoder="fixed", key="test", features=lambda: features.numpy())
+    monkeypatch.setattr(trainer, "_feature_artifact", lambda cls, options, dataset, encoder: (
+        fixed if cls.uses_features(options) else None))
     config = TrainConfig(dataset=str(tiny_dataset.path), dim=8, epochs=2, batch_size=256, device="cpu", seed=5, lr=0.01)
     vacf = trainer.train("vacf", config, out=tmp_path / "a")
     hvacf_flat = trainer.train("hvacf", config, {"hyperbolic": "false"}, out=tmp_path / "b")
