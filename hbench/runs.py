@@ -44,6 +44,10 @@ CONFIG, ENVIRONMENT, HISTORY, METRICS, PER_USER, CHECKPOINT, RESUME, LOG = (
     "train.log",
 )
 
+# Written by a sweep in its directory: the configurations it selected on validation (`hbench table` shows
+# only those below that directory unless asked for all).
+SELECTION = "selection.json"
+
 
 def package_version(name: str) -> str:
     try:
@@ -161,6 +165,14 @@ class RunDirectory:
 
     def load_checkpoint(self) -> dict[str, torch.Tensor]:
         return torch.load(self.path / CHECKPOINT, map_location="cpu", weights_only=True)
+
+
+def selected_groups(root: Path) -> dict[Path, set[str]]:
+    """For every sweep directory below `root` (or `root` itself), the group hashes it selected."""
+    found = {}
+    for path in sorted(Path(root).rglob(SELECTION)):
+        found[path.parent] = set(json.loads(path.read_text())["selected_groups"])
+    return found
 
 
 def find_runs(root: Path) -> Iterator[RunDirectory]:

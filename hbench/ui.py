@@ -56,6 +56,7 @@ class Feedback:
 
     quiet: bool = False
     console: Console = field(default_factory=lambda: Console(stderr=True))
+    bars: bool = True  # False: log lines only (a log file has no use for redrawn bars)
     # rich allows one live display at a time: a bar opened inside another joins the outer display.
     _active: Progress | None = field(default=None, init=False, repr=False)
 
@@ -71,7 +72,7 @@ class Feedback:
         self, description: str, total: float | None, unit: str = "", transient: bool = False
     ) -> Iterator[ProgressTask]:
         """A rich progress bar with ETA for one long step."""
-        if self.quiet:
+        if self.quiet or not self.bars:
             yield ProgressTask(None, None)
             return
         if self._active is not None:

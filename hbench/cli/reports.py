@@ -43,6 +43,7 @@ def table(
     seed: Seed = 0,
     resamples: Resamples = 9999,
     with_paper: Annotated[bool, typer.Option("--with-paper", help="Add the numbers the papers report where dataset and protocol match.")] = False,
+    all_configs: Annotated[bool, typer.Option("--all-configs", help="In sweep directories, every configuration, not only those selected on validation.")] = False,
 ) -> None:
     """Paper-style tables: one per dataset × protocol, mean ± std over seeds, best in bold, significance markers."""
     from hbench.errors import HBenchError
@@ -56,7 +57,7 @@ def table(
     if not no_test and test != "none":
         settings = SignificanceSettings(test=test, unit=unit, correction=correction, alpha=alpha, pairs=pairs,
                                         baseline=baseline, seed=seed, n_resamples=resamples)
-    tables = build_tables(collect_runs(results), metric, significance=settings, with_paper=with_paper)
+    tables = build_tables(collect_runs(results, selected_only=not all_configs), metric, significance=settings, with_paper=with_paper)
     _emit(render(tables, fmt), output)
 
 

@@ -138,6 +138,11 @@ class VACF(Recommender):
     summary = "visual attentive CF over sampled neighbours (Euclidean, after ACF)"
     Options = VACFOptions
     default_lr = 1e-3
+    ablations = {
+        "full": {},
+        "uniform attention": {"attention": False},
+        "no visual features": {"visual": False},
+    }
     needs_features = True
 
     @classmethod
@@ -311,3 +316,11 @@ class HVACF(VACF):
     name = "hvacf"
     summary = "hyperbolic visual attentive CF: Poincaré ball, multi-task loss (reconstruction of Shimizu et al. 2024)"
     Options = HVACFOptions
+    ablations = {
+        "full": {},
+        "no Euclidean loss (γ = 0)": {"gamma": 0.0},
+        "no adjustment loss (λ_adj = 0)": {"lambda_adj": 0.0},
+        "uniform attention": {"attention": False},
+        "no visual features": {"visual": False},
+        "Euclidean only": {"hyperbolic": False},
+    }

@@ -66,6 +66,8 @@ class Recommender(nn.Module):
     trainable: ClassVar[bool] = True
     needs_features: ClassVar[bool] = False  # the trainer then loads `hbench features` output into the context
     summary: ClassVar[str] = ""
+    # `hbench ablate` preset: variant name -> options that switch one part off (empty: the full model).
+    ablations: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, context: ModelContext, options: Any) -> None:
         super().__init__()

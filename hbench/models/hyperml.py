@@ -45,6 +45,11 @@ class HyperML(Recommender):
     summary = "hyperbolic metric learning on the Poincaré ball"
     Options = HyperMLOptions
     default_lr = 1e-3
+    ablations = {
+        "full": {},
+        "no distortion term (γ = 0)": {"gamma": 0.0},
+        "tangent-space parameters": {"parametrization": "tangent"},
+    }
 
     def __init__(self, context: ModelContext, options: HyperMLOptions) -> None:
         super().__init__(context, options)

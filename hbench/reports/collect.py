@@ -9,19 +9,26 @@ import pandas as pd
 
 from hbench.config import TrainConfig
 from hbench.errors import HBenchError
-from hbench.runs import find_runs
+from hbench.runs import find_runs, selected_groups
 
 # Options that never change what a row means, so they are left out of its label.
 _UNLABELLED_TRAIN_KEYS = {"dataset", "seed", "protocol", "metric", "ks"}
 
 
-def collect_runs(root: Path) -> pd.DataFrame:
-    """One row per finished (completed or diverged) run below `root`, metrics flattened as `valid/…`, `test/…`."""
+def collect_runs(root: Path, *, selected_only: bool = False) -> pd.DataFrame:
+    """One row per finished (completed or diverged) run below `root`, metrics flattened as `valid/…`, `test/…`.
+
+    `selected_only`: below a sweep directory, only the configurations the sweep selected on validation.
+    """
     if not Path(root).exists():
         raise HBenchError(f"results directory {root} does not exist")
+    selections = selected_groups(Path(root)) if selected_only else {}
     rows = []
     for run_dir in find_runs(Path(root)):
         config, metrics = run_dir.read_config(), run_dir.read_metrics()
+        sweep = next((groups for path, groups in selections.items() if path in run_dir.path.parents), None)
+        if sweep is not None and config["group_hash"] not in sweep:
+            continue
         row = {
             "path": str(run_dir.path),
             "dataset": config["dataset"]["name"],

@@ -1,0 +1,163 @@
+"""`hbench sweep SPEC|MODEL ...` and `hbench ablate MODEL ...`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hbench.cli.common import Home, Quiet, feedback
+from hbench.errors import HBenchError
+
+_EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+Out = Annotated[Path | None, typer.Option(help="Sweep directory (default: results/sweeps/<name>).", show_default=False)]
+Executor = Annotated[str, typer.Option(help="sequential | processes | ray.")]
+Jobs = Annotated[int, typer.Option(help="Cells at once in local worker processes (one GPU each when present).")]
+Address = Annotated[str | None, typer.Option(help="Ray cluster address (default: start a local Ray instance).")]
+CpusPerCell = Annotated[float, typer.Option(help="Ray: CPUs reserved by each cell.")]
+GpusPerCell = Annotated[float | None, typer.Option(help="Ray: GPUs per cell (default: 1 with CUDA here, else 0).",
+                                                   show_default=False)]
+Ship = Annotated[bool, typer.Option("--ship-results", help="Ray without shared storage: workers send run files back.")]
+Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan (cells, finished, to run, estimated time) only.")]
+Seeds = Annotated[str | None, typer.Option(help="A count (5 = seeds 0..4) or a list (0,1,2).", show_default=False)]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sweep", context_settings=_EXTRA, epilog=(
+        "Flag form: any other --name value is a model option or training setting; a comma list is a grid axis, "
+        "e.g. hbench sweep hyperml --dataset amazon-sports --c 0.5,1,2 --gamma 0,0.2 --seeds 3"))(sweep)
+    app.command("ablate", context_settings=_EXTRA, epilog=(
+        "Other --name value flags fix training settings for every variant, e.g. --epochs 20."))(ablate)
+
+
+def _value(text: str) -> Any:
+    """A flag's value as YAML reads it: 1 → int, 0.5 → float, true → bool, ball → str."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _seeds(text: str | None, default: int) -> Any:
+    if text is None:
+        return default
+    values = [_value(v) for v in text.split(",") if v.strip()]
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise HBenchError(f"--seeds expects a count or a comma-separated list of integers, got {text!r}")
+    return values[0] if len(values) == 1 and "," not in text else values
+
+
+def _flag_form(args: list[str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[Any]]]:
+    """Extra flags → (fixed model options, fixed training settings, grid axes)."""
+    from hbench.cli.train import parse_model_args
+    from hbench.experiments.spec import TRAIN_KEYS
+
+    options: dict[str, Any] = {}
+    train: dict[str, Any] = {}
+    grid: dict[str, list[Any]] = {}
+    for key, raw in parse_model_args(args).items():
+        name = key.replace("-", "_")
+        if "," in raw:
+            grid[name] = [_value(v) for v in raw.split(",") if v.strip()] or []
+            if not grid[name]:
+                raise HBenchError(f"--{key} has an empty list")
+        elif name in TRAIN_KEYS:
+            train[name] = _value(raw)
+        else:
+            options[name] = _value(raw)
+    return options, train, grid
+
+
+def _run(spec: Any, out: Path | None, executor: str, jobs: int, address: str | None, cpus_per_cell: float,
+         gpus_per_cell: float | None, ship_results: bool, device: str, dry_run: bool, home: Path | None,
+         quiet: bool) -> None:
+    from hbench.experiments import ExecutorOptions, describe_plan, plan_sweep, run_sweep
+
+    out = out if out is not None else Path("results") / "sweeps" / spec.name
+    if dry_run:
+        typer.echo(describe_plan(plan_sweep(spec, out, home)), nl=False)
+        return
+    options = ExecutorOptions(executor=executor, jobs=jobs, address=address, cpus_per_cell=cpus_per_cell,
+                              gpus_per_cell=gpus_per_cell, device=device, ship=ship_results)
+    fb = feedback(quiet)
+    report = run_sweep(spec, out, home=home, executor=options, feedback=fb)
+    typer.echo(report.markdown(), nl=False)
+    fb.log(f"{report.ran} cells run, {report.skipped} already finished, {report.failed} failed, "
+           f"in {report.seconds / 60:.1f} min; summary in {out / 'sweep-summary.md'}")
+    if report.stopped_by_budget:
+        fb.warn("the budget stopped the sweep before every cell ran: rerun the same command to go on")
+    if report.failed:
+        raise typer.Exit(3)
+
+
+def sweep(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="A spec file (.toml, .yaml) or, for the flag form, a model name.")],
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", "-d", help="Flag form: dataset(s); repeatable.")] = None,
+    seeds: Seeds = None,
+    protocol: Annotated[str | None, typer.Option(help="Flag form: loo | full | auc.")] = None,
+    metric: Annotated[str | None, typer.Option(help="Flag form: validation metric that selects configurations.")] = None,
+    out: Out = None,
+    executor: Executor = "sequential",
+    jobs: Jobs = 1,
+    address: Address = None,
+    cpus_per_cell: CpusPerCell = 1.0,
+    gpus_per_cell: GpusPerCell = None,
+    ship_results: Ship = False,
+    device: Device = "auto",
+    dry_run: DryRun = False,
+    home: Home = None,
+    quiet: Quiet = False,
+) -> None:
+    """Run every configuration × seed of a spec that has not finished; resume interrupted ones; select on validation."""
+    from hbench.experiments import load_spec, parse_spec
+
+    path = Path(target)
+    if path.suffix in (".toml", ".yaml", ".yml") or path.is_file():
+        if ctx.args or dataset or seeds or protocol or metric:
+            raise HBenchError("with a spec file, put datasets, seeds and settings in the file (extra flags given)")
+        spec = load_spec(path)
+    else:
+        if not dataset:
+            raise HBenchError(f"{target!r} is not a spec file; the flag form needs --dataset")
+        options, train, grid = _flag_form(list(ctx.args))
+        spec = parse_spec({"name": f"{target}-{'-'.join(dataset)}", "datasets": dataset, "seeds": _seeds(seeds, 1),
+                           "protocol": protocol, "metric": metric, "train": train,
+                           "models": [{"name": target, "options": options, "grid": grid}]}, "flags")
+    _run(spec, out, executor, jobs, address, cpus_per_cell, gpus_per_cell, ship_results, device, dry_run, home, quiet)
+
+
+def ablate(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="A model with an ablation preset (hvacf, vacf, hyperml).")],
+    dataset: Annotated[list[str], typer.Option("--dataset", "-d", help="Dataset(s); repeatable.")],
+    seeds: Seeds = None,
+    protocol: Annotated[str | None, typer.Option(help="loo | full | auc (default: the dataset's).")] = None,
+    metric: Annotated[str | None, typer.Option(help="Validation metric for early stopping.")] = None,
+    out: Out = None,
+    executor: Executor = "sequential",
+    jobs: Jobs = 1,
+    address: Address = None,
+    cpus_per_cell: CpusPerCell = 1.0,
+    gpus_per_cell: GpusPerCell = None,
+    ship_results: Ship = False,
+    device: Device = "auto",
+    dry_run: DryRun = False,
+    home: Home = None,
+    quiet: Quiet = False,
+) -> None:
+    """Run a model's ablation preset (each variant switches one part off) over the seeds, as one sweep."""
+    from hbench.experiments import ablation_spec
+
+    options, train, grid = _flag_form(list(ctx.args))
+    if options or grid:
+        raise HBenchError(f"ablate takes training settings only; unknown or swept: {', '.join([*options, *grid])}")
+    seed_value = _seeds(seeds, 3)
+    spec = ablation_spec(model, dataset, list(range(seed_value)) if isinstance(seed_value, int) else seed_value,
+                         train, protocol, metric)
+    _run(spec, out, executor, jobs, address, cpus_per_cell, gpus_per_cell, ship_results, device, dry_run, home, quiet)

@@ -1,0 +1,167 @@
+"""Where cells run: in this process, in local worker processes, or as Ray tasks.
+
+Every executor calls the same `execute_cell` on plain-data `CellTask`s and reports `CellOutcome`s as
+cells end, so results do not depend on the executor: a seed gives the same numbers in any process.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from hbench.errors import HBenchError
+from hbench.experiments.plan import Cell
+
+EXECUTORS = ("sequential", "processes", "ray")
+
+
+@dataclass(frozen=True)
+class CellTask:
+    cell: Cell
+    out: str
+    home: str | None
+    device: str = "auto"
+    threads: int | None = None  # torch intra-op threads; None leaves torch's default
+    ship: bool = False  # train in a scratch directory and return the files (no shared storage)
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    cell: Cell
+    status: str  # completed | diverged | failed
+    path: str | None
+    message: str = ""
+    seconds: float = 0.0
+    files: dict[str, str] | None = None  # relative path -> base64 content, when shipped back
+
+
+def execute_cell(task: CellTask) -> CellOutcome:
+    """Train one cell (resuming it if it was interrupted); never raises, a failure is an outcome."""
+    import torch
+    from rich.console import Console
+
+    from hbench.runs import LOG
+    from hbench.training.trainer import plan_run, train_planned
+    from hbench.ui import Feedback
+
+    started = time.perf_counter()
+    if task.threads is not None:
+        torch.set_num_threads(task.threads)
+    scratch = tempfile.mkdtemp(prefix="hbench-cell-") if task.ship else None
+    out = Path(scratch or task.out)
+    home = Path(task.home) if task.home else None
+    try:
+        planned = plan_run(task.cell.model, task.cell.config(task.device), task.cell.options, out=out, home=home)
+        planned.run_dir.path.mkdir(parents=True, exist_ok=True)
+        with open(planned.run_dir.path / LOG, "a", encoding="utf-8") as log:
+            feedback = Feedback(console=Console(file=log, width=120, force_terminal=False), bars=False)
+            result = train_planned(planned, feedback=feedback)
+        files = _pack(result.path, out) if task.ship else None
+        path = str(Path(task.out) / result.path.relative_to(out)) if task.ship else str(result.path)
+        message = result.metrics.get("message", "")
+        return CellOutcome(task.cell, result.status, path, message, time.perf_counter() - started, files)
+    except Exception as error:  # noqa: BLE001 - one broken cell must not end the sweep
+        message = str(error) if isinstance(error, HBenchError) else traceback.format_exc(limit=5)
+        return CellOutcome(task.cell, "failed", None, message, time.perf_counter() - started)
+    finally:
+        if scratch is not None:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _pack(run_path: Path, root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): base64.b64encode(p.read_bytes()).decode()
+            for p in sorted(run_path.iterdir()) if p.is_file() and not p.name.startswith(".")}
+
+
+def unpack_files(files: dict[str, str], out: Path) -> None:
+    """Write shipped run files under `out` (atomically each; metrics.json, the finished marker, last)."""
+    from hbench.atomic import atomic_path
+    from hbench.runs import METRICS
+
+    for name in sorted(files, key=lambda n: Path(n).name == METRICS):
+        with atomic_path(out / name) as tmp:
+            tmp.write_bytes(base64.b64decode(files[name]))
+
+
+def run_sequential(tasks: Sequence[CellTask], on_start: Callable[[Cell], None]) -> Iterator[CellOutcome]:
+    for task in tasks:
+        on_start(task.cell)
+        yield execute_cell(task)
+
+
+def _gpu_ids() -> list[int]:
+    import torch
+
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
+def run_processes(tasks: Sequence[CellTask], jobs: int, on_start: Callable[[Cell], None]) -> Iterator[CellOutcome]:
+    """`jobs` worker processes; each running cell gets one GPU of its own when there are GPUs, and the CPU
+    threads are divided between the workers."""
+    gpus = _gpu_ids()
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    free_gpus = list(gpus)
+    queue = list(tasks)
+    running: dict[Future[CellOutcome], int | None] = {}
+    import multiprocessing
+
+    # spawn: a fresh interpreter per worker (fork would copy torch's thread pools and CUDA state).
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        while queue or running:
+            while queue and len(running) < jobs:
+                task = queue.pop(0)
+                gpu = free_gpus.pop(0) if free_gpus and task.device == "auto" else None
+                task = replace(task, threads=threads, device=f"cuda:{gpu}" if gpu is not None else task.device)
+                on_start(task.cell)
+                running[pool.submit(execute_cell, task)] = gpu
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                gpu = running.pop(future)
+                if gpu is not None:
+                    free_gpus.append(gpu)
+                yield future.result()
+
+
+def run_ray(tasks: Sequence[CellTask], address: str | None, cpus_per_cell: float, gpus_per_cell: float,
+            on_start: Callable[[Cell], None]) -> Iterator[CellOutcome]:
+    """Each cell a Ray task with the CPUs/GPUs it needs; Ray schedules them over the cluster."""
+    try:
+        import ray
+    except ImportError:
+        raise HBenchError("the Ray executor needs Ray: pip install 'hbench[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise HBenchError(f"cannot start or reach Ray at {address or 'a new local instance'}: "
+                              f"{str(error).splitlines()[0]}") from None
+    try:
+        remote = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=0)(execute_cell)
+        threads = max(1, int(cpus_per_cell))
+        pending: dict[Any, Cell] = {}
+        for task in tasks:
+            on_start(task.cell)
+            device = "cuda" if gpus_per_cell > 0 else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES per task
+            pending[remote.remote(replace(task, threads=threads, device=device))] = task.cell
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                cell = pending.pop(ref)
+                try:
+                    yield ray.get(ref)
+                except Exception as error:  # noqa: BLE001 - a lost worker fails its cell only
+                    yield CellOutcome(cell, "failed", None, f"ray task failed: {str(error).splitlines()[0]}")
+    finally:
+        if started_here:
+            ray.shutdown()

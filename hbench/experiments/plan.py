@@ -1,0 +1,130 @@
+"""From a spec to cells: one cell = one training run (model, options, training settings, seed).
+
+Every cell resolves to its run directory, which is named by the hash of its resolved configuration, so
+the plan of a rerun finds what already finished (skip), what was interrupted (resume) and what is new.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hbench.config import TrainConfig
+from hbench.datasets.prepare import load_dataset
+from hbench.experiments.spec import TRAIN_KEYS, SweepSpec, sample_search
+from hbench.runs import RunDirectory
+from hbench.training.trainer import plan_run
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of a sweep, in plain data (picklable: it travels to worker processes and Ray tasks)."""
+
+    model: str
+    options: dict[str, Any]
+    train: dict[str, Any]  # TrainConfig fields, dataset and seed included, device excluded
+    variant: str = ""  # the ablation variant or search trial it belongs to, for people reading the summary
+
+    @property
+    def seed(self) -> int:
+        return int(self.train["seed"])
+
+    def config(self, device: str = "auto") -> TrainConfig:
+        train = dict(self.train)
+        if "ks" in train:
+            train["ks"] = tuple(train["ks"])
+        return TrainConfig(**train, device=device)
+
+
+@dataclass
+class PlannedCell:
+    cell: Cell
+    run_dir: RunDirectory
+    group_hash: str
+    config_hash: str
+    state: str  # finished | diverged | resumable | new
+    resumable_epoch: int | None = None
+    seconds: float | None = None  # train + eval seconds of a finished cell
+
+
+@dataclass
+class SweepPlan:
+    spec: SweepSpec
+    out: Path
+    cells: list[PlannedCell] = field(default_factory=list)
+
+    def count(self, *states: str) -> int:
+        return sum(c.state in states for c in self.cells)
+
+    def pending(self) -> list[PlannedCell]:
+        return [c for c in self.cells if c.state in ("new", "resumable")]
+
+    def estimated_seconds(self) -> float | None:
+        """Time to run what is pending, from the finished cells of the same model (else of any model)."""
+        finished = [c for c in self.cells if c.seconds is not None]
+        if not finished:
+            return None
+        overall = sum(c.seconds for c in finished) / len(finished)  # type: ignore[misc]
+        total = 0.0
+        for cell in self.pending():
+            same = [c.seconds for c in finished if c.cell.model == cell.cell.model]
+            total += sum(same) / len(same) if same else overall  # type: ignore[arg-type]
+        return total
+
+
+def expand_cells(spec: SweepSpec) -> list[Cell]:
+    """Every cell of the spec in a stable order: dataset, model entry, configuration, seed."""
+    from hbench.models.registry import get_model_class
+
+    cells = []
+    for dataset in spec.datasets:
+        for entry in spec.models:
+            option_names = {f for f in get_model_class(entry.name).Options.__dataclass_fields__}
+            configurations: list[tuple[str, dict[str, Any]]] = []
+            keys = sorted(entry.grid)
+            grid_points = [dict(zip(keys, values, strict=True))
+                           for values in itertools.product(*(entry.grid[k] for k in keys))]
+            trials = sample_search(entry.search) if entry.search is not None else [{}]
+            variants = list(entry.variants.items()) or [("", {})]
+            for (variant, variant_options), point, (t, trial) in itertools.product(
+                    variants, grid_points, enumerate(trials)):
+                label = variant if entry.search is None else f"{variant + ' ' if variant else ''}trial {t}"
+                configurations.append((label.strip(), {**variant_options, **point, **trial}))
+            for label, swept in configurations:
+                options = {**entry.options, **{k: v for k, v in swept.items() if k in option_names}}
+                train = {**spec.train, **entry.train, **{k: v for k, v in swept.items() if k in TRAIN_KEYS}}
+                if spec.protocol is not None:
+                    train.setdefault("protocol", spec.protocol)
+                if spec.metric is not None:
+                    train.setdefault("metric", spec.metric)
+                for seed in spec.seeds:
+                    cells.append(Cell(entry.name, options, {**train, "dataset": dataset, "seed": seed}, label))
+    return cells
+
+
+def plan_sweep(spec: SweepSpec, out: Path, home: Path | None = None) -> SweepPlan:
+    """Resolve every cell to its run directory and find out what state it is in."""
+    plan = SweepPlan(spec, out)
+    datasets: dict[str, Any] = {}
+    seen: set[str] = set()
+    for cell in expand_cells(spec):
+        name = cell.train["dataset"]
+        if name not in datasets:
+            datasets[name] = load_dataset(name, home)
+        planned = plan_run(cell.model, cell.config(), cell.options, out=out, home=home, dataset=datasets[name])
+        if planned.run.config_hash in seen:  # two spec entries describing one run: it runs once
+            continue
+        seen.add(planned.run.config_hash)
+        run_dir = planned.run_dir
+        status = run_dir.status()
+        seconds = None
+        if status is not None:
+            metrics = run_dir.read_metrics()
+            seconds = float(metrics.get("train_seconds", 0)) + float(metrics.get("eval_seconds", 0))
+        epoch = run_dir.resumable_epoch()
+        state = {"completed": "finished", "diverged": "diverged"}.get(status or "", "resumable" if epoch else "new")
+        plan.cells.append(PlannedCell(cell, run_dir, planned.run.group_hash, planned.run.config_hash, state,
+                                      epoch, seconds))
+    return plan

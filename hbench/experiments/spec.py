@@ -1,0 +1,222 @@
+"""Declarative experiment specs: what a sweep trains, validated before anything runs.
+
+A spec (TOML or YAML) names datasets, seeds, shared training settings, and per model its fixed options,
+grid axes (every combination), named variants (ablations) and/or a random search space:
+
+    name = "sports"
+    datasets = ["amazon-sports"]
+    protocol = "loo"
+    seeds = 3                          # or [0, 1, 2]
+    metric = "ndcg@10"                 # validation metric that selects configurations
+    train = { epochs = 30, patience = 3 }
+    budget = { max_hours = 2.0 }
+
+    [[models]]
+    name = "hyperml"
+    grid = { c = [0.5, 1, 2], gamma = [0, 0.2] }
+
+    [[models]]
+    name = "cml"
+
+Grid and search axes may be model options (`hbench models NAME`) or training settings (`dim`, `lr`, …).
+Unknown keys, wrong types, unknown models or options and empty grids are errors naming the offending key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hbench.config import TrainConfig
+from hbench.errors import HBenchError
+
+# Settings a spec may fix or sweep; dataset and seed are the spec's own axes, device a property of a machine.
+TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("dataset", "seed", "device"))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Axis(_Strict):
+    """One dimension of a random search: a range (`low`, `high`, optionally `log` / `integer`) or `choices`."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Axis:
+        if self.choices is not None:
+            if not self.choices:
+                raise ValueError("choices must not be empty")
+            if self.low is not None or self.high is not None:
+                raise ValueError("give either choices or low/high, not both")
+        elif self.low is None or self.high is None or not self.low <= self.high:
+            raise ValueError("a range needs low <= high")
+        elif self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class Search(_Strict):
+    method: Literal["random"] = "random"
+    trials: int = Field(gt=0)
+    seed: int = 0
+    space: dict[str, Axis] = Field(min_length=1)
+
+
+class ModelEntry(_Strict):
+    name: str
+    options: dict[str, Any] = {}
+    train: dict[str, Any] = {}
+    grid: dict[str, list[Any]] = {}
+    variants: dict[str, dict[str, Any]] = {}
+    search: Search | None = None
+
+    @field_validator("grid")
+    @classmethod
+    def _non_empty_axes(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in grid.items():
+            if not values:
+                raise ValueError(f"grid axis {key!r} is empty")
+        return grid
+
+
+class Budget(_Strict):
+    max_cells: int | None = Field(default=None, gt=0)
+    max_hours: float | None = Field(default=None, gt=0)
+
+
+class SweepSpec(_Strict):
+    name: str = "sweep"
+    datasets: list[str] = Field(min_length=1)
+    protocol: str | None = None
+    seeds: list[int] = Field(min_length=1)
+    metric: str | None = None
+    train: dict[str, Any] = {}
+    models: list[ModelEntry] = Field(min_length=1)
+    budget: Budget = Budget()
+    select: bool = True  # False: every configuration is a result of its own (ablations)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_count(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise ValueError("seeds must be at least 1")
+            return list(range(value))
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("seeds repeat")
+        return seeds
+
+    @model_validator(mode="after")
+    def _known_names(self) -> SweepSpec:
+        check_spec_names(self)
+        return self
+
+
+def check_spec_names(spec: SweepSpec) -> None:
+    """Models exist; option and training keys are known; fixed and swept keys do not overlap; values parse."""
+    from hbench.models.registry import get_model_class, parse_options
+
+    _check_train_keys(spec.train, "train")
+    for entry in spec.models:
+        cls = get_model_class(entry.name)
+        option_names = {f.name for f in dataclasses.fields(cls.Options)}
+        where = f"models[{entry.name}]"
+        _check_train_keys(entry.train, f"{where}.train")
+        parse_options(cls, entry.options)
+        swept = dict(entry.grid)
+        if entry.search is not None:
+            swept.update({key: None for key in entry.search.space})
+        for key in swept:
+            if key not in option_names and key not in TRAIN_KEYS:
+                raise ValueError(f"{where}: {key!r} is neither an option of {entry.name} nor a training setting")
+            if key in entry.options or key in entry.train:
+                raise ValueError(f"{where}: {key!r} is both fixed and swept")
+        for key, values in entry.grid.items():
+            if key in option_names:
+                for value in values:
+                    parse_options(cls, {key: value})
+        for variant, options in entry.variants.items():
+            unknown = set(options) - option_names
+            if unknown:
+                raise ValueError(f"{where}.variants.{variant}: unknown option(s) {', '.join(sorted(unknown))}")
+            parse_options(cls, options)
+
+
+def _check_train_keys(train: dict[str, Any], where: str) -> None:
+    unknown = set(train) - set(TRAIN_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown training setting(s) {', '.join(sorted(unknown))} "
+                         f"(known: {', '.join(TRAIN_KEYS)})")
+
+
+def parse_spec(data: dict[str, Any], source: str) -> SweepSpec:
+    """Validate a spec given as a mapping; errors become one HBenchError naming the key and the problem."""
+    try:
+        return SweepSpec.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "spec"
+        message = first["msg"].removeprefix("Value error, ")
+        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+        raise HBenchError(f"{source}: {where}: {message}{more}") from None
+    except HBenchError as error:
+        raise HBenchError(f"{source}: {error}") from None
+
+
+def load_spec(path: Path) -> SweepSpec:
+    """Read a TOML (.toml) or YAML (.yaml/.yml) spec file."""
+    if not path.is_file():
+        raise HBenchError(f"spec file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        else:
+            raise HBenchError(f"spec file {path} must end in .toml, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+        raise HBenchError(f"{path}: not valid {path.suffix[1:].upper()}: {str(error).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise HBenchError(f"{path}: a spec is a mapping of keys (name, datasets, seeds, models, ...)")
+    data.setdefault("name", path.stem)
+    return parse_spec(data, str(path))
+
+
+def sample_search(search: Search) -> list[dict[str, Any]]:
+    """`trials` configurations drawn from the space with a seeded generator: the same plan on every rerun."""
+    import numpy as np
+
+    rng = np.random.default_rng(search.seed)
+    trials = []
+    for _ in range(search.trials):
+        point: dict[str, Any] = {}
+        for key, axis in sorted(search.space.items()):
+            if axis.choices is not None:
+                point[key] = axis.choices[int(rng.integers(len(axis.choices)))]
+                continue
+            assert axis.low is not None and axis.high is not None
+            if axis.log:
+                value = math.exp(rng.uniform(math.log(axis.low), math.log(axis.high)))
+            else:
+                value = float(rng.uniform(axis.low, axis.high))
+            point[key] = int(round(value)) if axis.integer else float(f"{value:.6g}")
+        trials.append(point)
+    return trials

@@ -1,0 +1,372 @@
+"""Run a sweep and summarise it: plan → run what is missing → select on validation → summary files.
+
+A sweep directory is an ordinary results directory (run directories in the usual layout) plus
+
+    sweep.json          the validated spec and every cell with its run directory and config hash
+    failed.json         cells that raised an error, with the message (rewritten at the end of each run)
+    selection.json      the configurations selected on validation (read by `hbench table`)
+    sweep-summary.csv   every cell: configuration, status, validation and test metrics, seconds, path
+    sweep-summary.md    per configuration: mean ± std over seeds, the selected ones and why
+
+Selection looks at validation metrics only: for each dataset and model, the configuration with the highest
+mean validation metric over its seeds wins (configurations with a diverged or failed seed rank after those
+without); its test metrics are then reported over the seeds. Test metrics never influence the choice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hbench.atomic import write_json, write_text
+from hbench.errors import HBenchError
+from hbench.experiments.executors import EXECUTORS, CellOutcome, CellTask, run_processes, run_ray, run_sequential, unpack_files
+from hbench.experiments.plan import Cell, SweepPlan, plan_sweep
+from hbench.experiments.spec import SweepSpec
+from hbench.runs import SELECTION
+from hbench.ui import QUIET, Feedback
+
+SWEEP, FAILED, SUMMARY_CSV, SUMMARY_MD = ("sweep.json", "failed.json", "sweep-summary.csv", "sweep-summary.md")
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    executor: str = "sequential"  # sequential | processes | ray
+    jobs: int = 1  # worker processes (processes executor)
+    address: str | None = None  # Ray cluster address; None starts a local instance
+    cpus_per_cell: float = 1.0  # Ray resources of one cell
+    gpus_per_cell: float | None = None  # None: 1 when this machine has CUDA, else 0
+    device: str = "auto"
+    ship: bool = False  # Ray workers without shared storage: train in scratch space, send files back
+
+
+@dataclass
+class Selection:
+    dataset: str
+    protocol: str
+    model: str
+    group_hash: str
+    settings: str
+    metric: str
+    valid_mean: float
+    seeds: int
+    reason: str
+    test: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SweepReport:
+    out: Path
+    cells: pd.DataFrame
+    configurations: pd.DataFrame
+    selections: list[Selection]
+    ran: int
+    failed: int
+    skipped: int
+    seconds: float
+    stopped_by_budget: bool = False
+
+    def markdown(self) -> str:
+        return (self.out / SUMMARY_MD).read_text()
+
+
+def describe_plan(plan: SweepPlan) -> str:
+    """The dry-run view: cells, what finished, what is left, and the time it should take."""
+    lines = [f"sweep {plan.spec.name}: {len(plan.cells)} cells in {plan.out}"]
+    by_model: dict[str, dict[str, int]] = {}
+    for c in plan.cells:
+        counts = by_model.setdefault(f"{c.cell.train['dataset']} {c.cell.model}", {})
+        counts[c.state] = counts.get(c.state, 0) + 1
+    states = ("finished", "diverged", "resumable", "new")
+    rows = [[name, *(counts.get(s, 0) for s in states)] for name, counts in by_model.items()]
+    from tabulate import tabulate
+
+    lines.append(tabulate(rows, headers=["dataset model", *states], tablefmt="github"))
+    pending = len(plan.pending())
+    estimate = plan.estimated_seconds()
+    eta = "unknown (no finished cell yet)" if estimate is None else f"≈ {estimate / 60:.1f} min sequentially"
+    lines.append(f"finished {plan.count('finished')}, diverged {plan.count('diverged')}, to run {pending} "
+                 f"({plan.count('resumable')} resume from a checkpoint); estimated time {eta}")
+    return "\n".join(lines) + "\n"
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out: Path,
+    *,
+    home: Path | None = None,
+    executor: ExecutorOptions = ExecutorOptions(),
+    feedback: Feedback = QUIET,
+) -> SweepReport:
+    """Run every cell of `spec` that has not finished (resuming interrupted ones), then summarise."""
+    if executor.executor not in EXECUTORS:
+        raise HBenchError(f"--executor must be one of {', '.join(EXECUTORS)}, not {executor.executor!r}")
+    if executor.jobs < 1:
+        raise HBenchError(f"--jobs must be at least 1, got {executor.jobs}")
+    started = time.perf_counter()
+    plan = plan_sweep(spec, out, home)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / SWEEP, {
+        "spec": spec.model_dump(mode="json"),
+        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cells": [{**asdict(c.cell), "config_hash": c.config_hash, "group_hash": c.group_hash,
+                   "path": str(c.run_dir.path.relative_to(out))} for c in plan.cells],
+    })
+    pending = plan.pending()
+    budget = spec.budget
+    if budget.max_cells is not None:
+        pending = pending[: budget.max_cells]
+    feedback.log(describe_plan(plan).rstrip())
+
+    failures: dict[str, dict[str, Any]] = _read_json(out / FAILED)
+    hashes = {id(c.cell): c.config_hash for c in plan.cells}
+    tasks = [CellTask(c.cell, str(out), str(home) if home else None, executor.device, ship=executor.ship)
+             for c in pending]
+    counts = {"done": 0, "running": 0, "failed": 0, "diverged": 0}
+    ran = 0
+    stopped = False
+    with feedback.progress(f"sweep {spec.name}", total=len(tasks), unit="cells") as bar:
+        def on_start(cell: Cell) -> None:
+            counts["running"] += 1
+            bar.update(info=_status_line(counts, cell))
+
+        for outcome in _outcomes(tasks, executor, on_start):
+            ran += 1
+            counts["running"] -= 1
+            key = hashes.get(id(outcome.cell)) or _hash_of(plan, outcome.cell)
+            if outcome.files is not None:
+                unpack_files(outcome.files, out)
+            if outcome.status == "failed":
+                counts["failed"] += 1
+                failures[key] = {"model": outcome.cell.model, "seed": outcome.cell.seed, "message": outcome.message}
+                feedback.warn(f"{outcome.cell.model} {outcome.cell.options} seed {outcome.cell.seed} failed: "
+                              f"{outcome.message.strip().splitlines()[-1] if outcome.message.strip() else ''}")
+            else:
+                failures.pop(key, None)
+                counts["done" if outcome.status == "completed" else "diverged"] += 1
+            bar.advance(1)
+            bar.update(info=_status_line(counts, None))
+            if budget.max_hours is not None and time.perf_counter() - started > budget.max_hours * 3600:
+                stopped = True
+                feedback.warn(f"budget of {budget.max_hours} h spent: stopping; rerun the sweep to go on")
+                break
+    write_json(out / FAILED, failures)
+    report = summarise_sweep(out)
+    report.ran, report.failed, report.seconds = ran, counts["failed"], time.perf_counter() - started
+    report.skipped = len(plan.cells) - len(plan.pending())
+    report.stopped_by_budget = stopped or len(pending) < len(plan.pending())
+    return report
+
+
+def _outcomes(tasks: list[CellTask], options: ExecutorOptions, on_start) -> Any:
+    if options.executor == "ray":
+        gpus = options.gpus_per_cell
+        if gpus is None:
+            import torch
+
+            gpus = 1.0 if torch.cuda.is_available() else 0.0
+        return run_ray(tasks, options.address, options.cpus_per_cell, gpus, on_start)
+    if options.executor == "processes" or options.jobs > 1:
+        return run_processes(tasks, options.jobs, on_start)
+    return run_sequential(tasks, on_start)
+
+
+def _hash_of(plan: SweepPlan, cell: Cell) -> str:
+    for c in plan.cells:
+        if c.cell == cell:
+            return c.config_hash
+    return "unknown"
+
+
+def _status_line(counts: dict[str, int], cell: Cell | None) -> str:
+    text = f"done {counts['done']} · running {counts['running']} · diverged {counts['diverged']} · failed {counts['failed']}"
+    if cell is not None:
+        text += f" · started {cell.model} {' '.join(f'{k}={v}' for k, v in cell.options.items())} seed {cell.seed}"
+    return text
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+# -- summary -------------------------------------------------------------------------------------------------
+
+def _cell_rows(out: Path) -> pd.DataFrame:
+    """A row per cell of the sweep, finished or not."""
+    from hbench.reports.collect import run_settings
+    from hbench.runs import RunDirectory
+
+    sweep = _read_json(out / SWEEP)
+    if not sweep:
+        raise HBenchError(f"{out} is not a sweep directory (no {SWEEP}); run `hbench sweep` first")
+    failures = _read_json(out / FAILED)
+    rows = []
+    for cell in sweep["cells"]:
+        run_dir = RunDirectory(out / cell["path"])
+        row: dict[str, Any] = {
+            "dataset": cell["train"]["dataset"], "model": cell["model"], "variant": cell["variant"],
+            "seed": cell["train"]["seed"], "group_hash": cell["group_hash"], "config_hash": cell["config_hash"],
+            "path": str(run_dir.path), "settings": "", "protocol": cell["train"].get("protocol"),
+        }
+        status = run_dir.status()
+        if (run_dir.path / "config.json").is_file():
+            config = run_dir.read_config()
+            row["settings"] = " ".join(run_settings(config)) or "defaults"
+            row["protocol"] = config["protocol"]
+            row["selection_metric"] = config["metric"]
+        if status is not None:
+            metrics = run_dir.read_metrics()
+            row.update(status=status, message=metrics.get("message", ""), best_epoch=metrics.get("best_epoch"),
+                       train_seconds=metrics.get("train_seconds"), eval_seconds=metrics.get("eval_seconds"))
+            row.update({f"valid/{k}": v for k, v in metrics.get("valid", {}).items()})
+            row.update({f"test/{k}": v for k, v in metrics.get("test", {}).items()})
+        elif cell["config_hash"] in failures:
+            row.update(status="failed", message=failures[cell["config_hash"]]["message"].strip().splitlines()[-1])
+        else:
+            epoch = run_dir.resumable_epoch()
+            row.update(status="interrupted" if epoch else "pending",
+                       message=f"resumable after epoch {epoch}" if epoch else "")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _configurations(cells: pd.DataFrame, spec: dict[str, Any]) -> tuple[pd.DataFrame, list[Selection]]:
+    """Aggregate cells over seeds and select, per dataset and model, on the validation metric."""
+    from hbench.reports.tables import DEFAULT_METRICS
+
+    configs = []
+    selections: list[Selection] = []
+    for (dataset, model), model_cells in cells.groupby(["dataset", "model"], sort=False):
+        rows = []
+        for group_hash, group in model_cells.groupby("group_hash", sort=False):
+            completed = group[group["status"] == "completed"]
+            protocol = group["protocol"].dropna().iloc[0] if group["protocol"].notna().any() else None
+            metric = (group["selection_metric"].dropna().iloc[0]
+                      if "selection_metric" in group and group["selection_metric"].notna().any() else None)
+            valid = completed.get(f"valid/{metric}", pd.Series(dtype=float)).astype(float)
+            row: dict[str, Any] = {
+                "dataset": dataset, "protocol": protocol, "model": model, "variant": group["variant"].iloc[0],
+                "settings": next((s for s in group["settings"] if s), ""), "group_hash": group_hash,
+                "seeds": len(group), "completed": len(completed), "diverged": int((group["status"] == "diverged").sum()),
+                "failed": int((group["status"] == "failed").sum()),
+                "unfinished": int(group["status"].isin(["pending", "interrupted"]).sum()),
+                "metric": metric, "valid_mean": valid.mean() if len(valid) else math.nan,
+                "valid_std": valid.std(ddof=1) if len(valid) > 1 else math.nan,
+            }
+            for name in DEFAULT_METRICS.get(protocol or "", ()):
+                values = completed.get(f"test/{name}", pd.Series(dtype=float)).astype(float)
+                row[f"test/{name}"] = values.mean() if len(values) else math.nan
+                row[f"test/{name} std"] = values.std(ddof=1) if len(values) > 1 else math.nan
+            rows.append(row)
+        frame = pd.DataFrame(rows)
+        frame["selected"] = False
+        if spec.get("select", True):
+            complete = frame[(frame["completed"] == frame["seeds"]) & frame["valid_mean"].notna()]
+            candidates = complete if len(complete) else frame[frame["valid_mean"].notna()]
+            if len(candidates):
+                ranked = candidates.sort_values("valid_mean", ascending=False, kind="stable")
+                best = ranked.iloc[0]
+                frame.loc[frame["group_hash"] == best["group_hash"], "selected"] = True
+                selections.append(_selection(best, ranked, frame))
+        configs.append(frame)
+    return (pd.concat(configs, ignore_index=True) if configs else pd.DataFrame()), selections
+
+
+def _selection(best: pd.Series, ranked: pd.DataFrame, frame: pd.DataFrame) -> Selection:
+    metric, n = best["metric"], int(best["completed"])
+    reason = f"highest mean validation {metric} over {n} seed{'s' * (n != 1)} ({best['valid_mean']:.4f}"
+    reason += f" ± {best['valid_std']:.4f})" if not math.isnan(best["valid_std"]) else ")"
+    if len(ranked) > 1:
+        second = ranked.iloc[1]
+        reason += f"; runner-up {second['settings'] or 'defaults'} at {second['valid_mean']:.4f}"
+    else:
+        reason += "; the only configuration"
+    excluded = int(((frame["completed"] < frame["seeds"])).sum())
+    if excluded:
+        reason += f"; {excluded} configuration(s) with a diverged, failed or unfinished seed ranked last"
+    test = {k.removeprefix("test/"): float(v) for k, v in best.items()
+            if isinstance(k, str) and k.startswith("test/") and not k.endswith(" std")}
+    return Selection(best["dataset"], best["protocol"], best["model"], best["group_hash"],
+                     best["settings"] or "defaults", metric, float(best["valid_mean"]), n, reason, test)
+
+
+def summarise_sweep(out: Path) -> SweepReport:
+    """Write the summary files of a sweep directory from its run directories, and return them."""
+    spec = _read_json(out / SWEEP)["spec"] if (out / SWEEP).is_file() else {}
+    cells = _cell_rows(out)
+    configurations, selections = _configurations(cells, spec)
+    write_text(out / SUMMARY_CSV, cells.to_csv(index=False))
+    groups = (configurations["group_hash"].tolist() if not spec.get("select", True)
+              else [s.group_hash for s in selections])
+    write_json(out / SELECTION, {"selected_groups": groups, "selections": [asdict(s) for s in selections]})
+    write_text(out / SUMMARY_MD, _markdown(spec, cells, configurations, selections))
+    return SweepReport(out, cells, configurations, selections, ran=0, failed=0, skipped=0, seconds=0.0)
+
+
+def _fmt(mean: float, std: float) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "—"
+    return f"{mean:.4f}" + ("" if std is None or math.isnan(std) else f" ± {std:.4f}")
+
+
+def _markdown(spec: dict[str, Any], cells: pd.DataFrame, configs: pd.DataFrame, selections: list[Selection]) -> str:
+    from tabulate import tabulate
+
+    status = cells["status"].value_counts().to_dict()
+    lines = [f"# Sweep {spec.get('name', '')}", "",
+             f"{len(cells)} cells: " + ", ".join(f"{n} {s}" for s, n in sorted(status.items())) + ".", ""]
+    if configs.empty:
+        return "\n".join(lines) + "\n"
+    for (dataset, protocol), frame in configs.groupby(["dataset", "protocol"], sort=False, dropna=False):
+        test_columns = [c for c in frame.columns if c.startswith("test/") and not c.endswith(" std")]
+        metric = frame["metric"].dropna().iloc[0] if frame["metric"].notna().any() else "metric"
+        table = []
+        for _, row in frame.iterrows():
+            label = row["settings"] or "defaults"
+            if row["variant"]:
+                label = f"{row['variant']}: {label}"
+            table.append([row["model"] + (" ✓" if row["selected"] else ""), label,
+                          f"{row['completed']}/{row['seeds']}" + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
+                          + (f" ({row['failed']} failed)" if row["failed"] else ""),
+                          _fmt(row["valid_mean"], row["valid_std"]),
+                          *(_fmt(row[c], row[f"{c} std"]) for c in test_columns)])
+        headers = ["model", "configuration", "seeds done", f"valid {metric}", *test_columns]
+        lines += [f"## {dataset} — {protocol}", "", tabulate(table, headers=headers, tablefmt="github"), ""]
+    if selections:
+        lines += ["## Selected on validation", ""]
+        for s in selections:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in s.test.items())
+            lines.append(f"- **{s.dataset} {s.model}**: {s.settings} — {s.reason}. Test: {shown}.")
+        lines.append("")
+    else:
+        lines += ["Every configuration is reported (no selection: an ablation).", ""]
+    return "\n".join(lines) + "\n"
+
+
+def ablation_spec(model: str, datasets: list[str], seeds: list[int], train: dict[str, Any],
+                  protocol: str | None = None, metric: str | None = None) -> SweepSpec:
+    """The model's ablation preset (its `ablations` variants) as a sweep without selection."""
+    from hbench.experiments.spec import parse_spec
+    from hbench.models.registry import get_model_class
+
+    cls = get_model_class(model)
+    if not cls.ablations:
+        raise HBenchError(f"model {model!r} has no ablation preset (models with one: "
+                          f"{', '.join(_models_with_ablations())})")
+    return parse_spec({"name": f"ablate-{model}", "datasets": datasets, "seeds": seeds, "train": train,
+                       "protocol": protocol, "metric": metric, "select": False,
+                       "models": [{"name": model, "variants": cls.ablations}]}, f"ablation preset of {model}")
+
+
+def _models_with_ablations() -> list[str]:
+    from hbench.models.registry import available_models
+
+    return sorted(name for name, cls in available_models().items() if cls.ablations)
+

@@ -1,0 +1,109 @@
+"""Spec files: TOML and YAML read alike, every mistake is one clear error, cells expand as counted by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hbench.errors import HBenchError
+from hbench.experiments import expand_cells, load_spec, parse_spec
+from hbench.experiments.spec import Search, sample_search
+
+TOML = """
+name = "demo"
+datasets = ["a", "b"]
+seeds = 2
+metric = "ndcg@10"
+train = { epochs = 3, dim = 8 }
+
+[[models]]
+name = "hyperml"
+options = { margin = 0.5 }
+grid = { c = [0.5, 1.0, 2.0], gamma = [0.0, 0.2] }
+
+[[models]]
+name = "bpr"
+grid = { lr = [0.01, 0.001] }
+"""
+
+YAML = """
+name: demo
+datasets: [a, b]
+seeds: 2
+metric: ndcg@10
+train: {epochs: 3, dim: 8}
+models:
+  - name: hyperml
+    options: {margin: 0.5}
+    grid: {c: [0.5, 1.0, 2.0], gamma: [0.0, 0.2]}
+  - name: bpr
+    grid: {lr: [0.01, 0.001]}
+"""
+
+
+def test_toml_and_yaml_give_the_same_spec(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text(TOML)
+    (tmp_path / "s.yaml").write_text(YAML)
+    assert load_spec(tmp_path / "s.toml") == load_spec(tmp_path / "s.yaml")
+
+
+def test_cells_are_the_product_counted_by_hand(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text(TOML)
+    cells = expand_cells(load_spec(tmp_path / "s.toml"))
+    # 2 datasets × (hyperml 3 c × 2 γ + bpr 2 lr) × 2 seeds
+    assert len(cells) == 2 * (3 * 2 + 2) * 2
+    hyperml = [c for c in cells if c.model == "hyperml" and c.train["dataset"] == "a" and c.seed == 1]
+    assert sorted((c.options["c"], c.options["gamma"]) for c in hyperml) == [
+        (c, g) for c in (0.5, 1.0, 2.0) for g in (0.0, 0.2)]
+    assert all(c.options["margin"] == 0.5 and c.train["epochs"] == 3 and c.train["metric"] == "ndcg@10" for c in hyperml)
+    bpr = [c for c in cells if c.model == "bpr"]
+    assert {c.train["lr"] for c in bpr} == {0.01, 0.001} and all("lr" not in c.options for c in bpr)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"colour": "red"}, "colour: Extra inputs are not permitted"),
+    ({"models": [{"name": "nonsense"}]}, "unknown model 'nonsense'"),
+    ({"models": [{"name": "hyperml", "grid": {"c": []}}]}, "grid axis 'c' is empty"),
+    ({"models": [{"name": "hyperml", "grid": {"curvature": [1]}}]}, "'curvature' is neither an option of hyperml"),
+    ({"models": [{"name": "hyperml", "grid": {"c": ["big"]}}]}, "--c expects float, got 'big'"),
+    ({"models": [{"name": "hyperml", "options": {"c": 1}, "grid": {"c": [1, 2]}}]}, "'c' is both fixed and swept"),
+    ({"train": {"epoch": 3}}, "unknown training setting(s) epoch"),
+    ({"seeds": "three"}, "seeds"),
+    ({"seeds": [1, 1]}, "seeds repeat"),
+    ({"datasets": []}, "datasets: List should have at least 1 item"),
+    ({"models": [{"name": "hyperml", "search": {"trials": 2, "space": {"c": {"low": 2, "high": 1}}}}]}, "low <= high"),
+])
+def test_mistakes_are_one_clear_error(change: dict, message: str) -> None:
+    data = {"datasets": ["a"], "seeds": 1, "models": [{"name": "bpr"}], **change}
+    with pytest.raises(HBenchError) as error:
+        parse_spec(data, "spec.toml")
+    assert message in str(error.value) and str(error.value).startswith("spec.toml: ")
+    assert "\n" not in str(error.value)
+
+
+def test_files_that_are_not_specs_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text("name = [")
+    with pytest.raises(HBenchError, match="not valid TOML"):
+        load_spec(tmp_path / "bad.toml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(HBenchError, match="a spec is a mapping"):
+        load_spec(tmp_path / "list.yaml")
+    with pytest.raises(HBenchError, match="does not exist"):
+        load_spec(tmp_path / "missing.toml")
+
+
+def test_random_search_is_seeded_and_stays_in_its_space() -> None:
+    search = Search.model_validate({"trials": 50, "seed": 3, "space": {
+        "c": {"low": 0.1, "high": 10, "log": True}, "dim": {"low": 8, "high": 64, "integer": True},
+        "parametrization": {"choices": ["ball", "tangent"]}}})
+    trials = sample_search(search)
+    assert trials == sample_search(search)  # the same plan on every rerun
+    assert all(0.1 <= t["c"] <= 10 and 8 <= t["dim"] <= 64 and isinstance(t["dim"], int) for t in trials)
+    assert {t["parametrization"] for t in trials} == {"ball", "tangent"}
+    # log-uniform: about half the draws below the geometric midpoint 1
+    assert 15 <= sum(t["c"] < 1 for t in trials) <= 35
+    spec = parse_spec({"datasets": ["a"], "seeds": 2, "models": [{"name": "hyperml", "search": {
+        "trials": 4, "space": {"c": {"low": 0.1, "high": 2}}}}]}, "s")
+    cells = expand_cells(spec)
+    assert len(cells) == 8 and {c.variant for c in cells} == {f"trial {i}" for i in range(4)}

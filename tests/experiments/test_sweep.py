@@ -1,0 +1,187 @@
+"""Sweeps on a real (tiny) prepared dataset: run, skip what finished, resume, select on validation only,
+the same numbers from every executor, failures recorded without stopping the sweep, ablations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+import torch
+
+from hbench.cli import main
+from hbench.experiments import ExecutorOptions, parse_spec, plan_sweep, run_sweep
+from hbench.runs import RunDirectory
+from hbench.training import trainer
+
+
+def _spec(dataset, **extra):
+    data = {"name": "t", "datasets": [str(dataset.path)], "seeds": 2, "train": {"dim": 8, "epochs": 3, "batch_size": 256},
+            "models": [{"name": "hyperml", "grid": {"c": [0.5, 2.0]}}, {"name": "bpr"}], **extra}
+    return parse_spec(data, "test")
+
+
+def _metrics(out: Path) -> dict[tuple, dict]:
+    """Validation and test metrics of every finished run, keyed by (model, options, seed)."""
+    found = {}
+    for metrics in out.rglob("metrics.json"):
+        run = RunDirectory(metrics.parent)
+        config = run.read_config()
+        key = (config["model"], json.dumps(config["model_options"], sort_keys=True), config["train"]["seed"])
+        m = run.read_metrics()
+        found[key] = {"valid": m["valid"], "test": m["test"], "best_epoch": m["best_epoch"]}
+    return found
+
+
+def test_sweep_runs_every_cell_once_and_selects_on_validation(tiny_dataset, tmp_path) -> None:
+    spec = _spec(tiny_dataset)
+    out = tmp_path / "sweep"
+    report = run_sweep(spec, out)
+    assert report.ran == 6 and report.failed == 0 and report.skipped == 0
+    cells = pd.read_csv(out / "sweep-summary.csv")
+    assert len(cells) == 6 and set(cells["status"]) == {"completed"}
+
+    # Selection by hand: the hyperml configuration with the higher mean validation metric over its 2 seeds.
+    by_c: dict[float, list[float]] = {}
+    for metrics in out.rglob("metrics.json"):
+        config = json.loads((metrics.parent / "config.json").read_text())
+        if config["model"] == "hyperml":
+            valid = json.loads(metrics.read_text())["valid"][config["metric"]]
+            by_c.setdefault(config["model_options"]["c"], []).append(valid)
+    best_c = max(by_c, key=lambda c: sum(by_c[c]) / 2)
+    chosen = next(s for s in report.selections if s.model == "hyperml")
+    assert f"c={best_c:g}" in chosen.settings or (best_c == 1.0 and "c=" not in chosen.settings)
+    assert chosen.valid_mean == pytest.approx(sum(by_c[best_c]) / 2)
+    assert f"highest mean validation {chosen.metric} over 2 seeds" in chosen.reason
+    selection = json.loads((out / "selection.json").read_text())
+    assert len(selection["selected_groups"]) == 2  # one hyperml configuration and bpr
+    assert "✓" in (out / "sweep-summary.md").read_text()
+
+    # Rerun: nothing runs again. Remove one finished cell's result: exactly that cell runs, to the same numbers.
+    before = _metrics(out)
+    assert run_sweep(spec, out).ran == 0
+    victim = next(out.rglob("metrics.json"))
+    victim.unlink()
+    plan = plan_sweep(spec, out)
+    assert plan.count("finished") == 5 and plan.count("new") == 1
+    again = run_sweep(spec, out)
+    assert again.ran == 1 and _metrics(out) == before
+
+
+def test_dry_run_prints_the_plan_and_an_estimate(tiny_dataset, tmp_path, capsys) -> None:
+    out = tmp_path / "sweep"
+    spec_file = tmp_path / "s.yaml"
+    spec_file.write_text(f"datasets: ['{tiny_dataset.path}']\nseeds: 1\ntrain: {{dim: 8, epochs: 2}}\n"
+                         "models:\n  - name: bpr\n  - name: hyperml\n    grid: {gamma: [0, 0.2]}\n")
+    with pytest.raises(SystemExit) as done:
+        main(["sweep", str(spec_file), "--out", str(out), "--dry-run"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    assert "3 cells" in text and "to run 3" in text and "unknown" in text
+    assert not out.exists() or not any(out.rglob("metrics.json"))  # a dry run trains nothing
+    with pytest.raises(SystemExit):
+        main(["sweep", str(spec_file), "--out", str(out), "--quiet"])
+    capsys.readouterr()
+    (next(out.rglob("metrics.json"))).unlink()
+    with pytest.raises(SystemExit):
+        main(["sweep", str(spec_file), "--out", str(out), "--dry-run"])
+    text = capsys.readouterr().out
+    assert "finished 2" in text and "to run 1" in text and "min sequentially" in text
+
+
+def test_flag_form_builds_the_same_grid(tiny_dataset, tmp_path, capsys) -> None:
+    out = tmp_path / "flags"
+    with pytest.raises(SystemExit) as done:
+        main(["sweep", "hyperml", "--dataset", str(tiny_dataset.path), "--c", "0.5,2", "--gamma", "0", "--seeds", "2",
+              "--dim", "8", "--epochs", "2", "--out", str(out), "--quiet"])
+    assert done.value.code == 0
+    configs = [json.loads(p.read_text()) for p in out.rglob("config.json")]
+    assert sorted((c["model_options"]["c"], c["model_options"]["gamma"], c["train"]["seed"]) for c in configs) == [
+        (0.5, 0.0, 0), (0.5, 0.0, 1), (2.0, 0.0, 0), (2.0, 0.0, 1)]
+    assert all(c["train"]["epochs"] == 2 and c["train"]["dim"] == 8 for c in configs)
+    assert "# Sweep" in capsys.readouterr().out
+
+
+def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(tiny_dataset, tmp_path, capsys) -> None:
+    spec = _spec(tiny_dataset, seeds=1, models=[{"name": "hyperml", "grid": {"c": [-1.0, 1.0]}}])
+    report = run_sweep(spec, tmp_path / "sweep")
+    assert report.ran == 2 and report.failed == 1
+    cells = pd.read_csv(tmp_path / "sweep" / "sweep-summary.csv")
+    assert sorted(cells["status"]) == ["completed", "failed"]
+    assert "--c must be positive" in cells.loc[cells["status"] == "failed", "message"].iloc[0]
+    assert report.selections[0].settings != "c=-1"
+    # from the CLI the sweep ends with exit code 3 after writing its summary
+    spec_file = tmp_path / "s.toml"
+    spec_file.write_text(f'datasets = ["{tiny_dataset.path}"]\nseeds = 1\ntrain = {{ dim = 8, epochs = 2 }}\n'
+                         '[[models]]\nname = "hyperml"\ngrid = { c = [-1.0] }\n')
+    with pytest.raises(SystemExit) as done:
+        main(["sweep", str(spec_file), "--out", str(tmp_path / "cli"), "--quiet"])
+    assert done.value.code == 3 and "failed" in capsys.readouterr().err
+
+
+def test_worker_processes_give_the_sequential_numbers(tiny_dataset, tmp_path) -> None:
+    spec = _spec(tiny_dataset)
+    run_sweep(spec, tmp_path / "sequential")
+    report = run_sweep(spec, tmp_path / "processes", executor=ExecutorOptions(executor="processes", jobs=2))
+    assert report.ran == 6 and report.failed == 0
+    assert _metrics(tmp_path / "processes") == _metrics(tmp_path / "sequential")
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_sequential_numbers(tiny_dataset, tmp_path) -> None:
+    ray = pytest.importorskip("ray")
+    spec = _spec(tiny_dataset)
+    run_sweep(spec, tmp_path / "sequential")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        shared = run_sweep(spec, tmp_path / "ray", executor=ExecutorOptions(executor="ray", gpus_per_cell=0))
+        shipped = run_sweep(spec, tmp_path / "shipped", executor=ExecutorOptions(executor="ray", ship=True,
+                                                                                gpus_per_cell=0))
+    finally:
+        ray.shutdown()
+    assert shared.ran == shipped.ran == 6 and shared.failed == shipped.failed == 0
+    assert _metrics(tmp_path / "ray") == _metrics(tmp_path / "sequential") == _metrics(tmp_path / "shipped")
+    # shipped runs arrive complete: per-user metrics and the best checkpoint, as the worker wrote them
+    for run in (tmp_path / "shipped").rglob("metrics.json"):
+        assert (run.parent / "per_user.parquet").is_file() and (run.parent / "checkpoint.pt").is_file()
+
+
+def test_ablate_runs_every_variant_without_selection(tiny_dataset, tmp_path, capsys) -> None:
+    out = tmp_path / "ablate"
+    with pytest.raises(SystemExit) as done:
+        main(["ablate", "hyperml", "--dataset", str(tiny_dataset.path), "--seeds", "1", "--dim", "8", "--epochs", "2",
+              "--out", str(out), "--quiet"])
+    assert done.value.code == 0
+    configs = [json.loads(p.read_text())["model_options"] for p in out.rglob("config.json")]
+    assert sorted((c["gamma"], c["parametrization"]) for c in configs) == [(0.0, "ball"), (0.2, "ball"), (0.2, "tangent")]
+    text = capsys.readouterr().out
+    assert "no distortion term" in text and "✓" not in text and "no selection" in text
+    assert len(json.loads((out / "selection.json").read_text())["selected_groups"]) == 3
+
+
+def test_hvacf_ablation_preset_switches_one_part_off_per_variant(tiny_dataset, tmp_path, monkeypatch) -> None:
+    from hbench.experiments import ablation_spec
+
+    features = torch.randn(tiny_dataset.n_items, 8, generator=torch.Generator().manual_seed(0))
+    fixed = SimpleNamespace(encoder="fixed", key="test", features=lambda: features.numpy())
+    monkeypatch.setattr(trainer, "_feature_artifact",
+                        lambda cls, opts, dataset, encoder: fixed if cls.uses_features(opts) else None)
+    spec = ablation_spec("hvacf", [str(tiny_dataset.path)], [0], {"dim": 8, "epochs": 2, "batch_size": 256})
+    report = run_sweep(spec, tmp_path / "ablate")
+    assert report.ran == 6 and report.failed == 0 and not report.selections
+    parts = {}
+    for history in (tmp_path / "ablate").rglob("history.jsonl"):
+        config = json.loads((history.parent / "config.json").read_text())
+        first = json.loads(history.read_text().splitlines()[0])
+        parts[json.dumps({k: config["model_options"][k] for k in ("gamma", "lambda_adj", "attention", "visual", "hyperbolic")})] = set(first)
+    loss_parts = {k: v & {"hyperbolic", "euclidean", "adjustment"} for k, v in parts.items()}
+    assert sorted(map(sorted, loss_parts.values())) == sorted([
+        ["adjustment", "euclidean", "hyperbolic"],  # full
+        ["adjustment", "hyperbolic"],  # γ = 0
+        ["euclidean", "hyperbolic"],  # λ_adj = 0
+        ["adjustment", "euclidean", "hyperbolic"],  # uniform attention
+        ["adjustment", "euclidean", "hyperbolic"],  # no visual features
+        ["euclidean"],  # Euclidean only
+    ])
