@@ -22,7 +22,8 @@ GpusPerCell = Annotated[float | None, typer.Option(help="Ray: GPUs per cell (def
 Ship = Annotated[bool, typer.Option("--ship-results", help="Ray without shared storage: workers send run files back.")]
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan (cells, finished, to run, estimated time) only.")]
-Seeds = Annotated[str | None, typer.Option(help="A count (5 = seeds 0..4) or a list (0,1,2).", show_default=False)]
+Seeds = Annotated[str | None, typer.Option(help="A count (5 = seeds 0..4) or a list (0,1,2); overrides a spec's seeds.",
+                                           show_default=False)]
 
 
 def register(app: typer.Typer) -> None:
@@ -119,9 +120,9 @@ def sweep(
 
     path = Path(target)
     if path.suffix in (".toml", ".yaml", ".yml") or path.is_file():
-        if ctx.args or dataset or seeds or protocol or metric:
-            raise HBenchError("with a spec file, put datasets, seeds and settings in the file (extra flags given)")
-        spec = load_spec(path)
+        if ctx.args or dataset or protocol or metric:
+            raise HBenchError("with a spec file, put datasets and settings in the file (only --seeds may override it)")
+        spec = load_spec(path, {"seeds": _seeds(seeds, 1)} if seeds is not None else None)
     else:
         if not dataset:
             raise HBenchError(f"{target!r} is not a spec file; the flag form needs --dataset")

@@ -180,8 +180,8 @@ def parse_spec(data: dict[str, Any], source: str) -> SweepSpec:
         raise HBenchError(f"{source}: {error}") from None
 
 
-def load_spec(path: Path) -> SweepSpec:
-    """Read a TOML (.toml) or YAML (.yaml/.yml) spec file."""
+def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> SweepSpec:
+    """Read a TOML (.toml) or YAML (.yaml/.yml) spec file; `overrides` replace top-level keys (e.g. seeds)."""
     if not path.is_file():
         raise HBenchError(f"spec file {path} does not exist")
     text = path.read_text()
@@ -197,7 +197,7 @@ def load_spec(path: Path) -> SweepSpec:
     if not isinstance(data, dict):
         raise HBenchError(f"{path}: a spec is a mapping of keys (name, datasets, seeds, models, ...)")
     data.setdefault("name", path.stem)
-    return parse_spec(data, str(path))
+    return parse_spec({**data, **(overrides or {})}, str(path))
 
 
 def sample_search(search: Search) -> list[dict[str, Any]]:

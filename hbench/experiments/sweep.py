@@ -214,6 +214,8 @@ def _cell_rows(out: Path) -> pd.DataFrame:
             "dataset": cell["train"]["dataset"], "model": cell["model"], "variant": cell["variant"],
             "seed": cell["train"]["seed"], "group_hash": cell["group_hash"], "config_hash": cell["config_hash"],
             "path": str(run_dir.path), "settings": "", "protocol": cell["train"].get("protocol"),
+            "values": json.dumps({**{k: v for k, v in cell["train"].items() if k not in ("dataset", "seed")},
+                                  **cell["options"]}, sort_keys=True),
         }
         status = run_dir.status()
         if (run_dir.path / "config.json").is_file():
@@ -245,7 +247,9 @@ def _configurations(cells: pd.DataFrame, spec: dict[str, Any]) -> tuple[pd.DataF
     selections: list[Selection] = []
     for (dataset, model), model_cells in cells.groupby(["dataset", "model"], sort=False):
         rows = []
+        swept = _varying_keys([json.loads(v) for v in model_cells["values"]])
         for group_hash, group in model_cells.groupby("group_hash", sort=False):
+            values = json.loads(group["values"].iloc[0])
             completed = group[group["status"] == "completed"]
             protocol = group["protocol"].dropna().iloc[0] if group["protocol"].notna().any() else None
             metric = (group["selection_metric"].dropna().iloc[0]
@@ -254,6 +258,7 @@ def _configurations(cells: pd.DataFrame, spec: dict[str, Any]) -> tuple[pd.DataF
             row: dict[str, Any] = {
                 "dataset": dataset, "protocol": protocol, "model": model, "variant": group["variant"].iloc[0],
                 "settings": next((s for s in group["settings"] if s), ""), "group_hash": group_hash,
+                "swept": " ".join(f"{k}={values.get(k)}" for k in swept),
                 "seeds": len(group), "completed": len(completed), "diverged": int((group["status"] == "diverged").sum()),
                 "failed": int((group["status"] == "failed").sum()),
                 "unfinished": int(group["status"].isin(["pending", "interrupted"]).sum()),
@@ -279,13 +284,19 @@ def _configurations(cells: pd.DataFrame, spec: dict[str, Any]) -> tuple[pd.DataF
     return (pd.concat(configs, ignore_index=True) if configs else pd.DataFrame()), selections
 
 
+def _varying_keys(values: list[dict[str, Any]]) -> list[str]:
+    """Settings whose value differs between the cells of one model (its grid or search axes)."""
+    keys = sorted({k for v in values for k in v})
+    return [k for k in keys if len({json.dumps(v.get(k), sort_keys=True) for v in values}) > 1]
+
+
 def _selection(best: pd.Series, ranked: pd.DataFrame, frame: pd.DataFrame) -> Selection:
     metric, n = best["metric"], int(best["completed"])
     reason = f"highest mean validation {metric} over {n} seed{'s' * (n != 1)} ({best['valid_mean']:.4f}"
     reason += f" ± {best['valid_std']:.4f})" if not math.isnan(best["valid_std"]) else ")"
     if len(ranked) > 1:
         second = ranked.iloc[1]
-        reason += f"; runner-up {second['settings'] or 'defaults'} at {second['valid_mean']:.4f}"
+        reason += f"; runner-up {_label(second)} at {second['valid_mean']:.4f}"
     else:
         reason += "; the only configuration"
     excluded = int(((frame["completed"] < frame["seeds"])).sum())
@@ -293,8 +304,7 @@ def _selection(best: pd.Series, ranked: pd.DataFrame, frame: pd.DataFrame) -> Se
         reason += f"; {excluded} configuration(s) with a diverged, failed or unfinished seed ranked last"
     test = {k.removeprefix("test/"): float(v) for k, v in best.items()
             if isinstance(k, str) and k.startswith("test/") and not k.endswith(" std")}
-    return Selection(best["dataset"], best["protocol"], best["model"], best["group_hash"],
-                     best["settings"] or "defaults", metric, float(best["valid_mean"]), n, reason, test)
+    return Selection(best["dataset"], best["protocol"], best["model"], best["group_hash"], _label(best), metric, float(best["valid_mean"]), n, reason, test)
 
 
 def summarise_sweep(out: Path) -> SweepReport:
@@ -308,6 +318,11 @@ def summarise_sweep(out: Path) -> SweepReport:
     write_json(out / SELECTION, {"selected_groups": groups, "selections": [asdict(s) for s in selections]})
     write_text(out / SUMMARY_MD, _markdown(spec, cells, configurations, selections))
     return SweepReport(out, cells, configurations, selections, ran=0, failed=0, skipped=0, seconds=0.0)
+
+
+def _label(row: pd.Series) -> str:
+    """What tells a configuration apart from the others of its model: variant, then swept values."""
+    return " ".join(p for p in (row["variant"], row["swept"]) if p) or row["settings"] or "defaults"
 
 
 def _fmt(mean: float, std: float) -> str:
@@ -327,11 +342,11 @@ def _markdown(spec: dict[str, Any], cells: pd.DataFrame, configs: pd.DataFrame, 
     for (dataset, protocol), frame in configs.groupby(["dataset", "protocol"], sort=False, dropna=False):
         test_columns = [c for c in frame.columns if c.startswith("test/") and not c.endswith(" std")]
         metric = frame["metric"].dropna().iloc[0] if frame["metric"].notna().any() else "metric"
+        token_sets = [set(str(s).split()) - {"defaults"} for s in frame["settings"]]
+        shared = set.intersection(*token_sets) if token_sets else set()
         table = []
         for _, row in frame.iterrows():
-            label = row["settings"] or "defaults"
-            if row["variant"]:
-                label = f"{row['variant']}: {label}"
+            label = _label(row)
             table.append([row["model"] + (" ✓" if row["selected"] else ""), label,
                           f"{row['completed']}/{row['seeds']}" + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
                           + (f" ({row['failed']} failed)" if row["failed"] else ""),
@@ -339,6 +354,8 @@ def _markdown(spec: dict[str, Any], cells: pd.DataFrame, configs: pd.DataFrame, 
                           *(_fmt(row[c], row[f"{c} std"]) for c in test_columns)])
         headers = ["model", "configuration", "seeds done", f"valid {metric}", *test_columns]
         lines += [f"## {dataset} — {protocol}", "", tabulate(table, headers=headers, tablefmt="github"), ""]
+        if shared:
+            lines += [f"All configurations (besides model defaults): {' '.join(sorted(shared))}.", ""]
     if selections:
         lines += ["## Selected on validation", ""]
         for s in selections:

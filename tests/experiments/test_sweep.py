@@ -89,6 +89,10 @@ def test_dry_run_prints_the_plan_and_an_estimate(tiny_dataset, tmp_path, capsys)
         main(["sweep", str(spec_file), "--out", str(out), "--dry-run"])
     text = capsys.readouterr().out
     assert "finished 2" in text and "to run 1" in text and "min sequentially" in text
+    with pytest.raises(SystemExit):  # more seeds for the same spec: only the new seeds are to run
+        main(["sweep", str(spec_file), "--out", str(out), "--dry-run", "--seeds", "3"])
+    text = capsys.readouterr().out
+    assert "9 cells" in text and "finished 2" in text and "to run 7" in text
 
 
 def test_flag_form_builds_the_same_grid(tiny_dataset, tmp_path, capsys) -> None:
