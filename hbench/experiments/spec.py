@@ -172,10 +172,10 @@ def parse_spec(data: dict[str, Any], source: str) -> SweepSpec:
         return SweepSpec.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "spec"
+        where = "".join(f"{p}: " for p in [".".join(str(p) for p in first["loc"])] if p)
         message = first["msg"].removeprefix("Value error, ")
         more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-        raise HBenchError(f"{source}: {where}: {message}{more}") from None
+        raise HBenchError(f"{source}: {where}{message}{more}") from None
     except HBenchError as error:
         raise HBenchError(f"{source}: {error}") from None
 

@@ -258,7 +258,7 @@ def _configurations(cells: pd.DataFrame, spec: dict[str, Any]) -> tuple[pd.DataF
             row: dict[str, Any] = {
                 "dataset": dataset, "protocol": protocol, "model": model, "variant": group["variant"].iloc[0],
                 "settings": next((s for s in group["settings"] if s), ""), "group_hash": group_hash,
-                "swept": " ".join(f"{k}={values.get(k)}" for k in swept),
+                "swept": " ".join(f"{k}={values[k]}" for k in swept if k in values),
                 "seeds": len(group), "completed": len(completed), "diverged": int((group["status"] == "diverged").sum()),
                 "failed": int((group["status"] == "failed").sum()),
                 "unfinished": int(group["status"].isin(["pending", "interrupted"]).sum()),
@@ -322,7 +322,7 @@ def summarise_sweep(out: Path) -> SweepReport:
 
 def _label(row: pd.Series) -> str:
     """What tells a configuration apart from the others of its model: variant, then swept values."""
-    return " ".join(p for p in (row["variant"], row["swept"]) if p) or row["settings"] or "defaults"
+    return ": ".join(p for p in (row["variant"], row["swept"]) if p) or row["settings"] or "defaults"
 
 
 def _fmt(mean: float, std: float) -> str:

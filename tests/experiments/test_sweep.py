@@ -59,6 +59,12 @@ def test_sweep_runs_every_cell_once_and_selects_on_validation(tiny_dataset, tmp_
     assert len(selection["selected_groups"]) == 2  # one hyperml configuration and bpr
     assert "✓" in (out / "sweep-summary.md").read_text()
 
+    # `hbench table` on the sweep shows the selected configurations; --all-configs every one.
+    from hbench.reports.collect import collect_runs
+
+    assert collect_runs(out, selected_only=True)["group_hash"].nunique() == 2
+    assert collect_runs(out)["group_hash"].nunique() == 3
+
     # Rerun: nothing runs again. Remove one finished cell's result: exactly that cell runs, to the same numbers.
     before = _metrics(out)
     assert run_sweep(spec, out).ran == 0
