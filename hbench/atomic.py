@@ -20,6 +20,12 @@ from typing import Any
 _CHUNK = 1 << 20
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it; restored at once
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds."""
@@ -30,6 +36,9 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates the file private (0600); a result is an ordinary file, readable as the umask allows
+        # (others read results on shared storage, e.g. a Ray cluster's driver).
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
     finally:
         if tmp.exists():
@@ -44,6 +53,7 @@ def atomic_directory(target: Path | str) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700, as for files above
         if target.exists():
             # Two renames keep the window without any complete directory as short as possible.
             old = target.with_name(f".{target.name}.old")
