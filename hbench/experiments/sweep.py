@@ -321,8 +321,9 @@ def summarise_sweep(out: Path) -> SweepReport:
 
 
 def _label(row: pd.Series) -> str:
-    """What tells a configuration apart from the others of its model: variant, then swept values."""
-    return ": ".join(p for p in (row["variant"], row["swept"]) if p) or row["settings"] or "defaults"
+    """What tells a configuration apart from the others of its model: variant, then swept values
+    ("—" for a model swept over seeds only)."""
+    return ": ".join(p for p in (row["variant"], row["swept"]) if p) or "—"
 
 
 def _fmt(mean: float, std: float) -> str:
@@ -360,7 +361,8 @@ def _markdown(spec: dict[str, Any], cells: pd.DataFrame, configs: pd.DataFrame, 
         lines += ["## Selected on validation", ""]
         for s in selections:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in s.test.items())
-            lines.append(f"- **{s.dataset} {s.model}**: {s.settings} — {s.reason}. Test: {shown}.")
+            chosen = "" if s.settings == "—" else f"{s.settings} — "
+            lines.append(f"- **{s.dataset} {s.model}**: {chosen}{s.reason}. Test: {shown}.")
         lines.append("")
     else:
         lines += ["Every configuration is reported (no selection: an ablation).", ""]
