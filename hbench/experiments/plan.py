@@ -86,6 +86,8 @@ def expand_cells(spec: SweepSpec) -> list[Cell]:
             keys = sorted(entry.grid)
             grid_points = [dict(zip(keys, values, strict=True))
                            for values in itertools.product(*(entry.grid[k] for k in keys))]
+            if entry.search is not None and entry.search.method == "tpe":
+                continue  # adaptive: its trials are proposed while the sweep runs (hbench.experiments.tpe)
             trials = sample_search(entry.search) if entry.search is not None else [{}]
             variants = list(entry.variants.items()) or [("", {})]
             for (variant, variant_options), point, (t, trial) in itertools.product(
@@ -104,27 +106,32 @@ def expand_cells(spec: SweepSpec) -> list[Cell]:
     return cells
 
 
+def plan_cell(cell: Cell, out: Path, home: Path | None, datasets: dict[str, Any]) -> PlannedCell:
+    """Resolve one cell to its run directory and state; `datasets` caches loaded datasets by name."""
+    name = cell.train["dataset"]
+    if name not in datasets:
+        datasets[name] = load_dataset(name, home)
+    planned = plan_run(cell.model, cell.config(), cell.options, out=out, home=home, dataset=datasets[name])
+    run_dir = planned.run_dir
+    status = run_dir.status()
+    seconds = None
+    if status is not None:
+        metrics = run_dir.read_metrics()
+        seconds = float(metrics.get("train_seconds", 0)) + float(metrics.get("eval_seconds", 0))
+    epoch = run_dir.resumable_epoch()
+    state = {"completed": "finished", "diverged": "diverged"}.get(status or "", "resumable" if epoch else "new")
+    return PlannedCell(cell, run_dir, planned.run.group_hash, planned.run.config_hash, state, epoch, seconds)
+
+
 def plan_sweep(spec: SweepSpec, out: Path, home: Path | None = None) -> SweepPlan:
     """Resolve every cell to its run directory and find out what state it is in."""
     plan = SweepPlan(spec, out)
     datasets: dict[str, Any] = {}
     seen: set[str] = set()
     for cell in expand_cells(spec):
-        name = cell.train["dataset"]
-        if name not in datasets:
-            datasets[name] = load_dataset(name, home)
-        planned = plan_run(cell.model, cell.config(), cell.options, out=out, home=home, dataset=datasets[name])
-        if planned.run.config_hash in seen:  # two spec entries describing one run: it runs once
+        planned = plan_cell(cell, out, home, datasets)
+        if planned.config_hash in seen:  # two spec entries describing one run: it runs once
             continue
-        seen.add(planned.run.config_hash)
-        run_dir = planned.run_dir
-        status = run_dir.status()
-        seconds = None
-        if status is not None:
-            metrics = run_dir.read_metrics()
-            seconds = float(metrics.get("train_seconds", 0)) + float(metrics.get("eval_seconds", 0))
-        epoch = run_dir.resumable_epoch()
-        state = {"completed": "finished", "diverged": "diverged"}.get(status or "", "resumable" if epoch else "new")
-        plan.cells.append(PlannedCell(cell, run_dir, planned.run.group_hash, planned.run.config_hash, state,
-                                      epoch, seconds))
+        seen.add(planned.config_hash)
+        plan.cells.append(planned)
     return plan

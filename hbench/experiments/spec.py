@@ -68,7 +68,11 @@ class Axis(_Strict):
 
 
 class Search(_Strict):
-    method: Literal["random"] = "random"
+    """`random`: `trials` points drawn up front from a seeded generator. `tpe`: Optuna's Tree-structured
+    Parzen Estimator proposes each trial from the finished ones (objective: mean validation metric over
+    the seeds); needs the `tpe` extra."""
+
+    method: Literal["random", "tpe"] = "random"
     trials: int = Field(gt=0)
     seed: int = 0
     space: dict[str, Axis] = Field(min_length=1)

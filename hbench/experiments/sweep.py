@@ -28,7 +28,7 @@ import pandas as pd
 from hbench.atomic import write_json, write_text
 from hbench.errors import HBenchError
 from hbench.experiments.executors import EXECUTORS, CellOutcome, CellTask, run_processes, run_ray, run_sequential, unpack_files
-from hbench.experiments.plan import Cell, SweepPlan, plan_sweep
+from hbench.experiments.plan import Cell, PlannedCell, SweepPlan, plan_sweep
 from hbench.experiments.spec import SweepSpec
 from hbench.runs import SELECTION
 from hbench.ui import QUIET, Feedback
@@ -94,7 +94,70 @@ def describe_plan(plan: SweepPlan) -> str:
     eta = "unknown (no finished cell yet)" if estimate is None else f"≈ {estimate / 60:.1f} min sequentially"
     lines.append(f"finished {plan.count('finished')}, diverged {plan.count('diverged')}, to run {pending} "
                  f"({plan.count('resumable')} resume from a checkpoint); estimated time {eta}")
+    for entry in plan.spec.models:
+        if entry.search is not None and entry.search.method == "tpe":
+            lines.append(f"then a TPE search for {entry.name}: {entry.search.trials} trials × {len(plan.spec.seeds)} "
+                         f"seeds per dataset, proposed one after another from the finished trials")
     return "\n".join(lines) + "\n"
+
+
+class _Execution:
+    """Runs batches of planned cells with one executor, keeping sweep.json, failures and counts current."""
+
+    def __init__(self, spec: SweepSpec, out: Path, home: Path | None, executor: ExecutorOptions,
+                 feedback: Feedback) -> None:
+        self.spec, self.out, self.home, self.executor, self.feedback = spec, out, home, executor, feedback
+        self.started = time.perf_counter()
+        self.cells: list[PlannedCell] = []
+        self.failures: dict[str, dict[str, Any]] = _read_json(out / FAILED)
+        self.counts = {"done": 0, "running": 0, "failed": 0, "diverged": 0}
+        self.ran = 0
+        self.out_of_time = False
+
+    def record(self, cells: list[PlannedCell]) -> None:
+        """Add cells to the sweep's list (sweep.json is what summaries read)."""
+        known = {c.config_hash for c in self.cells}
+        self.cells += [c for c in cells if c.config_hash not in known]
+        write_json(self.out / SWEEP, {
+            "spec": self.spec.model_dump(mode="json"),
+            "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "cells": [{**asdict(c.cell), "config_hash": c.config_hash, "group_hash": c.group_hash,
+                       "path": str(c.run_dir.path.relative_to(self.out))} for c in self.cells],
+        })
+
+    def run(self, pending: list[PlannedCell], title: str) -> None:
+        hashes = {(c.cell.model, json.dumps(c.cell.options, sort_keys=True), json.dumps(c.cell.train, sort_keys=True)):
+                  c.config_hash for c in pending}
+        tasks = [CellTask(c.cell, str(self.out), str(self.home) if self.home else None, self.executor.device,
+                          ship=self.executor.ship) for c in pending]
+        budget = self.spec.budget
+        with self.feedback.progress(title, total=len(tasks), unit="cells") as bar:
+            def on_start(cell: Cell) -> None:
+                self.counts["running"] += 1
+                bar.update(info=_status_line(self.counts, cell))
+
+            for outcome in _outcomes(tasks, self.executor, on_start):
+                self.ran += 1
+                self.counts["running"] -= 1
+                cell = outcome.cell
+                key = hashes[(cell.model, json.dumps(cell.options, sort_keys=True), json.dumps(cell.train, sort_keys=True))]
+                if outcome.files is not None:
+                    unpack_files(outcome.files, self.out)
+                if outcome.status == "failed":
+                    self.counts["failed"] += 1
+                    self.failures[key] = {"model": cell.model, "seed": cell.seed, "message": outcome.message}
+                    last = outcome.message.strip().splitlines()[-1] if outcome.message.strip() else ""
+                    self.feedback.warn(f"{cell.model} {cell.options} seed {cell.seed} failed: {last}")
+                else:
+                    self.failures.pop(key, None)
+                    self.counts["done" if outcome.status == "completed" else "diverged"] += 1
+                write_json(self.out / FAILED, self.failures)
+                bar.advance(1)
+                bar.update(info=_status_line(self.counts, None))
+                if budget.max_hours is not None and time.perf_counter() - self.started > budget.max_hours * 3600:
+                    self.out_of_time = True
+                    self.feedback.warn(f"budget of {budget.max_hours} h spent: stopping; rerun the sweep to go on")
+                    break
 
 
 def run_sweep(
@@ -105,63 +168,35 @@ def run_sweep(
     executor: ExecutorOptions = ExecutorOptions(),
     feedback: Feedback = QUIET,
 ) -> SweepReport:
-    """Run every cell of `spec` that has not finished (resuming interrupted ones), then summarise."""
+    """Run every cell of `spec` that has not finished (resuming interrupted ones), then summarise.
+
+    Grid, variant and random-search cells are planned up front; TPE searches then propose their trials
+    one at a time from the finished ones (see `hbench.experiments.tpe`).
+    """
     if executor.executor not in EXECUTORS:
         raise HBenchError(f"--executor must be one of {', '.join(EXECUTORS)}, not {executor.executor!r}")
     if executor.jobs < 1:
         raise HBenchError(f"--jobs must be at least 1, got {executor.jobs}")
-    started = time.perf_counter()
     plan = plan_sweep(spec, out, home)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / SWEEP, {
-        "spec": spec.model_dump(mode="json"),
-        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "cells": [{**asdict(c.cell), "config_hash": c.config_hash, "group_hash": c.group_hash,
-                   "path": str(c.run_dir.path.relative_to(out))} for c in plan.cells],
-    })
+    execution = _Execution(spec, out, home, executor, feedback)
+    execution.record(plan.cells)
     pending = plan.pending()
-    budget = spec.budget
-    if budget.max_cells is not None:
-        pending = pending[: budget.max_cells]
+    if spec.budget.max_cells is not None:
+        pending = pending[: spec.budget.max_cells]
     feedback.log(describe_plan(plan).rstrip())
+    execution.run(pending, f"sweep {spec.name}")
+    skipped = len(plan.cells) - len(plan.pending())
+    stopped = execution.out_of_time or len(pending) < len(plan.pending())
+    if not stopped:
+        from hbench.experiments.tpe import run_tpe_searches
 
-    failures: dict[str, dict[str, Any]] = _read_json(out / FAILED)
-    hashes = {id(c.cell): c.config_hash for c in plan.cells}
-    tasks = [CellTask(c.cell, str(out), str(home) if home else None, executor.device, ship=executor.ship)
-             for c in pending]
-    counts = {"done": 0, "running": 0, "failed": 0, "diverged": 0}
-    ran = 0
-    stopped = False
-    with feedback.progress(f"sweep {spec.name}", total=len(tasks), unit="cells") as bar:
-        def on_start(cell: Cell) -> None:
-            counts["running"] += 1
-            bar.update(info=_status_line(counts, cell))
-
-        for outcome in _outcomes(tasks, executor, on_start):
-            ran += 1
-            counts["running"] -= 1
-            key = hashes.get(id(outcome.cell)) or _hash_of(plan, outcome.cell)
-            if outcome.files is not None:
-                unpack_files(outcome.files, out)
-            if outcome.status == "failed":
-                counts["failed"] += 1
-                failures[key] = {"model": outcome.cell.model, "seed": outcome.cell.seed, "message": outcome.message}
-                feedback.warn(f"{outcome.cell.model} {outcome.cell.options} seed {outcome.cell.seed} failed: "
-                              f"{outcome.message.strip().splitlines()[-1] if outcome.message.strip() else ''}")
-            else:
-                failures.pop(key, None)
-                counts["done" if outcome.status == "completed" else "diverged"] += 1
-            bar.advance(1)
-            bar.update(info=_status_line(counts, None))
-            if budget.max_hours is not None and time.perf_counter() - started > budget.max_hours * 3600:
-                stopped = True
-                feedback.warn(f"budget of {budget.max_hours} h spent: stopping; rerun the sweep to go on")
-                break
-    write_json(out / FAILED, failures)
+        skipped += run_tpe_searches(spec, out, home, execution)
+        stopped = execution.out_of_time
     report = summarise_sweep(out)
-    report.ran, report.failed, report.seconds = ran, counts["failed"], time.perf_counter() - started
-    report.skipped = len(plan.cells) - len(plan.pending())
-    report.stopped_by_budget = stopped or len(pending) < len(plan.pending())
+    report.ran, report.failed = execution.ran, execution.counts["failed"]
+    report.seconds = time.perf_counter() - execution.started
+    report.skipped, report.stopped_by_budget = skipped, stopped
     return report
 
 
@@ -176,13 +211,6 @@ def _outcomes(tasks: list[CellTask], options: ExecutorOptions, on_start) -> Any:
     if options.executor == "processes" or options.jobs > 1:
         return run_processes(tasks, options.jobs, on_start)
     return run_sequential(tasks, on_start)
-
-
-def _hash_of(plan: SweepPlan, cell: Cell) -> str:
-    for c in plan.cells:
-        if c.cell == cell:
-            return c.config_hash
-    return "unknown"
 
 
 def _status_line(counts: dict[str, int], cell: Cell | None) -> str:

@@ -195,3 +195,44 @@ def test_hvacf_ablation_preset_switches_one_part_off_per_variant(tiny_dataset, t
         ["adjustment", "euclidean", "hyperbolic"],  # no visual features
         ["euclidean"],  # Euclidean only
     ])
+
+
+def test_tpe_search_proposes_from_finished_trials_and_resumes_the_same_trials(tiny_dataset, tmp_path) -> None:
+    pytest.importorskip("optuna")
+    from hbench.experiments.tpe import propose
+
+    space = {"c": {"low": 0.2, "high": 3.0, "log": True}, "gamma": {"choices": [0.0, 0.2]}}
+    spec = _spec(tiny_dataset, seeds=1, models=[{"name": "hyperml", "search": {"method": "tpe", "trials": 3,
+                                                                               "seed": 5, "space": space}}])
+    out = tmp_path / "tpe"
+    report = run_sweep(spec, out)
+    assert report.ran == 3 and report.failed == 0
+    log = json.loads(next(out.glob("tpe-*-hyperml.json")).read_text())["trials"]
+    assert len(log) == 3 and all(t["value"] is not None for t in log)
+    assert all(0.2 <= t["params"]["c"] <= 3.0 and t["params"]["gamma"] in (0.0, 0.2) for t in log)
+    # the objective is the trial's mean validation metric, read back from its run directory
+    for trial in log:
+        run = next(p.parent for p in out.rglob("config.json")
+                   if json.loads(p.read_text())["model_options"]["c"] == trial["params"]["c"])
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert trial["value"] == pytest.approx(metrics["valid"][metrics["selection_metric"]])
+    # each proposal is a function of the history and the trial index: replaying it gives the same trials
+    from hbench.experiments.spec import Axis
+
+    axes = {k: Axis.model_validate(v) for k, v in space.items()}
+    for index in range(3):
+        assert propose(log[:index], axes, 5 + index) == log[index]["params"]
+    # rerun: nothing runs again; summaries list the trials
+    assert run_sweep(spec, out).ran == 0
+    assert "tpe trial 2" in (out / "sweep-summary.md").read_text()
+    # an interrupted search resumes the recorded trial instead of asking for a new one
+    victim = next(p for p in out.rglob("metrics.json")
+                  if json.loads((p.parent / "config.json").read_text())["model_options"]["c"] == log[1]["params"]["c"])
+    victim.unlink()
+    log_path = next(out.glob("tpe-*-hyperml.json"))
+    log_path.write_text(json.dumps({"trials": [log[0], {"params": log[1]["params"]}]}))
+    again = run_sweep(spec, out)
+    # trial 1 runs again with its recorded parameters; trial 2 is proposed anew from the same history and
+    # index, so it is the same configuration and its finished cell is reused
+    assert again.ran == 1 and again.skipped == 2
+    assert json.loads(log_path.read_text())["trials"] == log

@@ -1,0 +1,114 @@
+"""Adaptive search with Optuna's TPE: each trial (one configuration × every seed) is proposed from the
+trials that finished before it, with the mean validation metric over the seeds as the objective.
+
+A trial's parameters are written to `tpe-<dataset>-<model>.json` in the sweep directory *before* its cells
+run, so an interrupted sweep resumes the same trial (its cells resume from their checkpoints) instead of
+asking for a new one. Each proposal comes from a fresh `TPESampler(seed = search seed + trial index)`
+given the recorded history, so the sequence of trials depends only on the spec and the results, not on
+how many times the sweep was restarted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hbench.atomic import write_json
+from hbench.errors import HBenchError
+from hbench.experiments.plan import Cell, plan_cell
+from hbench.experiments.spec import TRAIN_KEYS, Axis, SweepSpec
+
+if TYPE_CHECKING:
+    from hbench.experiments.sweep import _Execution
+
+
+def distribution(axis: Axis) -> Any:
+    """The Optuna distribution of one search axis."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if axis.choices is not None:
+        return CategoricalDistribution(axis.choices)
+    assert axis.low is not None and axis.high is not None
+    if axis.integer:
+        return IntDistribution(int(axis.low), int(axis.high), log=axis.log)
+    return FloatDistribution(axis.low, axis.high, log=axis.log)
+
+
+def propose(history: list[dict[str, Any]], space: dict[str, Axis], seed: int) -> dict[str, Any]:
+    """The next trial's parameters given finished trials [{params, value}] (value None: the trial failed)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    distributions = {key: distribution(axis) for key, axis in sorted(space.items())}
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    for trial in history:
+        failed = trial["value"] is None
+        study.add_trial(optuna.trial.create_trial(
+            params=trial["params"], distributions=distributions,
+            value=None if failed else trial["value"],
+            state=optuna.trial.TrialState.FAIL if failed else optuna.trial.TrialState.COMPLETE))
+    return dict(study.ask(distributions).params)
+
+
+def _log_path(out: Path, dataset: str, model: str) -> Path:
+    return out / f"tpe-{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(dataset).name)}-{model}.json"
+
+
+def run_tpe_searches(spec: SweepSpec, out: Path, home: Path | None, execution: _Execution) -> int:
+    """Run every TPE search of the spec; returns the number of cells that had already finished."""
+    searches = [e for e in spec.models if e.search is not None and e.search.method == "tpe"]
+    if not searches:
+        return 0
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise HBenchError("a TPE search needs Optuna: pip install 'hbench[tpe]'") from None
+    from hbench.models.registry import get_model_class
+
+    datasets: dict[str, Any] = {}
+    skipped = 0
+    for dataset in spec.datasets:
+        for entry in searches:
+            assert entry.search is not None
+            option_names = set(get_model_class(entry.name).Options.__dataclass_fields__)
+            log_path = _log_path(out, dataset, entry.name)
+            history: list[dict[str, Any]] = json.loads(log_path.read_text())["trials"] if log_path.is_file() else []
+            for index in range(entry.search.trials):
+                if index == len(history):
+                    params = propose([t for t in history if "value" in t], entry.search.space,
+                                     entry.search.seed + index)
+                    history.append({"params": params})
+                    write_json(log_path, {"trials": history})
+                params = history[index]["params"]
+                options = {**entry.options, **{k: v for k, v in params.items() if k in option_names}}
+                train = {**spec.train, **entry.train, **{k: v for k, v in params.items() if k in TRAIN_KEYS}}
+                if spec.protocol is not None:
+                    train.setdefault("protocol", spec.protocol)
+                if spec.metric is not None:
+                    train.setdefault("metric", spec.metric)
+                cells = [plan_cell(Cell(entry.name, options, {**train, "dataset": dataset, "seed": seed},
+                                        f"tpe trial {index}"), out, home, datasets) for seed in spec.seeds]
+                execution.record(cells)
+                pending = [c for c in cells if c.state in ("new", "resumable")]
+                skipped += len(cells) - len(pending)
+                execution.run(pending, f"tpe {entry.name} trial {index + 1}/{entry.search.trials}")
+                if execution.out_of_time:
+                    return skipped
+                history[index]["value"] = _objective(cells)
+                write_json(log_path, {"trials": history})
+    return skipped
+
+
+def _objective(cells: list[Any]) -> float | None:
+    """Mean validation selection metric over the trial's completed seeds (None when none completed)."""
+    values = []
+    for cell in cells:
+        run_dir = cell.run_dir
+        if run_dir.status() == "completed":
+            metrics = run_dir.read_metrics()
+            values.append(float(metrics["valid"][metrics["selection_metric"]]))
+    values = [v for v in values if math.isfinite(v)]
+    return sum(values) / len(values) if values else None
