@@ -286,7 +286,7 @@ def _configurations(cells: pd.DataFrame, spec: dict[str, Any]) -> tuple[pd.DataF
             row: dict[str, Any] = {
                 "dataset": dataset, "protocol": protocol, "model": model, "variant": group["variant"].iloc[0],
                 "settings": next((s for s in group["settings"] if s), ""), "group_hash": group_hash,
-                "swept": " ".join(f"{k}={values[k]}" for k in swept if k in values),
+                "swept": " ".join(f"{k}={_short(values[k])}" for k in swept if k in values),
                 "seeds": len(group), "completed": len(completed), "diverged": int((group["status"] == "diverged").sum()),
                 "failed": int((group["status"] == "failed").sum()),
                 "unfinished": int(group["status"].isin(["pending", "interrupted"]).sum()),
@@ -310,6 +310,11 @@ def _configurations(cells: pd.DataFrame, spec: dict[str, Any]) -> tuple[pd.DataF
                 selections.append(_selection(best, ranked, frame))
         configs.append(frame)
     return (pd.concat(configs, ignore_index=True) if configs else pd.DataFrame()), selections
+
+
+def _short(value: Any) -> str:
+    """A swept value as a label: floats to 4 significant digits (search trials draw long ones)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _varying_keys(values: list[dict[str, Any]]) -> list[str]:
