@@ -27,7 +27,7 @@ import pandas as pd
 
 from hbench.atomic import write_json, write_text
 from hbench.errors import HBenchError
-from hbench.experiments.executors import EXECUTORS, CellOutcome, CellTask, run_processes, run_ray, run_sequential, unpack_files
+from hbench.experiments.executors import EXECUTORS, CellTask, run_processes, run_ray, run_sequential, unpack_files
 from hbench.experiments.plan import Cell, PlannedCell, SweepPlan, plan_sweep
 from hbench.experiments.spec import SweepSpec
 from hbench.runs import SELECTION

@@ -3,7 +3,6 @@ ablation switches, deterministic evaluation, and `hvacf --hyperbolic false` = `v
 
 from __future__ import annotations
 
-import dataclasses
 from types import SimpleNamespace
 
 import geoopt
