@@ -2,10 +2,78 @@
 
 from __future__ import annotations
 
+import types
+import typing
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin
 
 from hbench.atomic import sha256_json
+from hbench.errors import HBenchError
+
+
+def type_name(hint: Any) -> str:
+    """How a declared type reads in help and errors: `float`, `hinge|bpr`, `float | None`."""
+    origin = get_origin(hint)
+    if origin is Literal:
+        return "|".join(map(str, get_args(hint)))
+    if origin in (Union, types.UnionType):
+        return " | ".join("None" if a is type(None) else type_name(a) for a in get_args(hint))
+    if origin is tuple:
+        return f"comma-separated {type_name(get_args(hint)[0])}s"
+    return getattr(hint, "__name__", str(hint))
+
+
+def coerce_setting(value: Any, hint: Any, name: str) -> Any:
+    """`value` as the declared type `hint`, or an HBenchError naming the setting.
+
+    Strings (command-line flags) are parsed; an int where a float is declared becomes a float. The
+    widening matters beyond tidiness: a run's identity is the hash of its settings in JSON, where `2` and
+    `2.0` differ, so `--c 2` on the command line and `c = 2` in a spec file must both store `2.0` to name
+    the same run directory.
+    """
+    origin = get_origin(hint)
+    args = get_args(hint)
+    fail = HBenchError(f"{name} expects {type_name(hint)}, got {value!r}")
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) != 1:
+            raise TypeError(f"{name}: unions other than `X | None` are not supported")
+        return coerce_setting(value, inner[0], name)
+    if origin is Literal:
+        if value not in args:
+            raise fail
+        return value
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not items:
+            raise fail
+        return tuple(coerce_setting(item, args[0], name) for item in items)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if hint is bool:
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                return text.lower() in ("true", "1", "yes")
+            return hint(text) if hint in (int, float) else value
+        except ValueError:
+            raise fail from None
+    # bool is a subclass of int: True must not pass for a count or a rate.
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is bool and isinstance(value, bool):
+        return value
+    raise fail
+
+
+def coerce_fields(cls: type, values: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """Every entry of `values` (keyed by field name of dataclass `cls`) as its declared type."""
+    hints = typing.get_type_hints(cls)
+    return {key: coerce_setting(value, hints[key], f"{where}{key}") for key, value in values.items()}
 
 
 @dataclass(frozen=True)
@@ -35,6 +103,11 @@ class TrainConfig:
     optimizer: str = "sparse"
     features: str | None = None
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        # Settings arrive from flags, TOML, YAML and Python; one typed form keeps the run hash stable.
+        for key, value in coerce_fields(TrainConfig, asdict(self)).items():
+            object.__setattr__(self, key, value)
 
     def identity(self) -> dict[str, Any]:
         data = asdict(self)

@@ -34,21 +34,21 @@ def register(app: typer.Typer) -> None:
         "Other --name value flags fix training settings for every variant, e.g. --epochs 20."))(ablate)
 
 
-def _value(text: str) -> Any:
-    """A flag's value as YAML reads it: 1 → int, 0.5 → float, true → bool, ball → str."""
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+def _value(text: str) -> str:
+    """One value of a flag, left as text: the model's Options or TrainConfig parse it by its declared type."""
+    if not text.strip():
+        raise HBenchError("a flag has an empty value")
+    return text.strip()
 
 
 def _seeds(text: str | None, default: int) -> Any:
     if text is None:
         return default
-    values = [_value(v) for v in text.split(",") if v.strip()]
-    if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values:
         raise HBenchError(f"--seeds expects a count or a comma-separated list of integers, got {text!r}")
     return values[0] if len(values) == 1 and "," not in text else values
 
@@ -63,8 +63,10 @@ def _flag_form(args: list[str]) -> tuple[dict[str, Any], dict[str, Any], dict[st
     grid: dict[str, list[Any]] = {}
     for key, raw in parse_model_args(args).items():
         name = key.replace("-", "_")
-        if "," in raw:
-            grid[name] = [_value(v) for v in raw.split(",") if v.strip()] or []
+        if not raw.strip():
+            raise HBenchError(f"--{key} has an empty value")
+        if "," in raw and name != "ks":
+            grid[name] = [_value(v) for v in raw.split(",") if v.strip()]
             if not grid[name]:
                 raise HBenchError(f"--{key} has an empty list")
         elif name in TRAIN_KEYS:

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hbench.config import TrainConfig
+from hbench.config import TrainConfig, coerce_fields
 from hbench.datasets.prepare import load_dataset
-from hbench.experiments.spec import TRAIN_KEYS, SweepSpec, sample_search
+from hbench.experiments.spec import TRAIN_KEYS, ModelEntry, SweepSpec, sample_search
 from hbench.runs import RunDirectory
 from hbench.training.trainer import plan_run
 
@@ -32,10 +32,7 @@ class Cell:
         return int(self.train["seed"])
 
     def config(self, device: str = "auto") -> TrainConfig:
-        train = dict(self.train)
-        if "ks" in train:
-            train["ks"] = tuple(train["ks"])
-        return TrainConfig(**train, device=device)
+        return TrainConfig(**self.train, device=device)
 
 
 @dataclass
@@ -76,12 +73,9 @@ class SweepPlan:
 
 def expand_cells(spec: SweepSpec) -> list[Cell]:
     """Every cell of the spec in a stable order: dataset, model entry, configuration, seed."""
-    from hbench.models.registry import get_model_class
-
     cells = []
     for dataset in spec.datasets:
         for entry in spec.models:
-            option_names = {f for f in get_model_class(entry.name).Options.__dataclass_fields__}
             configurations: list[tuple[str, dict[str, Any]]] = []
             keys = sorted(entry.grid)
             grid_points = [dict(zip(keys, values, strict=True))
@@ -95,15 +89,26 @@ def expand_cells(spec: SweepSpec) -> list[Cell]:
                 label = variant if entry.search is None else f"{variant + ' ' if variant else ''}trial {t}"
                 configurations.append((label.strip(), {**variant_options, **point, **trial}))
             for label, swept in configurations:
-                options = {**entry.options, **{k: v for k, v in swept.items() if k in option_names}}
-                train = {**spec.train, **entry.train, **{k: v for k, v in swept.items() if k in TRAIN_KEYS}}
-                if spec.protocol is not None:
-                    train.setdefault("protocol", spec.protocol)
-                if spec.metric is not None:
-                    train.setdefault("metric", spec.metric)
-                for seed in spec.seeds:
-                    cells.append(Cell(entry.name, options, {**train, "dataset": dataset, "seed": seed}, label))
+                cells += configuration_cells(spec, entry, dataset, swept, label)
     return cells
+
+
+def configuration_cells(spec: SweepSpec, entry: ModelEntry, dataset: str, swept: dict[str, Any],
+                        label: str) -> list[Cell]:
+    """One configuration of a model entry (fixed settings overlaid with `swept` values) on every seed."""
+    from hbench.models.registry import get_model_class
+
+    options_class = get_model_class(entry.name).Options
+    option_names = set(options_class.__dataclass_fields__)
+    # Typed as the model and TrainConfig declare them, so that `c = 2` and `--c 2` are one cell.
+    options = coerce_fields(options_class, {**entry.options, **{k: v for k, v in swept.items() if k in option_names}})
+    train = coerce_fields(TrainConfig, {**spec.train, **entry.train,
+                                        **{k: v for k, v in swept.items() if k in TRAIN_KEYS}})
+    if spec.protocol is not None:
+        train.setdefault("protocol", spec.protocol)
+    if spec.metric is not None:
+        train.setdefault("metric", spec.metric)
+    return [Cell(entry.name, options, {**train, "dataset": dataset, "seed": seed}, label) for seed in spec.seeds]
 
 
 def plan_cell(cell: Cell, out: Path, home: Path | None, datasets: dict[str, Any]) -> PlannedCell:

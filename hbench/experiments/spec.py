@@ -27,16 +27,20 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hbench.config import TrainConfig
+from hbench.config import TrainConfig, coerce_fields, coerce_setting
 from hbench.errors import HBenchError
 
 # Settings a spec may fix or sweep; dataset and seed are the spec's own axes, device a property of a machine.
+# A spec error is one line: the first few problems pydantic found, then a count of the rest.
+_ERRORS_SHOWN = 3
+
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("dataset", "seed", "device"))
 
 
@@ -138,12 +142,17 @@ def check_spec_names(spec: SweepSpec) -> None:
     from hbench.models.registry import get_model_class, parse_options
 
     _check_train_keys(spec.train, "train")
+    train_hints = typing.get_type_hints(TrainConfig)
     for entry in spec.models:
         cls = get_model_class(entry.name)
         option_names = {f.name for f in dataclasses.fields(cls.Options)}
         where = f"models[{entry.name}]"
         _check_train_keys(entry.train, f"{where}.train")
         parse_options(cls, entry.options)
+        for key, values in entry.grid.items():
+            if key in TRAIN_KEYS:
+                for value in values:
+                    coerce_setting(value, train_hints[key], f"{where}.grid.{key}")
         swept = dict(entry.grid)
         if entry.search is not None:
             swept.update({key: None for key in entry.search.space})
@@ -168,6 +177,7 @@ def _check_train_keys(train: dict[str, Any], where: str) -> None:
     if unknown:
         raise ValueError(f"{where}: unknown training setting(s) {', '.join(sorted(unknown))} "
                          f"(known: {', '.join(TRAIN_KEYS)})")
+    coerce_fields(TrainConfig, train, f"{where}.")
 
 
 def parse_spec(data: dict[str, Any], source: str) -> SweepSpec:
@@ -175,11 +185,12 @@ def parse_spec(data: dict[str, Any], source: str) -> SweepSpec:
     try:
         return SweepSpec.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = "".join(f"{p}: " for p in [".".join(str(p) for p in first["loc"])] if p)
-        message = first["msg"].removeprefix("Value error, ")
-        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-        raise HBenchError(f"{source}: {where}{message}{more}") from None
+        problems = []
+        for problem in error.errors()[:_ERRORS_SHOWN]:
+            where = ".".join(str(p) for p in problem["loc"])
+            problems.append(f"{where + ': ' if where else ''}{problem['msg'].removeprefix('Value error, ')}")
+        more = f" (and {error.error_count() - _ERRORS_SHOWN} more)" if error.error_count() > _ERRORS_SHOWN else ""
+        raise HBenchError(f"{source}: {'; '.join(problems)}{more}") from None
     except HBenchError as error:
         raise HBenchError(f"{source}: {error}") from None
 

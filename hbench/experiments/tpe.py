@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from hbench.atomic import write_json
 from hbench.errors import HBenchError
-from hbench.experiments.plan import Cell, plan_cell
-from hbench.experiments.spec import TRAIN_KEYS, Axis, SweepSpec
+from hbench.experiments.plan import configuration_cells, plan_cell
+from hbench.experiments.spec import Axis, SweepSpec
 
 if TYPE_CHECKING:
     from hbench.experiments.sweep import _Execution
@@ -66,14 +66,11 @@ def run_tpe_searches(spec: SweepSpec, out: Path, home: Path | None, execution: _
         import optuna  # noqa: F401
     except ImportError:
         raise HBenchError("a TPE search needs Optuna: pip install 'hbench[tpe]'") from None
-    from hbench.models.registry import get_model_class
-
     datasets: dict[str, Any] = {}
     skipped = 0
     for dataset in spec.datasets:
         for entry in searches:
             assert entry.search is not None
-            option_names = set(get_model_class(entry.name).Options.__dataclass_fields__)
             log_path = _log_path(out, dataset, entry.name)
             history: list[dict[str, Any]] = json.loads(log_path.read_text())["trials"] if log_path.is_file() else []
             for index in range(entry.search.trials):
@@ -83,14 +80,8 @@ def run_tpe_searches(spec: SweepSpec, out: Path, home: Path | None, execution: _
                     history.append({"params": params})
                     write_json(log_path, {"trials": history})
                 params = history[index]["params"]
-                options = {**entry.options, **{k: v for k, v in params.items() if k in option_names}}
-                train = {**spec.train, **entry.train, **{k: v for k, v in params.items() if k in TRAIN_KEYS}}
-                if spec.protocol is not None:
-                    train.setdefault("protocol", spec.protocol)
-                if spec.metric is not None:
-                    train.setdefault("metric", spec.metric)
-                cells = [plan_cell(Cell(entry.name, options, {**train, "dataset": dataset, "seed": seed},
-                                        f"tpe trial {index}"), out, home, datasets) for seed in spec.seeds]
+                cells = [plan_cell(cell, out, home, datasets)
+                         for cell in configuration_cells(spec, entry, dataset, params, f"tpe trial {index}")]
                 execution.record(cells)
                 pending = [c for c in cells if c.state in ("new", "resumable")]
                 skipped += len(cells) - len(pending)

@@ -10,8 +10,9 @@ import dataclasses
 import typing
 from collections.abc import Mapping
 from importlib.metadata import entry_points
-from typing import Any, Literal, get_args, get_origin
+from typing import Any
 
+from hbench.config import coerce_setting, type_name
 from hbench.errors import HBenchError
 from hbench.models.base import ModelContext, Recommender
 
@@ -54,7 +55,7 @@ def option_help(cls: type[Recommender]) -> list[tuple[str, str, Any, str]]:
     rows = []
     for f in dataclasses.fields(cls.Options):
         hint = typing.get_type_hints(cls.Options)[f.name]
-        rows.append((f"--{f.name.replace('_', '-')}", _type_name(hint), f.default, f.metadata.get("help", "")))
+        rows.append((f"--{f.name.replace('_', '-')}", type_name(hint), f.default, f.metadata.get("help", "")))
     return rows
 
 
@@ -67,35 +68,10 @@ def parse_options(cls: type[Recommender], raw: Mapping[str, Any]) -> Any:
         if name not in hints:
             known = ", ".join(f"--{n.replace('_', '-')}" for n in hints) or "none"
             raise HBenchError(f"model {cls.name!r} has no option --{name.replace('_', '-')} (its options: {known})")
-        values[name] = _convert(value, hints[name], f"--{name.replace('_', '-')}")
+        values[name] = coerce_setting(value, hints[name], f"--{name.replace('_', '-')}")
     return cls.Options(**values)
 
 
 def create_model(name: str, context: ModelContext, options: Mapping[str, Any] | None = None) -> Recommender:
     cls = get_model_class(name)
     return cls(context, parse_options(cls, options or {}))
-
-
-def _type_name(hint: Any) -> str:
-    if get_origin(hint) is Literal:
-        return "|".join(map(str, get_args(hint)))
-    return getattr(hint, "__name__", str(hint))
-
-
-def _convert(value: Any, hint: Any, flag: str) -> Any:
-    if not isinstance(value, str):
-        return value
-    try:
-        if get_origin(hint) is Literal:
-            choices = get_args(hint)
-            if value not in choices:
-                raise ValueError
-            return value
-        if hint is bool:
-            lowered = value.lower()
-            if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return lowered in ("true", "1", "yes")
-        return hint(value)
-    except ValueError:
-        raise HBenchError(f"{flag} expects {_type_name(hint)}, got {value!r}") from None

@@ -61,6 +61,21 @@ def test_cells_are_the_product_counted_by_hand(tmp_path: Path) -> None:
     assert {c.train["lr"] for c in bpr} == {0.01, 0.001} and all("lr" not in c.options for c in bpr)
 
 
+def test_values_take_their_declared_types_so_one_configuration_has_one_cell(tmp_path: Path) -> None:
+    # TOML integers where floats are declared, and YAML 1.1 reading `1e-3` as a string: both must land
+    # as the float the model and TrainConfig declare, or equal configurations would hash differently.
+    (tmp_path / "ints.toml").write_text('datasets = ["a"]\nseeds = 1\ntrain = { lr = 1 }\n'
+                                        '[[models]]\nname = "hyperml"\ngrid = { c = [2], gamma = [0] }\n')
+    (tmp_path / "text.yaml").write_text("datasets: [a]\nseeds: 1\ntrain: {lr: 1e-3, ks: '5,10'}\n"
+                                        "models:\n  - name: hyperml\n    grid: {c: [2.0], gamma: [0.0]}\n")
+    (ints,) = expand_cells(load_spec(tmp_path / "ints.toml"))
+    (text,) = expand_cells(load_spec(tmp_path / "text.yaml"))
+    assert ints.options == {"c": 2.0, "gamma": 0.0} and all(type(v) is float for v in ints.options.values())
+    assert type(ints.train["lr"]) is float and ints.train["lr"] == 1.0
+    assert text.options == ints.options and text.train["lr"] == 0.001 and text.train["ks"] == (5, 10)
+    assert ints.config().identity()["lr"] == 1.0
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ({"colour": "red"}, "colour: Extra inputs are not permitted"),
     ({"models": [{"name": "nonsense"}]}, "unknown model 'nonsense'"),
@@ -69,6 +84,12 @@ def test_cells_are_the_product_counted_by_hand(tmp_path: Path) -> None:
     ({"models": [{"name": "hyperml", "grid": {"c": ["big"]}}]}, "--c expects float, got 'big'"),
     ({"models": [{"name": "hyperml", "options": {"c": 1}, "grid": {"c": [1, 2]}}]}, "'c' is both fixed and swept"),
     ({"train": {"epoch": 3}}, "unknown training setting(s) epoch"),
+    ({"train": {"epochs": 2.5}}, "train.epochs expects int, got 2.5"),
+    ({"train": {"patience": True}}, "train.patience expects int, got True"),
+    ({"models": [{"name": "bpr", "grid": {"dim": [8, "wide"]}}]}, "models[bpr].grid.dim expects int, got 'wide'"),
+    ({"models": [{"name": "hyperml", "options": {"c": None}}]}, "--c expects float, got None"),
+    ({"models": [{"name": "hyperml", "options": {"parametrization": "disk"}}]},
+     "--parametrization expects ball|tangent, got 'disk'"),
     ({"seeds": "three"}, "seeds"),
     ({"seeds": [1, 1]}, "seeds repeat"),
     ({"datasets": []}, "datasets: List should have at least 1 item"),

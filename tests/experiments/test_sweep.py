@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from hbench.cli import main
+from hbench.config import TrainConfig
 from hbench.experiments import ExecutorOptions, parse_spec, plan_sweep, run_sweep
 from hbench.runs import RunDirectory
 from hbench.training import trainer
@@ -112,6 +113,26 @@ def test_flag_form_builds_the_same_grid(tiny_dataset, tmp_path, capsys) -> None:
         (0.5, 0.0, 0), (0.5, 0.0, 1), (2.0, 0.0, 0), (2.0, 0.0, 1)]
     assert all(c["train"]["epochs"] == 2 and c["train"]["dim"] == 8 for c in configs)
     assert "# Sweep" in capsys.readouterr().out
+    # `--c 2` here names the run that `hbench train hyperml --c 2.0 --gamma 0 --dim 8 --epochs 2` would: a
+    # float option given as an integer must not give the same configuration a second hash.
+    planned = trainer.plan_run("hyperml", TrainConfig(dataset=str(tiny_dataset.path), dim=8, epochs=2, seed=1),
+                               {"c": "2.0", "gamma": "0.0"}, out=out, dataset=tiny_dataset)
+    assert planned.run_dir.status() == "completed"
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--c", ""], "--c has an empty value"),
+    (["--c", "0.5,big"], "--c expects float, got 'big'"),
+    (["--epochs", "ten"], "epochs expects int, got 'ten'"),
+    (["--seeds", "two"], "--seeds expects a count"),
+])
+def test_flag_form_mistakes_are_one_line_and_run_nothing(tiny_dataset, tmp_path, capsys, flags, message) -> None:
+    out = tmp_path / "flags"
+    with pytest.raises(SystemExit) as done:
+        main(["sweep", "hyperml", "--dataset", str(tiny_dataset.path), *flags, "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
 
 
 def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(tiny_dataset, tmp_path, capsys) -> None:
