@@ -107,29 +107,50 @@ def _gpu_ids() -> list[int]:
 
 def run_processes(tasks: Sequence[CellTask], jobs: int, on_start: Callable[[Cell], None]) -> Iterator[CellOutcome]:
     """`jobs` worker processes; each running cell gets one GPU of its own when there are GPUs, and the CPU
-    threads are divided between the workers."""
+    threads are divided between the workers.
+
+    A worker that dies (killed for memory, a segfault) breaks the whole pool, and the pool cannot say
+    which cell killed it: every cell running then is reported failed (each resumes from its last epoch
+    on a rerun) and a fresh pool takes the rest of the queue.
+    """
+    import multiprocessing
+    from concurrent.futures.process import BrokenProcessPool
+
     gpus = _gpu_ids()
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    free_gpus = list(gpus)
     queue = list(tasks)
-    running: dict[Future[CellOutcome], int | None] = {}
-    import multiprocessing
-
-    # spawn: a fresh interpreter per worker (fork would copy torch's thread pools and CUDA state).
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        while queue or running:
-            while queue and len(running) < jobs:
-                task = queue.pop(0)
-                gpu = free_gpus.pop(0) if free_gpus and task.device == "auto" else None
-                task = replace(task, threads=threads, device=f"cuda:{gpu}" if gpu is not None else task.device)
-                on_start(task.cell)
-                running[pool.submit(execute_cell, task)] = gpu
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                gpu = running.pop(future)
-                if gpu is not None:
-                    free_gpus.append(gpu)
-                yield future.result()
+    while queue:
+        free_gpus = list(gpus)
+        running: dict[Future[CellOutcome], tuple[Cell, int | None]] = {}
+        # spawn: a fresh interpreter per worker (fork would copy torch's thread pools and CUDA state).
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            broken = False
+            while (queue and not broken) or running:
+                while queue and not broken and len(running) < jobs:
+                    queued = queue.pop(0)
+                    gpu = free_gpus.pop(0) if free_gpus and queued.device == "auto" else None
+                    task = replace(queued, threads=threads, device=f"cuda:{gpu}" if gpu is not None else queued.device)
+                    try:
+                        future = pool.submit(execute_cell, task)
+                    except BrokenProcessPool:  # a worker died since the last wait: the next pool runs it
+                        queue.insert(0, queued)
+                        broken = True
+                        break
+                    on_start(task.cell)
+                    running[future] = (task.cell, gpu)
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    cell, gpu = running.pop(future)
+                    if gpu is not None:
+                        free_gpus.append(gpu)
+                    try:
+                        yield future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        yield CellOutcome(cell, "failed", None, "its worker process died (killed, out of memory "
+                                          "or crashed) while this cell ran; a rerun resumes it")
 
 
 def run_ray(tasks: Sequence[CellTask], address: str | None, cpus_per_cell: float, gpus_per_cell: float,

@@ -38,6 +38,10 @@ from hbench.config import TrainConfig, coerce_fields, coerce_setting
 from hbench.errors import HBenchError
 
 # Settings a spec may fix or sweep; dataset and seed are the spec's own axes, device a property of a machine.
+# Selection compares configurations by one validation metric on one protocol's candidates; sweeping
+# either would rank numbers that are not comparable.
+_NOT_SWEPT = ("metric", "protocol")
+
 # A spec error is one line: the first few problems pydantic found, then a count of the rest.
 _ERRORS_SHOWN = 3
 
@@ -98,6 +102,15 @@ class ModelEntry(_Strict):
                 raise ValueError(f"grid axis {key!r} is empty")
         return grid
 
+    @model_validator(mode="after")
+    def _tpe_sweeps_alone(self) -> ModelEntry:
+        # TPE proposes one point at a time from the finished ones; a grid or variants beside it would
+        # need a study per combination, so they are refused rather than silently dropped.
+        if self.search is not None and self.search.method == "tpe" and (self.grid or self.variants):
+            raise ValueError(f"{self.name}: a TPE search cannot be combined with grid or variants; "
+                             "give those values as `choices` axes of its space, or use method = \"random\"")
+        return self
+
 
 class Budget(_Strict):
     max_cells: int | None = Field(default=None, gt=0)
@@ -157,6 +170,9 @@ def check_spec_names(spec: SweepSpec) -> None:
         if entry.search is not None:
             swept.update({key: None for key in entry.search.space})
         for key in swept:
+            if key in _NOT_SWEPT:
+                raise ValueError(f"{where}: {key!r} cannot be swept: it decides how configurations are compared, "
+                                 "so it is one value per model (set it in `train` or at the top of the spec)")
             if key not in option_names and key not in TRAIN_KEYS:
                 raise ValueError(f"{where}: {key!r} is neither an option of {entry.name} nor a training setting")
             if key in entry.options or key in entry.train:

@@ -94,6 +94,10 @@ def test_values_take_their_declared_types_so_one_configuration_has_one_cell(tmp_
     ({"seeds": [1, 1]}, "seeds repeat"),
     ({"datasets": []}, "datasets: List should have at least 1 item"),
     ({"models": [{"name": "hyperml", "search": {"trials": 2, "space": {"c": {"low": 2, "high": 1}}}}]}, "low <= high"),
+    ({"models": [{"name": "hyperml", "grid": {"gamma": [0.0, 0.2]},
+                  "search": {"method": "tpe", "trials": 2, "space": {"c": {"low": 0.5, "high": 2}}}}]},
+     "a TPE search cannot be combined with grid or variants"),
+    ({"models": [{"name": "bpr", "grid": {"metric": ["mrr", "ndcg@10"]}}]}, "'metric' cannot be swept"),
 ])
 def test_mistakes_are_one_clear_error(change: dict, message: str) -> None:
     data = {"datasets": ["a"], "seeds": 1, "models": [{"name": "bpr"}], **change}

@@ -4,6 +4,7 @@ the same numbers from every executor, failures recorded without stopping the swe
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -158,6 +159,42 @@ def test_worker_processes_give_the_sequential_numbers(tiny_dataset, tmp_path) ->
     report = run_sweep(spec, tmp_path / "processes", executor=ExecutorOptions(executor="processes", jobs=2))
     assert report.ran == 6 and report.failed == 0
     assert _metrics(tmp_path / "processes") == _metrics(tmp_path / "sequential")
+
+
+def test_a_worker_killed_mid_cell_fails_that_cell_only_and_a_rerun_resumes_it(tiny_dataset, tmp_path) -> None:
+    """kill -9 of a worker process (what the OOM killer does) breaks Python's process pool; the sweep
+    must record the cell it was running, go on with a fresh pool, and resume the cell on a rerun."""
+    import multiprocessing
+    import signal
+    import threading
+    import time
+
+    spec = _spec(tiny_dataset, seeds=2, train={"dim": 8, "epochs": 40, "batch_size": 64},
+                 models=[{"name": "hyperml"}])
+    out = tmp_path / "killed"
+
+    def kill_the_worker_after_its_first_epoch() -> None:
+        deadline = time.monotonic() + 300
+        while not list(out.rglob("resume.pt")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for worker in multiprocessing.active_children():
+            os.kill(worker.pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_the_worker_after_its_first_epoch, daemon=True)
+    killer.start()
+    report = run_sweep(spec, out, executor=ExecutorOptions(executor="processes", jobs=1))
+    killer.join()
+    assert report.ran == 2 and report.failed == 1
+    cells = pd.read_csv(out / "sweep-summary.csv").set_index("seed")
+    assert cells.loc[0, "status"] == "failed" and "worker process died" in cells.loc[0, "message"]
+    assert cells.loc[1, "status"] == "completed"  # the fresh pool ran the rest of the queue
+
+    plan = plan_sweep(spec, out)
+    assert [(c.cell.seed, c.state) for c in plan.cells] == [(0, "resumable"), (1, "finished")]
+    rerun = run_sweep(spec, out)
+    assert rerun.ran == 1 and rerun.failed == 0 and rerun.skipped == 1
+    run_sweep(spec, tmp_path / "uninterrupted")
+    assert _metrics(out) == _metrics(tmp_path / "uninterrupted")
 
 
 @pytest.mark.slow
