@@ -42,6 +42,8 @@ class PlannedCell:
     group_hash: str
     config_hash: str
     state: str  # finished | diverged | resumable | new
+    protocol: str  # resolved (the dataset's default when the spec names none)
+    metric: str  # resolved validation metric that selects
     resumable_epoch: int | None = None
     seconds: float | None = None  # train + eval seconds of a finished cell
 
@@ -125,7 +127,8 @@ def plan_cell(cell: Cell, out: Path, home: Path | None, datasets: dict[str, Any]
         seconds = float(metrics.get("train_seconds", 0)) + float(metrics.get("eval_seconds", 0))
     epoch = run_dir.resumable_epoch()
     state = {"completed": "finished", "diverged": "diverged"}.get(status or "", "resumable" if epoch else "new")
-    return PlannedCell(cell, run_dir, planned.run.group_hash, planned.run.config_hash, state, epoch, seconds)
+    return PlannedCell(cell, run_dir, planned.run.group_hash, planned.run.config_hash, state, planned.run.protocol,
+                       planned.run.metric, epoch, seconds)
 
 
 def plan_sweep(spec: SweepSpec, out: Path, home: Path | None = None) -> SweepPlan:

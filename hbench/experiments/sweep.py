@@ -122,6 +122,7 @@ class _Execution:
             "spec": self.spec.model_dump(mode="json"),
             "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "cells": [{**asdict(c.cell), "config_hash": c.config_hash, "group_hash": c.group_hash,
+                       "protocol": c.protocol, "metric": c.metric,
                        "path": str(c.run_dir.path.relative_to(self.out))} for c in self.cells],
         })
 
@@ -241,7 +242,9 @@ def _cell_rows(out: Path) -> pd.DataFrame:
         row: dict[str, Any] = {
             "dataset": cell["train"]["dataset"], "model": cell["model"], "variant": cell["variant"],
             "seed": cell["train"]["seed"], "group_hash": cell["group_hash"], "config_hash": cell["config_hash"],
-            "path": str(run_dir.path), "settings": "", "protocol": cell["train"].get("protocol"),
+            "path": str(run_dir.path), "settings": "",
+            # resolved at plan time, so configurations that have not run yet still sit under their protocol
+            "protocol": cell.get("protocol") or cell["train"].get("protocol"), "selection_metric": cell.get("metric"),
             "values": json.dumps({**{k: v for k, v in cell["train"].items() if k not in ("dataset", "seed")},
                                   **cell["options"]}, sort_keys=True),
         }
@@ -330,11 +333,15 @@ def _selection(best: pd.Series, ranked: pd.DataFrame, frame: pd.DataFrame) -> Se
     if len(ranked) > 1:
         second = ranked.iloc[1]
         reason += f"; runner-up {_label(second)} at {second['valid_mean']:.4f}"
+    elif len(frame) > 1:
+        reason += "; the only configuration with a validation result"
     else:
         reason += "; the only configuration"
-    excluded = int(((frame["completed"] < frame["seeds"])).sum())
-    if excluded:
-        reason += f"; {excluded} configuration(s) with a diverged, failed or unfinished seed ranked last"
+    incomplete = frame["completed"] < frame["seeds"]
+    if best["completed"] < best["seeds"]:
+        reason += "; provisional: no configuration has finished every seed yet"
+    elif incomplete.any():
+        reason += f"; {int(incomplete.sum())} configuration(s) with a diverged, failed or unfinished seed ranked last"
     test = {k.removeprefix("test/"): float(v) for k, v in best.items()
             if isinstance(k, str) and k.startswith("test/") and not k.endswith(" std")}
     return Selection(best["dataset"], best["protocol"], best["model"], best["group_hash"], _label(best), metric, float(best["valid_mean"]), n, reason, test)
@@ -376,8 +383,10 @@ def _markdown(spec: dict[str, Any], cells: pd.DataFrame, configs: pd.DataFrame, 
     for (dataset, protocol), frame in configs.groupby(["dataset", "protocol"], sort=False, dropna=False):
         test_columns = [c for c in frame.columns if c.startswith("test/") and not c.endswith(" std")]
         metric = frame["metric"].dropna().iloc[0] if frame["metric"].notna().any() else "metric"
-        token_sets = [set(str(s).split()) - {"defaults"} for s in frame["settings"]]
-        shared = set.intersection(*token_sets) if token_sets else set()
+        token_sets = [set(str(s).split()) - {"defaults"} for s in frame["settings"] if s]  # "": not run yet
+        swept_keys = {token.split("=")[0] for swept in frame["swept"] for token in str(swept).split()}
+        shared = {t for t in (set.intersection(*token_sets) if token_sets else set())
+                  if t.split("=")[0] not in swept_keys}
         table = []
         for _, row in frame.iterrows():
             label = _label(row)

@@ -136,6 +136,24 @@ def test_flag_form_mistakes_are_one_line_and_run_nothing(tiny_dataset, tmp_path,
     assert not out.exists()
 
 
+def test_a_cell_budget_stops_the_sweep_and_the_summary_shows_what_is_left(tiny_dataset, tmp_path) -> None:
+    spec = _spec(tiny_dataset, budget={"max_cells": 1}, models=[{"name": "hyperml", "grid": {"c": [0.5, 2.0]}}])
+    out = tmp_path / "sweep"
+    first = run_sweep(spec, out)
+    assert first.ran == 1 and first.stopped_by_budget
+    summary = (out / "sweep-summary.md").read_text()
+    # configurations that have not run yet sit in the same table, under the protocol they will be run with
+    sections = [line for line in summary.splitlines() if line.startswith("## ") and "Selected" not in line]
+    assert len(sections) == 1 and sections[0].endswith(f"— {tiny_dataset.default_protocol}")
+    assert "| hyperml   | c=2             | 0/2 " in summary
+    assert "provisional: no configuration has finished every seed yet" in summary
+    second = run_sweep(spec, out)
+    assert second.ran == 1 and second.skipped == 1 and second.stopped_by_budget
+    rest = run_sweep(parse_spec({**spec.model_dump(), "budget": {}}, "test"), out)
+    assert rest.ran == 2 and rest.skipped == 2 and not rest.stopped_by_budget
+    assert "provisional" not in (out / "sweep-summary.md").read_text()
+
+
 def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(tiny_dataset, tmp_path, capsys) -> None:
     spec = _spec(tiny_dataset, seeds=1, models=[{"name": "hyperml", "grid": {"c": [-1.0, 1.0]}}])
     report = run_sweep(spec, tmp_path / "sweep")
