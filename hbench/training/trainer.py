@@ -357,6 +357,10 @@ def train_planned(planned: PlannedRun, *, force: bool = False, feedback: Feedbac
     feedback.log(f"[bold]{planned.model_name}[/bold] on {dataset.name} ({run.protocol}), seed {config.seed}, device {device}")
     outcome = _fit(model, dataset, config, protocol=run.protocol, metric=run.metric, lr=run.lr,
                    sampling_rng=sampling_rng, run_dir=run_dir, device=device, feedback=feedback, resume=resume)
+    if outcome.status == "completed" and outcome.best_state is None:
+        # NaN never beats the best so far: with no finite validation value there is no checkpoint to test.
+        outcome.status = "diverged"
+        outcome.message = f"validation {run.metric} was not a number at any of {outcome.epochs_run} epoch(s)"
 
     summary: dict[str, Any] = {
         "status": outcome.status, "message": outcome.message, "model": planned.model_name, "dataset": dataset.name,

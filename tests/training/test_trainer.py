@@ -102,6 +102,16 @@ class ExplodingModel(BPRMF):
         return terms
 
 
+def test_a_validation_metric_that_is_never_a_number_ends_as_diverged(tiny_dataset, tmp_path: Path, monkeypatch) -> None:
+    """NaN never beats the best so far, so no checkpoint is kept: the run must end diverged, not crash."""
+    import hbench.training.trainer as trainer
+
+    monkeypatch.setattr(trainer, "summarise", lambda per_user: {k: float("nan") for k in summarise(per_user)})
+    result = train("bpr", _config(tiny_dataset, epochs=2), out=tmp_path)
+    assert result.status == "diverged" and RunDirectory(result.path).status() == "diverged"
+    assert result.metrics["message"] == "validation recall@20 was not a number at any of 2 epoch(s)"
+
+
 def test_plugin_model_from_entry_point_and_divergence(tiny_dataset, tmp_path: Path, monkeypatch) -> None:
     import hbench.models.registry as registry
 
