@@ -20,6 +20,7 @@ from tabulate import tabulate
 
 from hbench.errors import HBenchError
 from hbench.reports.collect import collect_runs
+from hbench.reports.latex import latex_escape
 from hbench.reports.significance import (
     TESTS,
     Effect,
@@ -214,10 +215,7 @@ def render_compare(report: PairReport, fmt: str = "markdown") -> str:
     if fmt == "markdown":
         table = tabulate(rows, headers=header, tablefmt="pipe", disable_numparse=True)
         return "\n".join(report.lines()) + "\n\n" + table + "\n"
-    frame = pd.DataFrame([[c.replace("_", r"\_") for c in row] for row in rows],
-                         columns=[h.replace("_", r"\_").replace("≠", r"$\neq$").replace("%", r"\%") for h in header])
+    frame = pd.DataFrame([[latex_escape(c) for c in row] for row in rows], columns=[latex_escape(h) for h in header])
     body = frame.style.hide(axis="index").to_latex(hrules=True, column_format="l" + "r" * (len(header) - 1))
-    body = body.replace("Δ", r"$\Delta$").replace("−", "-").replace("∞", r"$\infty$")
-    caption = " ".join(report.lines()).replace("_", r"\_").replace("%", r"\%").replace("Δ", r"$\Delta$")
-    caption = caption.replace("≠", r"$\neq$").replace("−", "-")
+    caption = latex_escape(" ".join(report.lines()))
     return "\\begin{table}[t]\n\\centering\n" + body + f"\\caption{{{caption}}}\n\\end{{table}}\n"

@@ -28,6 +28,7 @@ from tabulate import tabulate
 from hbench.errors import HBenchError
 from hbench.evaluation.protocols import PROTOCOLS, TIE_RULE
 from hbench.reports import paper
+from hbench.reports.latex import latex_escape
 from hbench.reports.paper import ReportedResult
 from hbench.reports.significance import (
     RowKey,
@@ -192,13 +193,6 @@ def _latex_marks(marks: str) -> str:
     return r"$^{\dagger}$" if marks == MARKER else rf"$^{{\mathrm{{{marks}}}}}$"
 
 
-def _latex_escape(text: str) -> str:
-    """Escape the characters that labels and captions may hold and LaTeX reads as commands."""
-    for char in "&%#_":
-        text = text.replace(char, "\\" + char)
-    return text
-
-
 def _runs_text(row: Row) -> str:
     return f"{row.n_runs}" + (f" ({row.n_diverged} diverged)" if row.n_diverged else "")
 
@@ -208,7 +202,7 @@ def _header(table: Table) -> list[str]:
 
 
 def _body(table: Table, style: str) -> list[list[str]]:
-    escape = {"latex": _latex_escape, "html": html.escape}.get(style, lambda text: text)
+    escape = {"latex": latex_escape, "html": html.escape}.get(style, lambda text: text)
     body = [[escape(table.row_label(r)), *[_format_cell(r.cells[m], style, table.marks(r, m)) for m in table.metrics],
              _runs_text(r), f"{r.train_seconds:.1f}", f"{r.eval_seconds:.1f}"] for r in table.rows]
     # The papers' own numbers: as printed (no std, no ranking, no marker), after the measured rows.
@@ -227,11 +221,10 @@ def render_markdown(tables: Sequence[Table]) -> str:
 def render_latex(tables: Sequence[Table]) -> str:
     parts = []
     for t in tables:
-        frame = pd.DataFrame(_body(t, "latex"), columns=[h.replace("_", r"\_") for h in _header(t)])
+        frame = pd.DataFrame(_body(t, "latex"), columns=[latex_escape(h) for h in _header(t)])
         body = frame.style.hide(axis="index").to_latex(hrules=True, column_format="l" + "r" * (len(frame.columns) - 1))
-        caption = (_latex_escape(t.caption().replace("`", "")).replace("±", r"$\pm$").replace(MARKER, r"$\dagger$")
-                   .replace("α", r"$\alpha$"))
-        parts.append("\\begin{table}[t]\n\\centering\n" + body + f"\\caption{{{_latex_escape(t.title)}. {caption}}}\n\\end{{table}}\n")
+        caption = latex_escape(t.caption().replace("`", ""))
+        parts.append("\\begin{table}[t]\n\\centering\n" + body + f"\\caption{{{latex_escape(t.title)}. {caption}}}\n\\end{{table}}\n")
     return "\n".join(parts)
 
 

@@ -60,6 +60,22 @@ def test_latex_uses_booktabs_and_marks(results: Path) -> None:
     assert "\\textbf{0.7100 $\\pm$ 0.0100}" in latex and "\\underline{0.6200 $\\pm$ 0.0200}" in latex
 
 
+def test_latex_escapes_every_special_character_of_labels_once() -> None:
+    from hbench.reports.latex import latex_escape
+
+    # worked by hand from the LaTeX manual's list of special characters
+    assert latex_escape(r"a_b & 5% #1 $x$ {y} ~ ^ \ γ±α") == (
+        r"a\_b \& 5\% \#1 \$x\$ \{y\} \textasciitilde{} \textasciicircum{} \textbackslash{} "
+        r"$\gamma$$\pm$$\alpha$")
+
+
+def test_latex_table_escapes_option_values(tmp_path: Path) -> None:
+    for seed in (0, 1):
+        _write_run(tmp_path, "cml", seed, {"hr@10": 0.5, "ndcg@10": 0.3}, options={"note": "a_b~c^d$e"})
+    latex = render(build_tables(collect_runs(tmp_path)), "latex")
+    assert r"a\_b\textasciitilde{}c\textasciicircum{}d\$e" in latex and "~" not in latex and "^d" not in latex
+
+
 def test_csv_round_trips_numbers(results: Path) -> None:
     frame = pd.read_csv(io.StringIO(render(build_tables(collect_runs(results)), "csv")))
     bpr = frame[frame["model"] == "bpr"].iloc[0]
