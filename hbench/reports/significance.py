@@ -452,7 +452,8 @@ class SignificanceReport:
                       and len(labels) > 1 else "fewer than two rows")
             return f"No significance tests: {reason}."
         unit = ("unit user: per-user test metrics averaged over the seeds both rows have, users matched exactly"
-                if s.unit == "user" else "unit seed: whole-test-set metrics of runs paired by seed")
+                if s.unit == "user" else "unit seed: whole-test-set metrics of runs paired by seed, "
+                "on the seeds both rows ran")
         ns = sorted({c.outcome.n for c in self.comparisons if not math.isnan(c.outcome.p_value)})
         n_text = f"n = {ns[0]}" if len(ns) == 1 else (f"n = {ns[0]}–{ns[-1]}" if ns else "")
         resampling = f", {s.n_resamples} resamples, seed {s.seed}" if s.test in ("permutation", "bootstrap") else ""
