@@ -107,6 +107,14 @@ def test_mistakes_are_one_clear_error(change: dict, message: str) -> None:
     assert "\n" not in str(error.value)
 
 
+def test_several_mistakes_are_listed_on_one_line() -> None:
+    with pytest.raises(HBenchError) as error:
+        parse_spec({"datasets": [], "seeds": 0, "colour": "red", "shade": 1, "models": [{"name": "bpr"}]}, "s.toml")
+    message = str(error.value)
+    assert message.count("; ") == 2 and message.endswith("(and 1 more)") and "\n" not in message
+    assert "datasets: List should have at least 1 item" in message and "seeds must be at least 1" in message
+
+
 def test_files_that_are_not_specs_are_refused(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text("name = [")
     with pytest.raises(HBenchError, match="not valid TOML"):
