@@ -173,7 +173,8 @@ def run_ray(tasks: Sequence[CellTask], address: str | None, cpus_per_cell: float
         pending: dict[Any, Cell] = {}
         for task in tasks:
             on_start(task.cell)
-            device = "cuda" if gpus_per_cell > 0 else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES per task
+            # Ray sets CUDA_VISIBLE_DEVICES per task, so "cuda" is the task's own GPU; an explicit --device wins.
+            device = task.device if task.device != "auto" else "cuda" if gpus_per_cell > 0 else "cpu"
             pending[remote.remote(replace(task, threads=threads, device=device))] = task.cell
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)

@@ -142,6 +142,8 @@ class SweepSpec(_Strict):
     def _distinct(cls, seeds: list[int]) -> list[int]:
         if len(set(seeds)) != len(seeds):
             raise ValueError("seeds repeat")
+        if min(seeds) < 0:
+            raise ValueError("seeds must not be negative")  # numpy's SeedSequence takes none
         return seeds
 
     @model_validator(mode="after")
@@ -181,11 +183,29 @@ def check_spec_names(spec: SweepSpec) -> None:
             if key in option_names:
                 for value in values:
                     parse_options(cls, {key: value})
+        if entry.search is not None:
+            option_hints = typing.get_type_hints(cls.Options)
+            for key, axis in entry.search.space.items():
+                hint = option_hints.get(key, train_hints.get(key))
+                _check_axis(axis, hint, f"{where}.search.space.{key}")
         for variant, options in entry.variants.items():
             unknown = set(options) - option_names
             if unknown:
                 raise ValueError(f"{where}.variants.{variant}: unknown option(s) {', '.join(sorted(unknown))}")
             parse_options(cls, options)
+
+
+def _check_axis(axis: Axis, hint: Any, where: str) -> None:
+    """Every value a search axis can take fits the setting's declared type."""
+    if axis.choices is not None:
+        for choice in axis.choices:
+            coerce_setting(choice, hint, where)
+        return
+    numeric = [a for a in (typing.get_args(hint) or (hint,)) if a is not type(None)]
+    if numeric not in ([int], [float]):
+        raise ValueError(f"{where}: a range needs a numeric setting; give `choices` instead")
+    if numeric == [int] and not axis.integer:
+        raise ValueError(f"{where}: an integer setting; add `integer = true` to the range")
 
 
 def _check_train_keys(train: dict[str, Any], where: str) -> None:

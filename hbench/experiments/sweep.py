@@ -94,6 +94,9 @@ def describe_plan(plan: SweepPlan) -> str:
     eta = "unknown (no finished cell yet)" if estimate is None else f"≈ {estimate / 60:.1f} min sequentially"
     lines.append(f"finished {plan.count('finished')}, diverged {plan.count('diverged')}, to run {pending} "
                  f"({plan.count('resumable')} resume from a checkpoint); estimated time {eta}")
+    limit = plan.spec.budget.max_cells
+    if limit is not None and pending > limit:
+        lines.append(f"budget max_cells = {limit}: this invocation runs {limit} of them; rerun to go on")
     for entry in plan.spec.models:
         if entry.search is not None and entry.search.method == "tpe":
             lines.append(f"then a TPE search for {entry.name}: {entry.search.trials} trials × {len(plan.spec.seeds)} "
@@ -113,6 +116,20 @@ class _Execution:
         self.counts = {"done": 0, "running": 0, "failed": 0, "diverged": 0}
         self.ran = 0
         self.out_of_time = False
+        self.out_of_cells = False
+
+    @property
+    def stopped(self) -> bool:
+        """The budget (hours or cells) ended this invocation; a rerun goes on."""
+        return self.out_of_time or self.out_of_cells
+
+    def within_budget(self, pending: list[PlannedCell]) -> list[PlannedCell]:
+        """As many of `pending` as `budget.max_cells` still allows in this invocation."""
+        limit = self.spec.budget.max_cells
+        if limit is None or len(pending) <= limit - self.ran:
+            return pending
+        self.out_of_cells = True
+        return pending[: max(0, limit - self.ran)]
 
     def record(self, cells: list[PlannedCell]) -> None:
         """Add cells to the sweep's list (sweep.json is what summaries read)."""
@@ -178,27 +195,41 @@ def run_sweep(
         raise HBenchError(f"--executor must be one of {', '.join(EXECUTORS)}, not {executor.executor!r}")
     if executor.jobs < 1:
         raise HBenchError(f"--jobs must be at least 1, got {executor.jobs}")
+    _check_device(executor)
+    from hbench.experiments.tpe import require_optuna, run_tpe_searches
+
+    if any(e.search is not None and e.search.method == "tpe" for e in spec.models):
+        require_optuna()  # before any cell runs, not after the grid
     plan = plan_sweep(spec, out, home)
     out.mkdir(parents=True, exist_ok=True)
     execution = _Execution(spec, out, home, executor, feedback)
     execution.record(plan.cells)
-    pending = plan.pending()
-    if spec.budget.max_cells is not None:
-        pending = pending[: spec.budget.max_cells]
     feedback.log(describe_plan(plan).rstrip())
-    execution.run(pending, f"sweep {spec.name}")
+    execution.run(execution.within_budget(plan.pending()), f"sweep {spec.name}")
     skipped = len(plan.cells) - len(plan.pending())
-    stopped = execution.out_of_time or len(pending) < len(plan.pending())
-    if not stopped:
-        from hbench.experiments.tpe import run_tpe_searches
-
+    if not execution.stopped:
         skipped += run_tpe_searches(spec, out, home, execution)
-        stopped = execution.out_of_time
     report = summarise_sweep(out)
     report.ran, report.failed = execution.ran, execution.counts["failed"]
     report.seconds = time.perf_counter() - execution.started
-    report.skipped, report.stopped_by_budget = skipped, stopped
+    report.skipped, report.stopped_by_budget = skipped, execution.stopped
     return report
+
+
+def _check_device(executor: ExecutorOptions) -> None:
+    """A device this machine cannot use is one usage error here, not a failed cell per cell. Ray workers
+    may sit on other machines, so for Ray only the spelling is checked."""
+    from hbench.devices import resolve_device
+
+    if executor.executor != "ray":
+        resolve_device(executor.device)
+        return
+    import torch
+
+    try:
+        torch.device(executor.device if executor.device != "auto" else "cpu")
+    except (RuntimeError, ValueError):
+        raise HBenchError(f"unknown device {executor.device!r}: use auto, cpu, cuda, cuda:N or mps") from None
 
 
 def _outcomes(tasks: list[CellTask], options: ExecutorOptions, on_start) -> Any:

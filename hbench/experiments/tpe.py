@@ -62,35 +62,51 @@ def run_tpe_searches(spec: SweepSpec, out: Path, home: Path | None, execution: _
     searches = [e for e in spec.models if e.search is not None and e.search.method == "tpe"]
     if not searches:
         return 0
-    try:
-        import optuna  # noqa: F401
-    except ImportError:
-        raise HBenchError("a TPE search needs Optuna: pip install 'hbench[tpe]'") from None
+    require_optuna()
     datasets: dict[str, Any] = {}
     skipped = 0
     for dataset in spec.datasets:
         for entry in searches:
             assert entry.search is not None
             log_path = _log_path(out, dataset, entry.name)
-            history: list[dict[str, Any]] = json.loads(log_path.read_text())["trials"] if log_path.is_file() else []
+            search = entry.search.model_dump(mode="json", exclude={"trials"})  # more trials extend a search
+            history = _read_history(log_path, search)
             for index in range(entry.search.trials):
                 if index == len(history):
                     params = propose([t for t in history if "value" in t], entry.search.space,
                                      entry.search.seed + index)
                     history.append({"params": params})
-                    write_json(log_path, {"trials": history})
+                    write_json(log_path, {"search": search, "trials": history})
                 params = history[index]["params"]
                 cells = [plan_cell(cell, out, home, datasets)
                          for cell in configuration_cells(spec, entry, dataset, params, f"tpe trial {index}")]
                 execution.record(cells)
                 pending = [c for c in cells if c.state in ("new", "resumable")]
                 skipped += len(cells) - len(pending)
-                execution.run(pending, f"tpe {entry.name} trial {index + 1}/{entry.search.trials}")
-                if execution.out_of_time:
+                execution.run(execution.within_budget(pending), f"tpe {entry.name} trial {index + 1}/{entry.search.trials}")
+                if execution.stopped:
                     return skipped
                 history[index]["value"] = _objective(cells)
-                write_json(log_path, {"trials": history})
+                write_json(log_path, {"search": search, "trials": history})
     return skipped
+
+
+def require_optuna() -> None:
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise HBenchError("a TPE search needs Optuna: pip install 'hbench[tpe]'") from None
+
+
+def _read_history(log_path: Path, search: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trials recorded so far, provided they were proposed from this same search (space, seed)."""
+    if not log_path.is_file():
+        return []
+    log = json.loads(log_path.read_text())
+    if log.get("search") != search:
+        raise HBenchError(f"{log_path} holds the trials of a different search space or seed; a TPE search "
+                          "cannot continue from them: use another --out, or delete that file to start over")
+    return list(log["trials"])
 
 
 def _objective(cells: list[Any]) -> float | None:

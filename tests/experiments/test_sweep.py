@@ -14,7 +14,8 @@ import torch
 
 from hbench.cli import main
 from hbench.config import TrainConfig
-from hbench.experiments import ExecutorOptions, parse_spec, plan_sweep, run_sweep
+from hbench.errors import HBenchError
+from hbench.experiments import ExecutorOptions, describe_plan, parse_spec, plan_sweep, run_sweep
 from hbench.runs import RunDirectory
 from hbench.training import trainer
 
@@ -126,6 +127,9 @@ def test_flag_form_builds_the_same_grid(tiny_dataset, tmp_path, capsys) -> None:
     (["--c", "0.5,big"], "--c expects float, got 'big'"),
     (["--epochs", "ten"], "epochs expects int, got 'ten'"),
     (["--seeds", "two"], "--seeds expects a count"),
+    (["--seeds=-1,2"], "seeds must not be negative"),
+    (["--device", "bogus"], "unknown device 'bogus'"),
+    (["--device", "cuda:7"], "cuda:7 requested but"),
 ])
 def test_flag_form_mistakes_are_one_line_and_run_nothing(tiny_dataset, tmp_path, capsys, flags, message) -> None:
     out = tmp_path / "flags"
@@ -147,6 +151,7 @@ def test_a_cell_budget_stops_the_sweep_and_the_summary_shows_what_is_left(tiny_d
     assert len(sections) == 1 and sections[0].endswith(f"— {tiny_dataset.default_protocol}")
     assert "| hyperml   | c=2             | 0/2 " in summary
     assert "provisional: no configuration has finished every seed yet" in summary
+    assert "budget max_cells = 1: this invocation runs 1 of them" in describe_plan(plan_sweep(spec, out))
     second = run_sweep(spec, out)
     assert second.ran == 1 and second.skipped == 1 and second.stopped_by_budget
     rest = run_sweep(parse_spec({**spec.model_dump(), "budget": {}}, "test"), out)
@@ -306,9 +311,35 @@ def test_tpe_search_proposes_from_finished_trials_and_resumes_the_same_trials(ti
                   if json.loads((p.parent / "config.json").read_text())["model_options"]["c"] == log[1]["params"]["c"])
     victim.unlink()
     log_path = next(out.glob("tpe-*-hyperml.json"))
-    log_path.write_text(json.dumps({"trials": [log[0], {"params": log[1]["params"]}]}))
+    log_path.write_text(json.dumps({**json.loads(log_path.read_text()), "trials": [log[0], {"params": log[1]["params"]}]}))
     again = run_sweep(spec, out)
     # trial 1 runs again with its recorded parameters; trial 2 is proposed anew from the same history and
     # index, so it is the same configuration and its finished cell is reused
     assert again.ran == 1 and again.skipped == 2
     assert json.loads(log_path.read_text())["trials"] == log
+    # trials proposed from another space cannot seed this one
+    moved = _spec(tiny_dataset, seeds=1, models=[{"name": "hyperml", "search": {
+        "method": "tpe", "trials": 4, "seed": 5, "space": {**space, "c": {"low": 3.0, "high": 4.0}}}}])
+    with pytest.raises(HBenchError, match="holds the trials of a different search space or seed"):
+        run_sweep(moved, out)
+
+
+def test_a_cell_budget_also_bounds_tpe_trials(tiny_dataset, tmp_path) -> None:
+    pytest.importorskip("optuna")
+    spec = _spec(tiny_dataset, seeds=1, budget={"max_cells": 1}, models=[
+        {"name": "hyperml", "search": {"method": "tpe", "trials": 3, "space": {"c": {"low": 0.5, "high": 2.0}}}}])
+    out = tmp_path / "tpe"
+    runs = [run_sweep(spec, out) for _ in range(4)]
+    assert [(r.ran, r.stopped_by_budget) for r in runs] == [(1, True), (1, True), (1, False), (0, False)]
+    assert len(list(out.rglob("metrics.json"))) == 3
+
+
+def test_a_missing_optuna_is_reported_before_any_cell_runs(tiny_dataset, tmp_path, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # what `import optuna` meets when it is not installed
+    spec = _spec(tiny_dataset, seeds=1, models=[
+        {"name": "bpr"}, {"name": "hyperml", "search": {"method": "tpe", "trials": 2, "space": {"c": {"low": 0.5, "high": 2.0}}}}])
+    with pytest.raises(HBenchError, match="a TPE search needs Optuna"):
+        run_sweep(spec, tmp_path / "tpe")
+    assert not (tmp_path / "tpe").exists()
