@@ -108,6 +108,22 @@ class TestOutcome:
     n_effective: int
     alternative: str = "greater"
     note: str = ""
+    leader: int = 0  # +1: x ahead, -1: y ahead, 0: neither, by what the test itself measures (see `test_leader`)
+
+
+def test_leader(d: np.ndarray, test: str) -> int:
+    """Which side the test's own statistic favours, for two-sided tests that need a winner.
+
+    The t-test, permutation and bootstrap tests measure the mean difference, so its sign decides. The
+    signed-rank test measures ranks: with skewed per-user metrics the mean can favour one side while
+    most users (and W+ − W−) favour the other, and the rejection then speaks for the rank sum's side.
+    """
+    if test == "wilcoxon":
+        nonzero = d[d != 0]  # the "wilcox" zero method drops zero differences before ranking
+        value = float(np.sum(np.sign(nonzero) * stats.rankdata(np.abs(nonzero))))
+    else:
+        value = float(np.mean(d))
+    return int(np.sign(value))
 
 
 def _resample_batch(n: int, n_resamples: int) -> int:
@@ -185,7 +201,7 @@ def paired_test(x: np.ndarray, y: np.ndarray, test: str, *, alternative: str = "
             distribution, _, _ = bootstrap_means(d, seed=seed, n_resamples=n_resamples)
             statistic = float(d.mean())
             p = bootstrap_p_value(distribution, statistic, alternative)
-    return TestOutcome(test, statistic, p, n, n_eff, alternative, note)
+    return TestOutcome(test, statistic, p, n, n_eff, alternative, note, test_leader(d, test))
 
 
 @dataclass(frozen=True)
@@ -525,9 +541,10 @@ def table_significance(runs: pd.DataFrame, rows: Sequence[RowKey], metrics: Sequ
     adjusted, rejected = correct([c.outcome.p_value for c in comparisons], settings.correction, settings.alpha)
     final = []
     for c, p_adj, reject in zip(comparisons, adjusted, rejected):
-        better = direction(c.metric) * (c.effect.difference if not math.isnan(c.effect.difference) else 0.0) > 0
-        if settings.pairs == "all" and reject and not better and c.effect.difference != 0:
-            # Rows were ordered by their means over all seeds; on the matched pairs the other one won.
+        better = c.outcome.leader > 0
+        if settings.pairs == "all" and reject and c.outcome.leader < 0:
+            # Rows were ordered by their means over all seeds; on the matched pairs, by what the test
+            # measures, the other one won.
             c = _swapped(c)
             better = True
         final.append(replace(c, p_adjusted=float(p_adj), significant=bool(reject and better)))
@@ -539,7 +556,8 @@ def _swapped(c: Comparison) -> Comparison:
     e = c.effect
     effect = replace(e, mean_a=e.mean_b, mean_b=e.mean_a, difference=-e.difference, ci_low=-e.ci_high,
                      ci_high=-e.ci_low, d_z=-e.d_z)
-    return replace(c, candidate=c.baseline, baseline=c.candidate, effect=effect)
+    return replace(c, candidate=c.baseline, baseline=c.candidate, effect=effect,
+                   outcome=replace(c.outcome, leader=-c.outcome.leader))
 
 
 def _best_baseline(rows: Sequence[RowKey], metric: str) -> RowKey | None:

@@ -148,6 +148,28 @@ def test_all_pairs_marks_with_row_letters(results: Path) -> None:
     assert "(d) hyperml" in markdown and "<sup>abc</sup>" in markdown and "two-sided" in markdown
 
 
+def test_all_pairs_wilcoxon_credits_the_side_its_ranks_favour(tmp_path: Path) -> None:
+    # cml gains 0.1 for 60 users and loses 1.0 for 10: bpr has the higher mean (0.5714 vs 0.5143), but
+    # the signed-rank test rejects in cml's favour (scipy: p ≈ 9e-5 for cml > bpr, ≈ 1 for bpr > cml).
+    users = np.arange(70)
+    bpr = np.where(users < 60, 0.5, 1.0)
+    cml = np.where(users < 60, 0.6, 0.0)
+    assert bpr.mean() > cml.mean()
+    assert stats.wilcoxon(cml, bpr, alternative="greater").pvalue < 1e-3 < stats.wilcoxon(bpr, cml, alternative="greater").pvalue
+    for seed in range(2):
+        write_run(tmp_path, "bpr", seed, per_user=pd.DataFrame({"user": users, "n_targets": 1, "hr@10": bpr}))
+        write_run(tmp_path, "cml", seed, per_user=pd.DataFrame({"user": users, "n_targets": 1, "hr@10": cml}))
+    (table,) = build_tables(collect_runs(tmp_path), ["hr@10"],
+                            significance=SignificanceSettings(pairs="all", test="wilcoxon"))
+    marks = {r.label: table.marks(r, "hr@10") for r in table.rows}
+    assert marks == {"bpr": "", "cml": "a"}
+    (table,) = build_tables(collect_runs(tmp_path), ["hr@10"],
+                            significance=SignificanceSettings(pairs="all", test="ttest"))
+    # the t-test measures the mean, which leans the other way and not significantly (scipy: p > 0.05)
+    assert stats.ttest_rel(bpr, cml).pvalue > 0.05
+    assert {r.label: table.marks(r, "hr@10") for r in table.rows} == {"bpr": "", "cml": ""}
+
+
 def test_lower_is_better_metric_ranks_and_tests_downwards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sig.METRIC_DIRECTION, "rank", -1)
     for seed in range(3):
