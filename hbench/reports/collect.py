@@ -34,6 +34,8 @@ def collect_runs(root: Path, *, selected_only: bool = False) -> pd.DataFrame:
             "dataset": config["dataset"]["name"],
             "protocol": config["protocol"],
             "split_hash": config["dataset"]["split_hash"],
+            "n_users": config["dataset"].get("n_users"),
+            "negatives": config["dataset"].get("negatives"),  # sampled per user; absent from older runs
             "model": config["model"],
             "group_hash": config["group_hash"],
             "settings": " ".join(run_settings(config)),

@@ -4,8 +4,11 @@ Only numbers written down in the project's reference notes (shared/reference/mod
 the notes say nothing (HyperML's Amazon sets, HVACF's other metrics, table numbers) nothing is entered.
 Values keep the precision the paper prints (as strings), so 0.804 is never shown as 0.8040.
 
-A reported row joins a table only when its hbench dataset and protocol are the table's; it is never
-ranked (bold/underline) nor tested, because there is no per-seed or per-user data behind it.
+A reported row joins a table only when the table's runs used the paper's data the paper's way: the same
+hbench dataset and protocol, at least 90% of the paper's users (a sample or a subset is not the paper's
+data) and, for sampled protocols, the same number of sampled negatives. A table says which reported rows
+it withheld and why. A reported row is never ranked (bold/underline) nor tested, because there is no
+per-seed or per-user data behind it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class ReportedResult:
     values: Mapping[str, str]  # hbench metric name -> value as printed
     citation: Citation
     note: str = ""
+    users: int = 0  # users in the paper's data (approximate where the source says "about")
+    negatives: int | None = None  # sampled negatives per user of the paper's protocol; None: not sampled
 
     @property
     def label(self) -> str:
@@ -53,30 +58,56 @@ _HVACF_AUC = ("AUC of the DVBPR protocol, shown in hbench's `auc` column (all no
               "paper definition); the notes do not say whether the paper used all items or sampled negatives")
 _HYPERML_LOO = "leave-one-out with 100 sampled negatives; numbers as quoted by public leaderboards"
 
+# Users: DVBPR's files as shared/reference/datasets.md gives them ("about 34K" / "about 97K"); MovieLens from
+# GroupLens' own statistics.
 REPORTED: tuple[ReportedResult, ...] = (
-    ReportedResult("hvacf", "Amazon Women", "amazon-women", "auc", {"auc": "0.804"}, HVACF, _HVACF_AUC),
-    ReportedResult("hvacf", "Amazon Men", "amazon-men", "auc", {"auc": "0.830"}, HVACF, _HVACF_AUC),
+    ReportedResult("hvacf", "Amazon Women", "amazon-women", "auc", {"auc": "0.804"}, HVACF, _HVACF_AUC,
+                   users=97_000),
+    ReportedResult("hvacf", "Amazon Men", "amazon-men", "auc", {"auc": "0.830"}, HVACF, _HVACF_AUC,
+                   users=34_000),
     # ZOZOTOWN's TOWN Women is private: recorded for completeness, never matches an hbench table.
     ReportedResult("hvacf", "TOWN Women", None, "auc", {"auc": "0.810"}, HVACF, _HVACF_AUC),
     ReportedResult("hyperml", "MovieLens 1M", "movielens-1m", "loo", {"hr@10": "0.7563", "ndcg@10": "0.5620"},
-                   HYPERML, _HYPERML_LOO),
+                   HYPERML, _HYPERML_LOO, users=6_040, negatives=100),
     ReportedResult("hyperml", "MovieLens 20M", "movielens-20m", "loo", {"hr@10": "0.8736", "ndcg@10": "0.6404"},
-                   HYPERML, _HYPERML_LOO),
+                   HYPERML, _HYPERML_LOO, users=138_493, negatives=100),
 )
 
-
-def reported_for(dataset: str, protocol: str, metrics: Sequence[str],
-                 reported: Sequence[ReportedResult] = REPORTED) -> tuple[ReportedResult, ...]:
-    """The reported results for a table of `dataset` × `protocol` that share at least one of its metrics."""
-    return tuple(r for r in reported
-                 if r.dataset == dataset and r.protocol == protocol and any(m in r.values for m in metrics))
+# Below this share of the paper's users, the runs' data is a sample or a subset (5-core filters and
+# cleaning drop a few users, never a tenth).
+MIN_USER_SHARE = 0.9
 
 
-def describe(results: Sequence[ReportedResult]) -> str:
-    """The footnote for reported rows: their sources, and that they take no part in ranking or tests."""
-    if not results:
-        return ""
-    sources = "; ".join(sorted({f"{r.model}: {r.citation.text()} ({r.paper_dataset}; {r.note})" for r in results}))
-    return (f"Rows marked 'reported' are the papers' own numbers, not hbench runs ({sources}); they have no std "
-            "and take no part in the bold/underline ranking or in significance tests.")
+def reported_for(dataset: str, protocol: str, metrics: Sequence[str], *, n_users: int | None,
+                 negatives: int | None, reported: Sequence[ReportedResult] = REPORTED,
+                 ) -> tuple[tuple[ReportedResult, ...], tuple[str, ...]]:
+    """The reported results that fit a table of `dataset` × `protocol` whose runs saw `n_users` users and
+    `negatives` sampled negatives per user, and a reason for each one on this dataset and protocol that
+    does not fit (None: the runs do not record the number)."""
+    shown, withheld = [], []
+    for r in reported:
+        if r.dataset != dataset or r.protocol != protocol or not any(m in r.values for m in metrics):
+            continue
+        if n_users is None or n_users < MIN_USER_SHARE * r.users:
+            withheld.append(f"{r.label}: the paper's data has about {r.users:,} users, these runs "
+                            + ("do not record theirs" if n_users is None else f"{n_users:,} (a sample or subset)"))
+        elif r.negatives is not None and negatives != r.negatives:
+            withheld.append(f"{r.label}: the paper ranks against {r.negatives} sampled negatives, these runs "
+                            + ("do not record theirs" if negatives is None else f"against {negatives}"))
+        else:
+            shown.append(r)
+    return tuple(shown), tuple(withheld)
+
+
+def describe(results: Sequence[ReportedResult], withheld: Sequence[str] = ()) -> str:
+    """The footnote for reported rows: their sources, that they take no part in ranking or tests, and
+    which ones were withheld because the runs' data or protocol differ from the paper's."""
+    parts = []
+    if results:
+        sources = "; ".join(sorted({f"{r.model}: {r.citation.text()} ({r.paper_dataset}; {r.note})" for r in results}))
+        parts.append(f"Rows marked 'reported' are the papers' own numbers, not hbench runs ({sources}); they have "
+                     "no std and take no part in the bold/underline ranking or in significance tests.")
+    if withheld:
+        parts.append(f"Not shown, as not comparable: {'; '.join(withheld)}.")
+    return " ".join(parts)
 

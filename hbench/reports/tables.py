@@ -74,6 +74,7 @@ class Table:
     shared_settings: tuple[str, ...] = ()
     significance: SignificanceReport | None = None
     reported: tuple[ReportedResult, ...] = ()
+    reported_withheld: tuple[str, ...] = ()  # reasons, for --with-paper rows whose data or protocol differ
 
     @property
     def title(self) -> str:
@@ -113,7 +114,8 @@ class Table:
             + (f" All rows: {', '.join(self.shared_settings)}." if self.shared_settings else "")
             + (" " + self.significance.describe({r.group_hash: r.label for r in self.rows}, MARKER)
                if self.significance is not None else "")
-            + (" " + paper.describe(self.reported) if self.reported else "")
+            + (" " + paper.describe(self.reported, self.reported_withheld)
+               if self.reported or self.reported_withheld else "")
         )
 
 
@@ -150,10 +152,18 @@ def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None, *,
             keys = [RowKey(r.group_hash, r.model, r.label, {m: c.mean if c else None for m, c in r.cells.items()})
                     for r in rows]
             report = table_significance(group, keys, wanted, significance)
-        reported = paper.reported_for(dataset, protocol, wanted) if with_paper else ()
+        reported, withheld = (paper.reported_for(dataset, protocol, wanted, n_users=_one_value(group, "n_users"),
+                                                 negatives=_one_value(group, "negatives"))
+                              if with_paper else ((), ()))
         tables.append(Table(dataset, protocol, split_hash, wanted, rows, tuple(sorted(group["selection_metric"].unique())),
-                            tuple(sorted(shared)), report, reported))
+                            tuple(sorted(shared)), report, reported, withheld))
     return tables
+
+
+def _one_value(group: pd.DataFrame, column: str) -> int | None:
+    """The value all runs of a table share (one split means one dataset), None when they do not record it."""
+    values = group[column].dropna().unique() if column in group else ()
+    return int(values[0]) if len(values) == 1 else None
 
 
 def _rank_cells(rows: list[Row], metrics: Sequence[str]) -> None:

@@ -304,6 +304,8 @@ def plan_run(
         train={**config.identity(), "dataset": dataset.name},  # the name, not a machine-specific path
         dataset={"name": dataset.name, "path": str(dataset.path), "manifest_sha256": dataset.manifest_hash,
                  "split_hash": dataset.split_hash, "n_users": dataset.n_users, "n_items": dataset.n_items,
+                 # not part of the run's identity (the split hash covers the candidates); reports read it
+                 "negatives": dataset.manifest.get("options", {}).get("negatives"),
                  "features": features_id},
         protocol=protocol,
         metric=metric,

@@ -199,11 +199,11 @@ def test_latex_html_and_csv_carry_the_markers(results: Path) -> None:
     assert math.isnan(frame.set_index("model").loc["bpr", "hr@10_p"])  # the baseline is not tested against itself
 
 
-def _auc_runs(root: Path, dataset: str, protocol: str = "auc") -> None:
+def _auc_runs(root: Path, dataset: str, protocol: str = "auc", n_users: int = 34_244) -> None:
     for model, value in (("vbpr", 0.70), ("hvacf", 0.75)):
         for seed in range(2):
             write_run(root, model, seed, dataset=dataset, protocol=protocol, test={"auc": value + seed / 100},
-                      split=f"{dataset}-{protocol}")
+                      split=f"{dataset}-{protocol}-{n_users}", dataset_info={"n_users": n_users})
 
 
 def test_paper_rows_only_where_dataset_and_protocol_match(tmp_path: Path) -> None:
@@ -212,7 +212,7 @@ def test_paper_rows_only_where_dataset_and_protocol_match(tmp_path: Path) -> Non
     _auc_runs(tmp_path, "tradesy")
     for seed in range(2):
         write_run(tmp_path, "hyperml", seed, dataset="movielens-1m", split="ml1m",
-                  test={"hr@10": 0.70, "ndcg@10": 0.40})
+                  test={"hr@10": 0.70, "ndcg@10": 0.40}, dataset_info={"n_users": 6_040, "negatives": 100})
     tables = {(t.dataset, t.protocol): t for t in build_tables(collect_runs(tmp_path), with_paper=True,
                                                               significance=SignificanceSettings(unit="seed"))}
     assert [r.label for r in tables["amazon-men", "auc"].reported] == ["hvacf (reported, Shimizu et al. 2024)"]
@@ -229,6 +229,25 @@ def test_paper_rows_only_where_dataset_and_protocol_match(tmp_path: Path) -> Non
     assert "\\begin{tabular}" in render([men], "latex") and "Shimizu et al. 2024" in render([men], "html")
     frame = pd.read_csv(io.StringIO(render([men], "csv")))
     assert frame.loc[frame["model"].str.contains("reported"), "auc_mean"].item() == pytest.approx(0.830)
+
+
+def test_paper_rows_are_withheld_from_samples_and_other_candidate_counts(tmp_path: Path) -> None:
+    _auc_runs(tmp_path, "amazon-men", n_users=400)  # a 400-user sample in the DVBPR layout
+    for seed in range(2):
+        write_run(tmp_path, "hyperml", seed, dataset="movielens-1m", split="ml1m-999",
+                  test={"hr@10": 0.70, "ndcg@10": 0.40}, dataset_info={"n_users": 6_040, "negatives": 999})
+        write_run(tmp_path, "hyperml", seed, dataset="movielens-1m", split="ml1m-old", test={"hr@10": 0.70})
+    tables = {t.split_hash: t for t in build_tables(collect_runs(tmp_path), with_paper=True)}
+    assert all(t.reported == () for t in tables.values())
+    assert tables["amazon-men-auc-400"].reported_withheld == (
+        "hvacf (reported, Shimizu et al. 2024): the paper's data has about 34,000 users, these runs 400 "
+        "(a sample or subset)",)
+    assert tables["ml1m-999"].reported_withheld == (
+        "hyperml (reported, Vinh Tran et al. 2020): the paper ranks against 100 sampled negatives, these runs "
+        "against 999",)
+    assert "do not record theirs" in tables["ml1m-old"].reported_withheld[0]
+    markdown = render([tables["amazon-men-auc-400"]], "markdown")
+    assert "0.830" not in markdown and "Not shown, as not comparable: hvacf (reported" in markdown
 
 
 def test_without_with_paper_no_reported_rows(tmp_path: Path) -> None:
