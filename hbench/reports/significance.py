@@ -142,7 +142,7 @@ def bootstrap_means(d: np.ndarray, *, seed: int, n_resamples: int, confidence: f
     """
     d = np.asarray(d, dtype=float)
     method = "BCa" if len(d) <= BCA_MAX_N else "percentile"
-    if np.ptp(d) == 0:
+    if is_constant(d):
         return np.full(n_resamples, d[0]), (float(d[0]), float(d[0])), method
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy's degenerate-data warnings; a NaN bound says the same
@@ -186,7 +186,10 @@ def paired_test(x: np.ndarray, y: np.ndarray, test: str, *, alternative: str = "
         if test == "ttest":
             result = stats.ttest_rel(x, y, alternative=alternative)
             statistic, p = float(result.statistic), float(result.pvalue)
-            if np.ptp(d) == 0:
+            if is_constant(d):
+                # scipy's limit for exactly constant d; rounding noise would otherwise give t ≈ 1e16
+                statistic = math.copysign(math.inf, float(d.mean()))
+                p = 0.0 if alternative == "two-sided" or statistic > 0 else 1.0
                 note = "differences are constant (zero variance)"
         elif test == "wilcoxon":
             result = stats.wilcoxon(x, y, zero_method=WILCOXON_ZERO_METHOD, alternative=alternative)
@@ -218,13 +221,28 @@ class Effect:
     d_z: float = math.nan
 
 
+# Simulated under H0 (standard normal differences, one-sided α = 0.05, 400 draws each), the shift-rule
+# bootstrap rejected 17% of the time at n = 3, 9% at n = 5, 8% at n = 10 and 7.5% at n = 20 (the t-test
+# 4–6%), 5% at n = 30: footnotes warn below this many pairs.
+BOOTSTRAP_MIN_PAIRS = 20
+
+# Differences of metric means carry float rounding (1.1 − 1.0 ≠ 0.1 exactly): equal to within this
+# relative tolerance, they are constant, which keeps d_z at ±∞ rather than 1e15.
+CONSTANT_RTOL = 1e-9
+
+
+def is_constant(d: np.ndarray) -> bool:
+    """Every difference the same, up to float rounding (`CONSTANT_RTOL` of the largest magnitude)."""
+    return bool(len(d)) and float(np.ptp(d)) <= CONSTANT_RTOL * max(float(np.max(np.abs(d))), 1e-300)
+
+
 def cohens_dz(d: np.ndarray) -> float:
     """d_z = mean(d) / sd(d) (sample sd); 0 when every difference is 0, ±∞ when they are constant otherwise."""
     d = np.asarray(d, dtype=float)
     if len(d) < 2:
         return math.nan
     mean, sd = float(d.mean()), float(d.std(ddof=1))
-    if sd == 0:
+    if sd == 0 or is_constant(d):
         return 0.0 if mean == 0 else math.copysign(math.inf, mean)
     return mean / sd
 
@@ -490,11 +508,15 @@ class SignificanceReport:
                     f"{'; ' + n_text if n_text else ''}; α = {s.alpha}, {correction}.")
         else:
             text = (f"Superscript letters: the row is significantly better than the rows with those letters by a "
-                    f"two-sided {test} over all pairs of rows (the better one by the sign of the mean difference), "
+                    f"two-sided {test} over all pairs of rows (the better one by "
+                    f"{'the signed-rank sum' if s.test == 'wilcoxon' else 'the sign of the mean difference'}), "
                     f"{unit}{'; ' + n_text if n_text else ''}; α = {s.alpha}, {correction}.")
         if self.untested:
             reasons = sorted({c.outcome.note or c.note for c in self.untested})
             text += f" {len(self.untested)} comparison(s) not testable ({'; '.join(reasons)})."
+        if s.test == "bootstrap" and ns and ns[0] < BOOTSTRAP_MIN_PAIRS:
+            text += (f" Caution: below {BOOTSTRAP_MIN_PAIRS} pairs the bootstrap test rejects too often "
+                     "(its resamples cannot show the spread); prefer the t-test or permutation test there.")
         return text
 
 

@@ -110,7 +110,7 @@ class Table:
         return (
             f"Protocol `{self.protocol}`: {spec.description}; {TIE_RULE}. Test metrics of the checkpoint selected on "
             f"validation {', '.join(self.selection_metrics)}; mean ± std over {seed_text} seed(s); best in bold, "
-            f"second underlined. Split {self.split_hash[:10]}."
+            f"second underlined (equal means share a place). Split {self.split_hash[:10]}."
             + (f" All rows: {', '.join(self.shared_settings)}." if self.shared_settings else "")
             + (" " + self.significance.describe({r.group_hash: r.label for r in self.rows}, MARKER)
                if self.significance is not None else "")

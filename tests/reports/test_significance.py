@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -115,6 +116,20 @@ def test_degenerate_differences() -> None:
     constant = paired_test(np.full(4, 2.0), np.ones(4), "bootstrap", n_resamples=999)
     assert constant.p_value == pytest.approx(1 / 1000)  # every centred resample is 0 < 1
     assert cohens_dz(np.zeros(5)) == 0.0 and cohens_dz(np.full(5, -1.0)) == -math.inf
+
+
+def test_differences_constant_up_to_rounding_count_as_constant() -> None:
+    # 0.2 − 0.1 and 0.3 − 0.2 differ in the last bit: scipy's t is then ~1e16 instead of its constant limit.
+    a, b = np.array([0.2, 0.3, 0.4]), np.array([0.1, 0.2, 0.3])
+    d = a - b
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy's own "precision loss" warning: the point here
+        assert np.ptp(d) > 0 and abs(stats.ttest_rel(a, b).statistic) > 1e14
+    out = paired_test(a, b, "ttest")
+    assert (out.statistic, out.p_value, out.note) == (math.inf, 0.0, "differences are constant (zero variance)")
+    assert paired_test(b, a, "ttest").p_value == 1.0
+    assert cohens_dz(d) == math.inf and cohens_dz(-d) == -math.inf
+    assert not sig.is_constant(np.array([0.1, 0.1 + 1e-6]))  # a real difference, however small
 
 
 def test_effect_size_by_hand() -> None:

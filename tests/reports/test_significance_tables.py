@@ -170,6 +170,11 @@ def test_all_pairs_wilcoxon_credits_the_side_its_ranks_favour(tmp_path: Path) ->
     assert {r.label: table.marks(r, "hr@10") for r in table.rows} == {"bpr": "", "cml": ""}
 
 
+def test_bootstrap_on_few_pairs_carries_a_caution(results: Path) -> None:
+    assert "Caution: below 20 pairs the bootstrap test" in _table(results, unit="seed", test="bootstrap").caption()
+    assert "Caution" not in _table(results, unit="user", test="bootstrap", n_resamples=999).caption()  # 200 users
+
+
 def test_lower_is_better_metric_ranks_and_tests_downwards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sig.METRIC_DIRECTION, "rank", -1)
     for seed in range(3):
