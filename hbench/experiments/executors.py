@@ -31,6 +31,7 @@ class CellTask:
     device: str = "auto"
     threads: int | None = None  # torch intra-op threads; None leaves torch's default
     ship: bool = False  # train in a scratch directory and return the files (no shared storage)
+    shipped_run: dict[str, str] | None = None  # with ship: an interrupted run's files, for the worker to resume
 
 
 @dataclass(frozen=True)
@@ -58,19 +59,25 @@ def execute_cell(task: CellTask) -> CellOutcome:
     scratch = tempfile.mkdtemp(prefix="hbench-cell-") if task.ship else None
     out = Path(scratch or task.out)
     home = Path(task.home) if task.home else None
+    run_path: Path | None = None
     try:
+        if scratch is not None and task.shipped_run:
+            unpack_files(task.shipped_run, out)  # resume.pt and all: the worker resumes, as on shared storage
         planned = plan_run(task.cell.model, task.cell.config(task.device), task.cell.options, out=out, home=home)
-        planned.run_dir.path.mkdir(parents=True, exist_ok=True)
+        run_path = planned.run_dir.path
+        run_path.mkdir(parents=True, exist_ok=True)
         with open(planned.run_dir.path / LOG, "a", encoding="utf-8") as log:
             feedback = Feedback(console=Console(file=log, width=120, force_terminal=False), bars=False)
             result = train_planned(planned, feedback=feedback)
-        files = _pack(result.path, out) if task.ship else None
+        files = pack_run_files(result.path, out) if task.ship else None
         path = str(Path(task.out) / result.path.relative_to(out)) if task.ship else str(result.path)
         message = result.metrics.get("message", "")
         return CellOutcome(task.cell, result.status, path, message, time.perf_counter() - started, files)
     except Exception as error:  # noqa: BLE001 - one broken cell must not end the sweep
         message = str(error) if isinstance(error, HBenchError) else traceback.format_exc(limit=5)
-        return CellOutcome(task.cell, "failed", None, message, time.perf_counter() - started)
+        # Shipped back, a failed run's last resume state lets the next sweep resume it (shared storage has it).
+        files = pack_run_files(run_path, out) if task.ship and run_path is not None and run_path.is_dir() else None
+        return CellOutcome(task.cell, "failed", None, message, time.perf_counter() - started, files)
     finally:
         if scratch is not None:
             import shutil
@@ -78,7 +85,8 @@ def execute_cell(task: CellTask) -> CellOutcome:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _pack(run_path: Path, root: Path) -> dict[str, str]:
+def pack_run_files(run_path: Path, root: Path) -> dict[str, str]:
+    """The files of a run directory keyed by their path below `root`, as base64 (to ship between machines)."""
     return {str(p.relative_to(root)): base64.b64encode(p.read_bytes()).decode()
             for p in sorted(run_path.iterdir()) if p.is_file() and not p.name.startswith(".")}
 

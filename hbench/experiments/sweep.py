@@ -27,10 +27,18 @@ import pandas as pd
 
 from hbench.atomic import write_json, write_text
 from hbench.errors import HBenchError
-from hbench.experiments.executors import EXECUTORS, CellTask, run_processes, run_ray, run_sequential, unpack_files
+from hbench.experiments.executors import (
+    EXECUTORS,
+    CellTask,
+    pack_run_files,
+    run_processes,
+    run_ray,
+    run_sequential,
+    unpack_files,
+)
 from hbench.experiments.plan import Cell, PlannedCell, SweepPlan, plan_sweep
 from hbench.experiments.spec import SweepSpec
-from hbench.runs import SELECTION
+from hbench.runs import RESUME, SELECTION
 from hbench.ui import QUIET, Feedback
 
 SWEEP, FAILED, SUMMARY_CSV, SUMMARY_MD = ("sweep.json", "failed.json", "sweep-summary.csv", "sweep-summary.md")
@@ -147,7 +155,9 @@ class _Execution:
         hashes = {(c.cell.model, json.dumps(c.cell.options, sort_keys=True), json.dumps(c.cell.train, sort_keys=True)):
                   c.config_hash for c in pending}
         tasks = [CellTask(c.cell, str(self.out), str(self.home) if self.home else None, self.executor.device,
-                          ship=self.executor.ship) for c in pending]
+                          ship=self.executor.ship,
+                          shipped_run=pack_run_files(c.run_dir.path, self.out)
+                          if self.executor.ship and c.state == "resumable" else None) for c in pending]
         budget = self.spec.budget
         with self.feedback.progress(title, total=len(tasks), unit="cells") as bar:
             def on_start(cell: Cell) -> None:
@@ -161,6 +171,9 @@ class _Execution:
                 key = hashes[(cell.model, json.dumps(cell.options, sort_keys=True), json.dumps(cell.train, sort_keys=True))]
                 if outcome.files is not None:
                     unpack_files(outcome.files, self.out)
+                    if outcome.status != "failed" and outcome.path is not None:
+                        # the worker's finished run has no resume state; the one shipped to it is stale here
+                        (Path(outcome.path) / RESUME).unlink(missing_ok=True)
                 if outcome.status == "failed":
                     self.counts["failed"] += 1
                     self.failures[key] = {"model": cell.model, "seed": cell.seed, "message": outcome.message}

@@ -220,6 +220,32 @@ def test_a_worker_killed_mid_cell_fails_that_cell_only_and_a_rerun_resumes_it(ti
     assert _metrics(out) == _metrics(tmp_path / "uninterrupted")
 
 
+def test_shipped_cells_send_their_resume_state_back_and_resume_from_it(tiny_dataset, tmp_path, monkeypatch) -> None:
+    """Without shared storage (--ship-results) a cell that fails mid-training returns its last resume
+    state; the next sweep ships it to the worker, which resumes instead of starting over."""
+    spec = _spec(tiny_dataset, seeds=1, train={"dim": 8, "epochs": 6, "batch_size": 64}, models=[{"name": "hyperml"}])
+    ship = ExecutorOptions(ship=True)
+    out = tmp_path / "shipped"
+    original = RunDirectory.write_resume_state
+
+    def write_then_crash(self, state):
+        original(self, state)
+        if state["epoch"] == 3:
+            raise RuntimeError("worker lost")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RunDirectory, "write_resume_state", write_then_crash)
+        assert run_sweep(spec, out, executor=ship).failed == 1
+    (cell,) = plan_sweep(spec, out).cells
+    assert (cell.state, cell.resumable_epoch) == ("resumable", 3)
+    assert run_sweep(spec, out, executor=ship).failed == 0
+    environment = json.loads((cell.run_dir.path / "environment.json").read_text())
+    assert [r["after_epoch"] for r in environment["resumed"]] == [3]
+    assert not (cell.run_dir.path / "resume.pt").exists()
+    run_sweep(spec, tmp_path / "uninterrupted")
+    assert _metrics(out) == _metrics(tmp_path / "uninterrupted")
+
+
 @pytest.mark.slow
 def test_ray_executor_gives_the_sequential_numbers(tiny_dataset, tmp_path) -> None:
     ray = pytest.importorskip("ray")
