@@ -81,6 +81,18 @@ class VACFOptions:
     reg: float = option(0.0, "L2 weight on the batch's final tangent vectors ũ_i, ṽ_j, ṽ_k")
     init_std: float = option(0.01, "standard deviation of the normal initialisation of U, V, P and W_f")
 
+    def __post_init__(self) -> None:
+        # Here rather than in the model, so that a sweep spec's values are checked before anything runs.
+        for flag, value, low in (("--neighbours", self.neighbours, 1), ("--attention-hidden", self.attention_hidden, 1)):
+            if value < low:
+                raise HBenchError(f"{flag} must be at least {low}, got {value}")
+        for flag, value in (("--margin", self.margin), ("--gamma", self.gamma),
+                            ("--lambda-adj", self.lambda_adj), ("--reg", self.reg)):
+            if not value >= 0:
+                raise HBenchError(f"{flag} must be non-negative, got {value}")
+        if not self.c > 0:
+            raise HBenchError(f"--c must be positive, got {self.c}")
+
 
 @dataclass(frozen=True)
 class HVACFOptions(VACFOptions):
@@ -186,15 +198,7 @@ class VACF(Recommender):
 
     @staticmethod
     def _check(options: VACFOptions) -> None:
-        for flag, value, low in (("--neighbours", options.neighbours, 1), ("--attention-hidden", options.attention_hidden, 1)):
-            if value < low:
-                raise HBenchError(f"{flag} must be at least {low}, got {value}")
-        for flag, value in (("--margin", options.margin), ("--gamma", options.gamma),
-                            ("--lambda-adj", options.lambda_adj), ("--reg", options.reg)):
-            if not value >= 0:
-                raise HBenchError(f"{flag} must be non-negative, got {value}")
-        if not options.c > 0:
-            raise HBenchError(f"--c must be positive, got {options.c}")
+        # Each option's own range is checked by VACFOptions itself; this is the rule between options.
         if not options.hyperbolic and (options.learnable_c or options.parametrization == "ball"):
             raise HBenchError("--learnable-c and --parametrization ball need --hyperbolic true")
 

@@ -38,6 +38,11 @@ class HyperMLOptions:
     )
     init_std: float = option(0.01, "standard deviation of the normal initialisation (tangent space at 0)")
 
+    def __post_init__(self) -> None:
+        # Here rather than in the model, so that a sweep spec's values are checked before anything runs.
+        if not self.c > 0:
+            raise HBenchError(f"--c must be positive, got {self.c}")
+
 
 @register_model
 class HyperML(Recommender):
@@ -53,8 +58,6 @@ class HyperML(Recommender):
 
     def __init__(self, context: ModelContext, options: HyperMLOptions) -> None:
         super().__init__(context, options)
-        if options.c <= 0:
-            raise HBenchError(f"--c must be positive, got {options.c}")
         self.ball = geoopt.PoincareBall(c=options.c)
         g = context.generator
         users = normal_init((context.n_users, context.dim), options.init_std, g)

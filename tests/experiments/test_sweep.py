@@ -129,6 +129,7 @@ def test_flag_form_builds_the_same_grid(tiny_dataset, tmp_path, capsys) -> None:
     (["--seeds", "two"], "--seeds expects a count"),
     (["--seeds=-1,2"], "seeds must not be negative"),
     (["--device", "bogus"], "unknown device 'bogus'"),
+    (["--c", "0,1"], "--c must be positive, got 0.0"),
     (["--device", "cuda:7"], "cuda:7 requested but"),
 ])
 def test_flag_form_mistakes_are_one_line_and_run_nothing(tiny_dataset, tmp_path, capsys, flags, message) -> None:
@@ -159,18 +160,24 @@ def test_a_cell_budget_stops_the_sweep_and_the_summary_shows_what_is_left(tiny_d
     assert "provisional" not in (out / "sweep-summary.md").read_text()
 
 
-def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(tiny_dataset, tmp_path, capsys) -> None:
-    spec = _spec(tiny_dataset, seeds=1, models=[{"name": "hyperml", "grid": {"c": [-1.0, 1.0]}}])
+def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(tiny_dataset, tmp_path, capsys, monkeypatch) -> None:
+    from hbench.models.bpr import BPRMF
+
+    def broken_loss(self, *batch):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")  # what a run may meet
+
+    monkeypatch.setattr(BPRMF, "loss", broken_loss)
+    spec = _spec(tiny_dataset, seeds=1, models=[{"name": "hyperml"}, {"name": "bpr"}])
     report = run_sweep(spec, tmp_path / "sweep")
     assert report.ran == 2 and report.failed == 1
     cells = pd.read_csv(tmp_path / "sweep" / "sweep-summary.csv")
     assert sorted(cells["status"]) == ["completed", "failed"]
-    assert "--c must be positive" in cells.loc[cells["status"] == "failed", "message"].iloc[0]
-    assert report.selections[0].settings != "c=-1"
+    assert "illegal memory access" in cells.loc[cells["status"] == "failed", "message"].iloc[0]
+    assert [s.model for s in report.selections] == ["hyperml"]
     # from the CLI the sweep ends with exit code 3 after writing its summary
     spec_file = tmp_path / "s.toml"
     spec_file.write_text(f'datasets = ["{tiny_dataset.path}"]\nseeds = 1\ntrain = {{ dim = 8, epochs = 2 }}\n'
-                         '[[models]]\nname = "hyperml"\ngrid = { c = [-1.0] }\n')
+                         '[[models]]\nname = "bpr"\n')
     with pytest.raises(SystemExit) as done:
         main(["sweep", str(spec_file), "--out", str(tmp_path / "cli"), "--quiet"])
     assert done.value.code == 3 and "failed" in capsys.readouterr().err
