@@ -377,6 +377,8 @@ def _selection(best: pd.Series, ranked: pd.DataFrame, frame: pd.DataFrame) -> Se
     if len(ranked) > 1:
         second = ranked.iloc[1]
         reason += f"; runner-up {_label(second)} at {second['valid_mean']:.4f}"
+        if second["valid_mean"] == best["valid_mean"]:
+            reason += " (a tie, broken by the order of the spec)"
     elif len(frame) > 1:
         reason += "; the only configuration with a validation result"
     else:

@@ -376,3 +376,16 @@ def test_a_missing_optuna_is_reported_before_any_cell_runs(tiny_dataset, tmp_pat
     with pytest.raises(HBenchError, match="a TPE search needs Optuna"):
         run_sweep(spec, tmp_path / "tpe")
     assert not (tmp_path / "tpe").exists()
+
+
+def test_a_selection_tie_is_reported_as_one() -> None:
+    from hbench.experiments.sweep import _selection
+
+    frame = pd.DataFrame([
+        {"dataset": "d", "protocol": "loo", "model": "hyperml", "group_hash": g, "variant": "", "swept": f"c={c}",
+         "metric": "ndcg@10", "valid_mean": 0.25, "valid_std": 0.01, "completed": 3, "seeds": 3}
+        for g, c in (("g1", 0.5), ("g2", 1.0))])
+    selection = _selection(frame.iloc[0], frame, frame)
+    assert selection.settings == "c=0.5"
+    assert "runner-up c=1.0 at 0.2500 (a tie, broken by the order of the spec)" in selection.reason
+
