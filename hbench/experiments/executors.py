@@ -136,7 +136,7 @@ def run_processes(tasks: Sequence[CellTask], jobs: int, on_start: Callable[[Cell
             while (queue and not broken) or running:
                 while queue and not broken and len(running) < jobs:
                     queued = queue.pop(0)
-                    gpu = free_gpus.pop(0) if free_gpus and queued.device == "auto" else None
+                    gpu = free_gpus.pop(0) if free_gpus and queued.device in ("auto", "cuda") else None  # cuda:N pins
                     task = replace(queued, threads=threads, device=f"cuda:{gpu}" if gpu is not None else queued.device)
                     try:
                         future = pool.submit(execute_cell, task)
