@@ -14,10 +14,7 @@ def resolve_device(device: str | None) -> torch.device:
     """
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise HBenchError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    resolved = parse_device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise HBenchError(f"device {device} requested but CUDA is not available here (use --device cpu or auto)")
     if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
@@ -25,6 +22,14 @@ def resolve_device(device: str | None) -> torch.device:
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise HBenchError(f"device {device} requested but MPS is not available here")
     return resolved
+
+
+def parse_device(device: str) -> torch.device:
+    """The device `device` names, whether or not this machine has it (a Ray worker elsewhere may)."""
+    try:
+        return torch.device(device)
+    except (RuntimeError, ValueError):
+        raise HBenchError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from None
 
 
 def reproducible_torchscript() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,13 +35,6 @@ def register(app: typer.Typer) -> None:
         "Other --name value flags fix training settings for every variant, e.g. --epochs 20."))(ablate)
 
 
-def _value(text: str) -> str:
-    """One value of a flag, left as text: the model's Options or TrainConfig parse it by its declared type."""
-    if not text.strip():
-        raise HBenchError("a flag has an empty value")
-    return text.strip()
-
-
 def _seeds(text: str | None, default: int) -> Any:
     if text is None:
         return default
@@ -54,9 +48,14 @@ def _seeds(text: str | None, default: int) -> Any:
 
 
 def _flag_form(args: list[str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[Any]]]:
-    """Extra flags → (fixed model options, fixed training settings, grid axes)."""
+    """Extra flags → (fixed model options, fixed training settings, grid axes). Values stay text: the
+    model's Options and TrainConfig parse them by their declared types."""
     from hbench.cli.train import parse_model_args
+    from hbench.config import TrainConfig
     from hbench.experiments.spec import TRAIN_KEYS
+
+    # A setting that is itself a list (ks = 10,20) takes its commas as one value, not as a grid axis.
+    list_settings = {k for k, hint in typing.get_type_hints(TrainConfig).items() if typing.get_origin(hint) is tuple}
 
     options: dict[str, Any] = {}
     train: dict[str, Any] = {}
@@ -65,14 +64,14 @@ def _flag_form(args: list[str]) -> tuple[dict[str, Any], dict[str, Any], dict[st
         name = key.replace("-", "_")
         if not raw.strip():
             raise HBenchError(f"--{key} has an empty value")
-        if "," in raw and name != "ks":
-            grid[name] = [_value(v) for v in raw.split(",") if v.strip()]
+        if "," in raw and name not in list_settings:
+            grid[name] = [v.strip() for v in raw.split(",") if v.strip()]
             if not grid[name]:
                 raise HBenchError(f"--{key} has an empty list")
         elif name in TRAIN_KEYS:
-            train[name] = _value(raw)
+            train[name] = raw.strip()
         else:
-            options[name] = _value(raw)
+            options[name] = raw.strip()
     return options, train, grid
 
 

@@ -66,7 +66,7 @@ def execute_cell(task: CellTask) -> CellOutcome:
         planned = plan_run(task.cell.model, task.cell.config(task.device), task.cell.options, out=out, home=home)
         run_path = planned.run_dir.path
         run_path.mkdir(parents=True, exist_ok=True)
-        with open(planned.run_dir.path / LOG, "a", encoding="utf-8") as log:
+        with open(run_path / LOG, "a", encoding="utf-8") as log:
             feedback = Feedback(console=Console(file=log, width=120, force_terminal=False), bars=False)
             result = train_planned(planned, feedback=feedback)
         files = pack_run_files(result.path, out) if task.ship else None

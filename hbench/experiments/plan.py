@@ -82,7 +82,7 @@ def expand_cells(spec: SweepSpec) -> list[Cell]:
             keys = sorted(entry.grid)
             grid_points = [dict(zip(keys, values, strict=True))
                            for values in itertools.product(*(entry.grid[k] for k in keys))]
-            if entry.search is not None and entry.search.method == "tpe":
+            if entry.is_tpe:
                 continue  # adaptive: its trials are proposed while the sweep runs (hbench.experiments.tpe)
             trials = sample_search(entry.search) if entry.search is not None else [{}]
             variants = list(entry.variants.items()) or [("", {})]

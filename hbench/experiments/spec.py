@@ -102,11 +102,16 @@ class ModelEntry(_Strict):
                 raise ValueError(f"grid axis {key!r} is empty")
         return grid
 
+    @property
+    def is_tpe(self) -> bool:
+        """Its trials are proposed while the sweep runs (hbench.experiments.tpe), not planned up front."""
+        return self.search is not None and self.search.method == "tpe"
+
     @model_validator(mode="after")
     def _tpe_sweeps_alone(self) -> ModelEntry:
         # TPE proposes one point at a time from the finished ones; a grid or variants beside it would
         # need a study per combination, so they are refused rather than silently dropped.
-        if self.search is not None and self.search.method == "tpe" and (self.grid or self.variants):
+        if self.is_tpe and (self.grid or self.variants):
             raise ValueError(f"{self.name}: a TPE search cannot be combined with grid or variants; "
                              "give those values as `choices` axes of its space, or use method = \"random\"")
         return self
@@ -164,10 +169,6 @@ def check_spec_names(spec: SweepSpec) -> None:
         where = f"models[{entry.name}]"
         _check_train_keys(entry.train, f"{where}.train")
         parse_options(cls, entry.options)
-        for key, values in entry.grid.items():
-            if key in TRAIN_KEYS:
-                for value in values:
-                    coerce_setting(value, train_hints[key], f"{where}.grid.{key}")
         swept = dict(entry.grid)
         if entry.search is not None:
             swept.update({key: None for key in entry.search.space})
@@ -180,14 +181,12 @@ def check_spec_names(spec: SweepSpec) -> None:
             if key in entry.options or key in entry.train:
                 raise ValueError(f"{where}: {key!r} is both fixed and swept")
         for key, values in entry.grid.items():
-            if key in option_names:
-                for value in values:
-                    parse_options(cls, {key: value})
+            for value in values:
+                _check_value(cls, key, value, f"{where}.grid.{key}")
         if entry.search is not None:
             option_hints = typing.get_type_hints(cls.Options)
             for key, axis in entry.search.space.items():
-                hint = option_hints.get(key, train_hints.get(key))
-                _check_axis(axis, hint, f"{where}.search.space.{key}")
+                _check_axis(cls, key, axis, option_hints.get(key, train_hints.get(key)), f"{where}.search.space.{key}")
         for variant, options in entry.variants.items():
             unknown = set(options) - option_names
             if unknown:
@@ -195,11 +194,23 @@ def check_spec_names(spec: SweepSpec) -> None:
             parse_options(cls, options)
 
 
-def _check_axis(axis: Axis, hint: Any, where: str) -> None:
+def _check_value(cls: Any, key: str, value: Any, where: str) -> None:
+    """One swept value is valid for its model option (type and range, by the model's Options) or training
+    setting (type)."""
+    from hbench.models.registry import parse_options
+
+    if key in TRAIN_KEYS:
+        coerce_setting(value, typing.get_type_hints(TrainConfig)[key], where)
+    else:
+        parse_options(cls, {key: value})
+
+
+def _check_axis(cls: Any, key: str, axis: Axis, hint: Any, where: str) -> None:
     """Every value a search axis can take fits the setting's declared type."""
     if axis.choices is not None:
         for choice in axis.choices:
-            coerce_setting(choice, hint, where)
+            coerce_setting(choice, hint, where)  # the type, named by where it sits in the spec
+            _check_value(cls, key, choice, where)  # and the option's own range
         return
     numeric = [a for a in (typing.get_args(hint) or (hint,)) if a is not type(None)]
     if numeric not in ([int], [float]):

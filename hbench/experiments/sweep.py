@@ -106,7 +106,7 @@ def describe_plan(plan: SweepPlan) -> str:
     if limit is not None and pending > limit:
         lines.append(f"budget max_cells = {limit}: this invocation runs {limit} of them; rerun to go on")
     for entry in plan.spec.models:
-        if entry.search is not None and entry.search.method == "tpe":
+        if entry.is_tpe:
             lines.append(f"then a TPE search for {entry.name}: {entry.search.trials} trials × {len(plan.spec.seeds)} "
                          f"seeds per dataset, proposed one after another from the finished trials")
     return "\n".join(lines) + "\n"
@@ -152,8 +152,8 @@ class _Execution:
         })
 
     def run(self, pending: list[PlannedCell], title: str) -> None:
-        hashes = {(c.cell.model, json.dumps(c.cell.options, sort_keys=True), json.dumps(c.cell.train, sort_keys=True)):
-                  c.config_hash for c in pending}
+        # Outcomes carry copies of the cells (pickled to workers and back), so cells are matched by value.
+        hashes = {_cell_key(c.cell): c.config_hash for c in pending}
         tasks = [CellTask(c.cell, str(self.out), str(self.home) if self.home else None, self.executor.device,
                           ship=self.executor.ship,
                           shipped_run=pack_run_files(c.run_dir.path, self.out)
@@ -168,7 +168,7 @@ class _Execution:
                 self.ran += 1
                 self.counts["running"] -= 1
                 cell = outcome.cell
-                key = hashes[(cell.model, json.dumps(cell.options, sort_keys=True), json.dumps(cell.train, sort_keys=True))]
+                key = hashes[_cell_key(cell)]
                 if outcome.files is not None:
                     unpack_files(outcome.files, self.out)
                     if outcome.status != "failed" and outcome.path is not None:
@@ -211,7 +211,7 @@ def run_sweep(
     _check_device(executor)
     from hbench.experiments.tpe import require_optuna, run_tpe_searches
 
-    if any(e.search is not None and e.search.method == "tpe" for e in spec.models):
+    if any(e.is_tpe for e in spec.models):
         require_optuna()  # before any cell runs, not after the grid
     plan = plan_sweep(spec, out, home)
     out.mkdir(parents=True, exist_ok=True)
@@ -229,20 +229,19 @@ def run_sweep(
     return report
 
 
+def _cell_key(cell: Cell) -> str:
+    return json.dumps(asdict(cell), sort_keys=True)
+
+
 def _check_device(executor: ExecutorOptions) -> None:
     """A device this machine cannot use is one usage error here, not a failed cell per cell. Ray workers
     may sit on other machines, so for Ray only the spelling is checked."""
-    from hbench.devices import resolve_device
+    from hbench.devices import parse_device, resolve_device
 
     if executor.executor != "ray":
         resolve_device(executor.device)
-        return
-    import torch
-
-    try:
-        torch.device(executor.device if executor.device != "auto" else "cpu")
-    except (RuntimeError, ValueError):
-        raise HBenchError(f"unknown device {executor.device!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    elif executor.device != "auto":
+        parse_device(executor.device)
 
 
 def _outcomes(tasks: list[CellTask], options: ExecutorOptions, on_start) -> Any:

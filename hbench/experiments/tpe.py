@@ -59,10 +59,9 @@ def _log_path(out: Path, dataset: str, model: str) -> Path:
 
 def run_tpe_searches(spec: SweepSpec, out: Path, home: Path | None, execution: _Execution) -> int:
     """Run every TPE search of the spec; returns the number of cells that had already finished."""
-    searches = [e for e in spec.models if e.search is not None and e.search.method == "tpe"]
+    searches = [e for e in spec.models if e.is_tpe]  # run_sweep has checked that Optuna is installed
     if not searches:
         return 0
-    require_optuna()
     datasets: dict[str, Any] = {}
     skipped = 0
     for dataset in spec.datasets:

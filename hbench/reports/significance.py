@@ -242,7 +242,7 @@ def cohens_dz(d: np.ndarray) -> float:
     if len(d) < 2:
         return math.nan
     mean, sd = float(d.mean()), float(d.std(ddof=1))
-    if sd == 0 or is_constant(d):
+    if is_constant(d):
         return 0.0 if mean == 0 else math.copysign(math.inf, mean)
     return mean / sd
 

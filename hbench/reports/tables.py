@@ -189,7 +189,7 @@ def _format_cell(cell: Cell | None, style: str, marks: str = "") -> str:
         return "—"
     text = f"{cell.mean:.4f} ± {cell.std:.4f}" if cell.n > 1 else f"{cell.mean:.4f}"
     if style == "latex":
-        text = text.replace("±", r"$\pm$")
+        text = latex_escape(text)
         text = {1: rf"\textbf{{{text}}}", 2: rf"\underline{{{text}}}"}.get(cell.rank, text)
         return text + (_latex_marks(marks) if marks else "")
     if style == "html":
