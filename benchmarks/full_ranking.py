@@ -17,7 +17,7 @@ import torch
 from tabulate import tabulate
 
 from hbench.datasets.prepare import prepare_dataset
-from hbench.evaluation.ranking import DEFAULT_BUDGET_ELEMENTS, Representations, count_full
+from hbench.evaluation.ranking import Representations, count_full, default_budget
 from hbench.geometry import DotProduct, PoincareDistance
 from hbench.geometry.poincare import poincare_distance_matrix
 
@@ -67,7 +67,7 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     users = (torch.randn(ds.n_users, args.dim, generator=g) * 0.1).to(device)
     items = (torch.randn(ds.n_items, args.dim, generator=g) * 0.1).to(device)
-    block = max(1, DEFAULT_BUDGET_ELEMENTS // ds.n_items)
+    block = max(1, default_budget(device) // ds.n_items)
     c = 1.0
     rows = []
     bare = timed(lambda: bare_gemm(users, items, block), args.repeats)

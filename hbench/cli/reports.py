@@ -44,6 +44,7 @@ def table(
     resamples: Resamples = 9999,
     with_paper: Annotated[bool, typer.Option("--with-paper", help="Add the numbers the papers report where dataset and protocol match.")] = False,
     all_configs: Annotated[bool, typer.Option("--all-configs", help="In sweep directories, every configuration, not only those selected on validation.")] = False,
+    time_to_quality: Annotated[bool, typer.Option("--time-to-quality", help="Add a column: training seconds until validation first reached 95% of its best.")] = False,
 ) -> None:
     """Paper-style tables: one per dataset × protocol, mean ± std over seeds, best in bold, significance markers."""
     from hbench.errors import HBenchError
@@ -57,7 +58,8 @@ def table(
     if not no_test and test != "none":
         settings = SignificanceSettings(test=test, unit=unit, correction=correction, alpha=alpha, pairs=pairs,
                                         baseline=baseline, seed=seed, n_resamples=resamples)
-    tables = build_tables(collect_runs(results, selected_only=not all_configs), metric, significance=settings, with_paper=with_paper)
+    tables = build_tables(collect_runs(results, selected_only=not all_configs), metric, significance=settings, with_paper=with_paper,
+                          time_to_quality=time_to_quality)
     _emit(render(tables, fmt), output)
 
 

@@ -18,6 +18,7 @@ files: two runs may share a table or a significance test only when their split h
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from hbench.atomic import sha256_file, sha256_json, write_json
+from hbench.datasets.graph import TrainingGraph
 from hbench.errors import HBenchError
 
 MANIFEST = "manifest.json"
@@ -77,6 +79,11 @@ class PreparedDataset:
     valid_negatives: np.ndarray | None
     test_negatives: np.ndarray | None
     manifest: dict[str, Any] = field(repr=False)
+
+    @cached_property
+    def train_graph(self) -> TrainingGraph:
+        """The training pairs as one CSR graph, built on first use (sampling, masking and graph models read it)."""
+        return TrainingGraph.from_interactions(self.train, self.n_users, self.n_items)
 
     @property
     def split_hash(self) -> str:

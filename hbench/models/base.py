@@ -10,9 +10,11 @@ The trainer, negative sampler, evaluation and checkpointing are shared by every 
 * may keep its parameters feasible after each optimiser step in `constrain_()` (e.g. CML's unit ball).
 
 Embedding tables (one row per user or item) are read with `lookup()` and listed by `embedding_tables()`:
-their gradients are then sparse, and the trainer updates only the rows a batch touched (lazy Riemannian
-Adam). Dense Adam would rewrite every row of every table at every step, which dominated CPU training time
-(~180 ms vs 18 ms a step on amazon-clothing).
+their gradients then arrive as rows (`hbench.models.rows`), and the trainer updates only the rows a batch
+touched (lazy Riemannian Adam, `hbench.training.optim.RowAdam`). Dense Adam would rewrite every row of every
+table at every step, which dominated CPU training time. Models that read whole tables every step (graph
+propagation) list no embedding tables and get dense Riemannian Adam, or declare their own optimisers with
+`configure_optimizers` (HGCF: Riemannian SGD with momentum).
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hbench.datasets.graph import TrainingGraph
 from hbench.datasets.store import Interactions
 from hbench.evaluation.ranking import Representations
+from hbench.models.rows import RowGradients, gather_rows
 
 
 def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse/typer wording
@@ -42,6 +46,12 @@ class ModelContext:
     generator: torch.Generator  # seeded stream for parameter initialisation
     # Frozen image features [n_items, F] (float32) for models with `needs_features`; None otherwise.
     item_features: torch.Tensor | None = None
+    # The prepared split's cached training graph; built from `train` when not given (tests, notebooks).
+    graph: TrainingGraph | None = None
+
+    def training_graph(self) -> TrainingGraph:
+        return self.graph if self.graph is not None else TrainingGraph.from_interactions(self.train, self.n_users,
+                                                                                          self.n_items)
 
 
 @dataclass
@@ -72,16 +82,24 @@ class Recommender(nn.Module):
     def __init__(self, context: ModelContext, options: Any) -> None:
         super().__init__()
         self.options = options
-        self.sparse_gradients = False  # set by the trainer when it updates embedding rows lazily
+        # Set by the trainer when it updates embedding rows lazily: lookups then hand their gradients here.
+        self.row_gradients: RowGradients | None = None
 
     @classmethod
     def uses_features(cls, options: Any) -> bool:
         """Whether this configuration reads image features (a model may switch its visual part off)."""
         return cls.needs_features
 
+    @classmethod
+    def default_lr_for(cls, options: Any) -> float:
+        """The learning rate a configuration trains with when none is given (`default_lr` unless overridden)."""
+        return cls.default_lr
+
     def lookup(self, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """Rows `table[index]` (any index shape), with a sparse gradient when `sparse_gradients` is on."""
-        return F.embedding(index, table, sparse=self.sparse_gradients)
+        """Rows `table[index]` (any index shape); their gradient goes to `row_gradients` when the trainer set it."""
+        if self.row_gradients is None or not torch.is_grad_enabled():
+            return F.embedding(index, table)
+        return gather_rows(table, index, self.row_gradients)
 
     def embedding_tables(self) -> list[nn.Parameter]:
         """Parameters read only through `lookup` (eligible for sparse, row-wise updates)."""
@@ -94,8 +112,17 @@ class Recommender(nn.Module):
         """users, positives: [b]; negatives: [b, n]. Returns the mean loss over the batch."""
         raise NotImplementedError
 
-    def constrain_(self) -> None:
-        """Project parameters back onto their feasible set after an optimiser step."""
+    def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer] | None:
+        """The model's own optimisers, or None for the trainer's (lazy Riemannian Adam on embedding rows,
+        Riemannian Adam on the rest)."""
+        return None
+
+    def constrain_(self, touched: dict[str, torch.Tensor] | None = None) -> None:
+        """Project parameters back onto their feasible set after an optimiser step.
+
+        `touched` maps parameter names to the rows the step changed (None: any row may have changed), so
+        that a projection costs what the step cost.
+        """
 
 
 def normal_init(shape: tuple[int, ...], std: float, generator: torch.Generator) -> torch.Tensor:

@@ -51,6 +51,15 @@ class CML(Recommender):
         return LossTerms(hinge, {"hinge": hinge})
 
     @torch.no_grad()
-    def constrain_(self) -> None:
-        for table in (self.user_embedding, self.item_embedding):
-            table.copy_(torch.renorm(table, p=2, dim=0, maxnorm=self.options.max_norm))
+    def constrain_(self, touched: dict[str, torch.Tensor] | None = None) -> None:
+        for name in ("user_embedding", "item_embedding"):
+            table = getattr(self, name)
+            rows = None if touched is None else touched.get(name)
+            if touched is not None and rows is None:
+                continue  # the step did not change this table
+            part = table if rows is None else table[rows]
+            clipped = torch.renorm(part, p=2, dim=0, maxnorm=self.options.max_norm)
+            if rows is None:
+                table.copy_(clipped)
+            else:
+                table[rows] = clipped

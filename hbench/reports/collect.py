@@ -44,6 +44,7 @@ def collect_runs(root: Path, *, selected_only: bool = False) -> pd.DataFrame:
             "selection_metric": metrics.get("selection_metric", config["metric"]),
             "train_seconds": metrics.get("train_seconds"),
             "eval_seconds": metrics.get("eval_seconds"),
+            "time_to_quality_seconds": metrics.get("time_to_quality_seconds"),  # absent from older runs
         }
         row.update({f"valid/{k}": v for k, v in metrics.get("valid", {}).items()})
         row.update({f"test/{k}": v for k, v in metrics.get("test", {}).items()})
@@ -55,14 +56,14 @@ def collect_runs(root: Path, *, selected_only: bool = False) -> pd.DataFrame:
 
 def run_settings(config: dict) -> list[str]:
     """Whatever differs from the defaults, as sorted `key=value` strings, e.g. `["c=0.5", "gamma=0"]`."""
-    from hbench.models.registry import available_models
+    from hbench.models.registry import available_models, parse_options
 
     parts = []
     cls = available_models().get(config["model"])
     if cls is not None:
         defaults = {f.name: f.default for f in dataclasses.fields(cls.Options)}
         parts += [f"{k}={v}" for k, v in sorted(config["model_options"].items()) if defaults.get(k) != v]
-        if config["lr"] != cls.default_lr:
+        if config["lr"] != cls.default_lr_for(parse_options(cls, config["model_options"])):
             parts.append(f"lr={config['lr']:g}")
     train_defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     parts += [

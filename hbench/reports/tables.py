@@ -61,6 +61,7 @@ class Row:
     train_seconds: float
     eval_seconds: float
     model: str = ""
+    time_to_quality_seconds: float = float("nan")  # mean over the row's runs that recorded it
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class Table:
     significance: SignificanceReport | None = None
     reported: tuple[ReportedResult, ...] = ()
     reported_withheld: tuple[str, ...] = ()  # reasons, for --with-paper rows whose data or protocol differ
+    show_time_to_quality: bool = False
 
     @property
     def title(self) -> str:
@@ -120,8 +122,12 @@ class Table:
 
 
 def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None, *,
-                 significance: SignificanceSettings | None = None, with_paper: bool = False) -> list[Table]:
-    """One table per dataset × protocol × split; tests and reported rows when asked (see the module doc)."""
+                 significance: SignificanceSettings | None = None, with_paper: bool = False,
+                 time_to_quality: bool = False) -> list[Table]:
+    """One table per dataset × protocol × split; tests and reported rows when asked (see the module doc).
+
+    `time_to_quality` adds a column: training seconds until validation first reached 95% of its best.
+    """
     tables = []
     for (dataset, protocol, split_hash), group in runs.groupby(["dataset", "protocol", "split_hash"], sort=True):
         wanted = tuple(metrics) if metrics else tuple(m for m in DEFAULT_METRICS[protocol] if f"test/{m}" in group)
@@ -141,9 +147,11 @@ def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None, *,
             for m in wanted:
                 values = done[f"test/{m}"].dropna().to_numpy(float)
                 cells[m] = Cell(values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0, len(values), 0) if len(values) else None
+            quality = pd.to_numeric(done.get("time_to_quality_seconds", pd.Series(dtype=float)), errors="coerce").dropna()
             rows.append(Row(label, group_hash, len(runs_of_row), int((runs_of_row["status"] == "diverged").sum()), cells,
                             float(done["train_seconds"].mean()) if len(done) else float("nan"),
-                            float(done["eval_seconds"].mean()) if len(done) else float("nan"), model))
+                            float(done["eval_seconds"].mean()) if len(done) else float("nan"), model,
+                            float(quality.mean()) if len(quality) else float("nan")))
         _rank_cells(rows, wanted)
         _disambiguate(rows)
         rows.sort(key=lambda r: r.label)
@@ -156,7 +164,7 @@ def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None, *,
                                                  negatives=_one_value(group, "negatives"))
                               if with_paper else ((), ()))
         tables.append(Table(dataset, protocol, split_hash, wanted, rows, tuple(sorted(group["selection_metric"].unique())),
-                            tuple(sorted(shared)), report, reported, withheld))
+                            tuple(sorted(shared)), report, reported, withheld, time_to_quality))
     return tables
 
 
@@ -208,15 +216,17 @@ def _runs_text(row: Row) -> str:
 
 
 def _header(table: Table) -> list[str]:
-    return ["model", *table.metrics, "runs", "train s", "eval s"]
+    return ["model", *table.metrics, "runs", "train s", "eval s"] + (["s to 95%"] if table.show_time_to_quality else [])
 
 
 def _body(table: Table, style: str) -> list[list[str]]:
     escape = {"latex": latex_escape, "html": html.escape}.get(style, lambda text: text)
     body = [[escape(table.row_label(r)), *[_format_cell(r.cells[m], style, table.marks(r, m)) for m in table.metrics],
-             _runs_text(r), f"{r.train_seconds:.1f}", f"{r.eval_seconds:.1f}"] for r in table.rows]
+             _runs_text(r), f"{r.train_seconds:.1f}", f"{r.eval_seconds:.1f}"]
+            + ([f"{r.time_to_quality_seconds:.1f}"] if table.show_time_to_quality else []) for r in table.rows]
     # The papers' own numbers: as printed (no std, no ranking, no marker), after the measured rows.
-    body += [[escape(result.label), *[result.values.get(m, "—") for m in table.metrics], "—", "—", "—"]
+    extra = ["—"] if table.show_time_to_quality else []
+    body += [[escape(result.label), *[result.values.get(m, "—") for m in table.metrics], "—", "—", "—", *extra]
              for result in table.reported]
     return body
 
@@ -265,6 +275,8 @@ def render_csv(tables: Sequence[Table]) -> str:
                 if report is not None:
                     record.update(_csv_significance(report, r, m, labels))
             record.update(train_seconds=r.train_seconds, eval_seconds=r.eval_seconds)
+            if t.show_time_to_quality:
+                record["time_to_quality_seconds"] = r.time_to_quality_seconds
             if report is not None:
                 s = report.settings
                 record.update(test=s.test, unit=s.unit, alternative=s.alternative, correction=s.correction,

@@ -34,10 +34,13 @@ from hbench.devices import reproducible_torchscript, resolve_device
 from hbench.errors import HBenchError
 from hbench.evaluation.metrics import summarise
 from hbench.evaluation.protocols import evaluate, get_protocol
+from hbench.evaluation.ranking import Representations
 from hbench.models.base import ModelContext, Recommender
 from hbench.models.registry import get_model_class, parse_options
+from hbench.models.rows import RowGradients
 from hbench.runs import RunDirectory, environment, package_version
-from hbench.training.sampling import NegativeSampler
+from hbench.training.optim import RowAdam
+from hbench.training.sampling import EpochStream, NegativeSampler
 from hbench.ui import QUIET, Feedback
 
 
@@ -59,22 +62,46 @@ OPTIMIZERS = ("sparse", "dense")
 
 
 def make_optimizers(model: Recommender, kind: str, lr: float) -> list[torch.optim.Optimizer]:
-    """Riemannian Adam for every parameter; with `sparse`, lazily on the model's embedding tables.
+    """The model's own optimisers if it declares them; otherwise Riemannian Adam for every parameter, with
+    `sparse` lazily on the rows of the model's embedding tables (`RowAdam`).
 
     Riemannian Adam is plain Adam on ordinary parameters and takes Riemannian steps on geoopt
     ManifoldParameters, so one optimiser family serves Euclidean and hyperbolic models alike.
     """
-    tables = model.embedding_tables() if kind == "sparse" else []
-    model.sparse_gradients = bool(tables)
+    own = model.configure_optimizers(lr)
+    if own is not None:
+        model.row_gradients = None
+        return own
+    tables = [p for p in model.embedding_tables() if p.requires_grad] if kind == "sparse" else []
+    model.row_gradients = RowGradients() if tables else None
     table_ids = {id(p) for p in tables}
     dense = [p for p in model.parameters() if id(p) not in table_ids and p.requires_grad]
-    sparse = [p for p in tables if p.requires_grad]
     optimizers: list[torch.optim.Optimizer] = []
-    if sparse:
-        optimizers.append(geoopt.optim.SparseRiemannianAdam(sparse, lr=lr))
+    if tables:
+        assert model.row_gradients is not None
+        optimizers.append(RowAdam(tables, model.row_gradients, lr=lr))
     if dense:
         optimizers.append(geoopt.optim.RiemannianAdam(dense, lr=lr))
     return optimizers
+
+
+def touched_rows(model: Recommender, optimizers: list[torch.optim.Optimizer]) -> dict[str, torch.Tensor] | None:
+    """Parameter name -> rows the last step changed, when every optimiser updates rows lazily; else None."""
+    if not optimizers or not all(isinstance(o, RowAdam) for o in optimizers):
+        return None
+    by_id = {id(p): name for name, p in model.named_parameters()}
+    return {by_id[key]: rows for o in optimizers for key, rows in o.touched.items()}  # type: ignore[attr-defined]
+
+
+def representations(model: Recommender) -> Representations:
+    """What evaluation scores: the model's representations, computed in eval mode without autograd."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return model.representations()
+    finally:
+        model.train(was_training)
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
@@ -107,6 +134,7 @@ class FitOutcome:
     epochs_run: int = 0
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _feature_artifact(cls: type[Recommender], options: Any, dataset: PreparedDataset, encoder: str | None) -> Any:
@@ -163,9 +191,8 @@ def _fit(
     outcome = FitOutcome()
 
     def validate() -> dict[str, float]:
-        model.eval()
         started = time.perf_counter()
-        valid = summarise(evaluate(model.representations(), dataset, stage="valid", protocol=protocol,
+        valid = summarise(evaluate(representations(model), dataset, stage="valid", protocol=protocol,
                                    ks=config.ks, feedback=feedback))
         outcome.eval_seconds += time.perf_counter() - started
         return valid
@@ -183,10 +210,10 @@ def _fit(
         return outcome
 
     optimizers = make_optimizers(model, config.optimizer, lr)
-    sampler = NegativeSampler(dataset.train, dataset.n_items, sampling_rng)
+    sampler = NegativeSampler(dataset.train, dataset.n_items, sampling_rng, graph=dataset.train_graph)
     generators = model_generators(model)
     n_batches = math.ceil(len(dataset.train) / config.batch_size)
-    history: list[dict[str, Any]] = []
+    history = outcome.history
     stale, first_epoch = 0, 1
     if resume is not None:
         model.load_state_dict(resume["model"])
@@ -195,50 +222,66 @@ def _fit(
         sampling_rng.bit_generator.state = resume["sampling_rng"]
         for name, state in resume["generators"].items():
             generators[name].set_state(state)
-        history, stale, first_epoch = resume["history"], int(resume["stale"]), int(resume["epoch"]) + 1
+        history[:], stale, first_epoch = resume["history"], int(resume["stale"]), int(resume["epoch"]) + 1
         for key in ("best_value", "best_epoch", "best_valid", "best_state", "train_seconds", "eval_seconds"):
             setattr(outcome, key, resume[key])
         outcome.epochs_run = first_epoch - 1
 
-    def save_resume_state(epoch: int) -> None:
+    def save_resume_state(epoch: int, rng_state: dict[str, Any]) -> None:
         run_dir.write_resume_state({
             "config_hash": run_dir.read_config()["config_hash"], "epoch": epoch, "history": history, "stale": stale,
             "model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
-            "sampling_rng": sampling_rng.bit_generator.state,
+            # The sampler's state after this epoch's draws (the stream may already have drawn the next one).
+            "sampling_rng": rng_state,
             "generators": {name: g.get_state() for name, g in generators.items()},
             "best_value": outcome.best_value, "best_epoch": outcome.best_epoch, "best_valid": outcome.best_valid,
             "best_state": outcome.best_state, "train_seconds": outcome.train_seconds,
             "eval_seconds": outcome.eval_seconds,
         })
 
-    with feedback.progress(f"{type(model).name} training", total=config.epochs, unit="epochs") as bar:
+    def train_epoch(drawn: Any) -> dict[str, float] | None:
+        """One pass over the epoch's batches; the mean of each loss part, or None when the loss is not finite.
+
+        The epoch's triples move to the device once; loss parts are summed on the device, so the loop waits
+        for the device only at the end of the epoch.
+        """
+        model.train()
+        users, positives, negatives = (torch.from_numpy(a).to(device) for a in
+                                       (drawn.users, drawn.positives, drawn.negatives))
+        sums: dict[str, torch.Tensor] = {}
+        for lo in range(0, users.shape[0], config.batch_size):
+            hi = lo + config.batch_size
+            terms = model.loss(users[lo:hi], positives[lo:hi], negatives[lo:hi])
+            for optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            for optimizer in optimizers:
+                optimizer.step()
+            model.constrain_(touched_rows(model, optimizers))
+            for key, value in {"loss": terms.total, **terms.parts}.items():
+                value = value.detach()
+                sums[key] = sums[key] + value if key in sums else value
+        means = {key: float(value) / n_batches for key, value in sums.items()}
+        return means if math.isfinite(means["loss"]) else None
+
+    with feedback.progress(f"{type(model).name} training", total=config.epochs, unit="epochs") as bar, \
+            EpochStream(sampler, config.negatives) as stream:
         bar.advance(first_epoch - 1)
         for epoch in range(first_epoch, config.epochs + 1):
             started = time.perf_counter()
-            model.train()
-            sums: dict[str, float] = {}
-            for users, positives, negatives in sampler.epoch(config.batch_size, config.negatives):
-                terms = model.loss(*(torch.from_numpy(a).to(device) for a in (users, positives, negatives)))
-                if not torch.isfinite(terms.total):
-                    outcome.status, outcome.message = "diverged", f"loss became {terms.total.item()} at epoch {epoch}"
-                    break
-                for optimizer in optimizers:
-                    optimizer.zero_grad(set_to_none=True)
-                terms.total.backward()
-                for optimizer in optimizers:
-                    optimizer.step()
-                model.constrain_()
-                for key, value in {"loss": terms.total, **terms.parts}.items():
-                    sums[key] = sums.get(key, 0.0) + float(value.detach())
-            if outcome.status == "completed" and not _all_finite(model):
+            drawn = stream.next_epoch(prefetch=epoch < config.epochs)
+            losses = train_epoch(drawn)
+            if losses is None:
+                outcome.status, outcome.message = "diverged", f"loss became nan or infinite at epoch {epoch}"
+            elif not _all_finite(model):
                 outcome.status, outcome.message = "diverged", f"parameters became non-finite at epoch {epoch}"
             epoch_seconds = time.perf_counter() - started
             outcome.train_seconds += epoch_seconds
             outcome.epochs_run = epoch
             if outcome.status == "diverged":
                 break
-            entry: dict[str, Any] = {"epoch": epoch, **{k: v / n_batches for k, v in sums.items()},
-                                     "train_seconds": round(epoch_seconds, 3)}
+            assert losses is not None
+            entry: dict[str, Any] = {"epoch": epoch, **losses, "train_seconds": round(epoch_seconds, 3)}
             if epoch % config.eval_every == 0 or epoch == config.epochs:
                 before = outcome.eval_seconds
                 entry["valid"] = validate()
@@ -247,13 +290,32 @@ def _fit(
             history.append(entry)
             run_dir.write_history(history)
             if epoch < config.epochs and stale < config.patience:
-                save_resume_state(epoch)
+                save_resume_state(epoch, drawn.rng_state_after)
             bar.advance(1)
             bar.update(info=f"loss {entry['loss']:.4f}  best {metric} {outcome.best_value:.4f} @ {outcome.best_epoch}")
             if stale >= config.patience:
                 feedback.log(f"early stop at epoch {epoch}: no better {metric} in {config.patience} evaluations")
                 break
     return outcome
+
+
+QUALITY_FRACTION = 0.95
+
+
+def time_to_quality(history: list[dict[str, Any]], metric: str, fraction: float = QUALITY_FRACTION) -> dict[str, Any]:
+    """When the validation `metric` first reached `fraction` of its best value over the run.
+
+    Seconds are training seconds (validation excluded, so models that validate more often are not
+    penalised) summed up to and including that epoch; None when no validation produced a number.
+    """
+    evaluated = [(h["epoch"], h["valid"][metric]) for h in history if "valid" in h and math.isfinite(h["valid"][metric])]
+    if not evaluated:
+        return {"time_to_quality_seconds": None, "epochs_to_quality": None}
+    best = max(value for _, value in evaluated)
+    # A metric that is best at 0 (or below) has no meaningful fraction: the first evaluation qualifies.
+    epoch = next(e for e, value in evaluated if value >= fraction * best or best <= 0)
+    seconds = sum(h["train_seconds"] for h in history if h["epoch"] <= epoch)
+    return {"time_to_quality_seconds": round(seconds, 3), "epochs_to_quality": epoch}
 
 
 @dataclass(frozen=True)
@@ -295,7 +357,7 @@ def plan_run(
         raise HBenchError(f"--metric {metric!r} is not produced by protocol {protocol!r} (choose from {', '.join(known)})")
     cls = get_model_class(model_name)
     options = parse_options(cls, model_options or {})
-    lr = config.lr if config.lr is not None else cls.default_lr
+    lr = config.lr if config.lr is not None else cls.default_lr_for(options)
     features = _feature_artifact(cls, options, dataset, config.features)
     features_id = None if features is None else {"encoder": features.encoder, "key": features.key}
     run = ResolvedRun(
@@ -354,7 +416,7 @@ def train_planned(planned: PlannedRun, *, force: bool = False, feedback: Feedbac
         item_features = torch.from_numpy(np.ascontiguousarray(planned.features.features(), dtype=np.float32))
     init_generator, sampling_rng = _seed_streams(config.seed)
     context = ModelContext(dataset.n_users, dataset.n_items, config.dim, dataset.train, init_generator,
-                           item_features=item_features)
+                           item_features=item_features, graph=dataset.train_graph)
     model = cls(context, planned.options).to(device)
     feedback.log(f"[bold]{planned.model_name}[/bold] on {dataset.name} ({run.protocol}), seed {config.seed}, device {device}")
     outcome = _fit(model, dataset, config, protocol=run.protocol, metric=run.metric, lr=run.lr,
@@ -374,12 +436,13 @@ def train_planned(planned: PlannedRun, *, force: bool = False, feedback: Feedbac
         model.load_state_dict(outcome.best_state)
         model.eval()
         started = time.perf_counter()
-        per_user = evaluate(model.representations(), dataset, stage="test", protocol=run.protocol, ks=config.ks,
+        per_user = evaluate(representations(model), dataset, stage="test", protocol=run.protocol, ks=config.ks,
                             feedback=feedback)
         outcome.eval_seconds += time.perf_counter() - started
         run_dir.write_per_user(per_user)
         summary["test"] = summarise(per_user)
         summary["n_test_users"] = int(len(per_user))
-    summary.update(train_seconds=round(outcome.train_seconds, 3), eval_seconds=round(outcome.eval_seconds, 3))
+    summary.update(train_seconds=round(outcome.train_seconds, 3), eval_seconds=round(outcome.eval_seconds, 3),
+                   **time_to_quality(outcome.history, run.metric), quality_fraction=QUALITY_FRACTION)
     run_dir.finish(summary)
     return RunResult(run_dir.path, outcome.status, summary)

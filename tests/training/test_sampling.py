@@ -34,3 +34,21 @@ def test_epochs_are_reproducible_from_the_generator() -> None:
 def test_user_with_every_item_is_refused() -> None:
     with pytest.raises(HBenchError, match="every item"):
         NegativeSampler(Interactions(np.array([0, 0]), np.array([0, 1])), 2, np.random.default_rng(0))
+
+
+def test_prefetched_epochs_are_the_epochs_drawn_one_after_another() -> None:
+    from hbench.training.sampling import EpochStream
+
+    train = Interactions(np.array([0, 0, 1, 2, 2]), np.array([0, 1, 2, 3, 1]))
+    plain = NegativeSampler(train, 10, np.random.default_rng(4))
+    expected = [plain.draw_epoch(2) for _ in range(3)]
+    with EpochStream(NegativeSampler(train, 10, np.random.default_rng(4)), 2) as stream:
+        drawn = [stream.next_epoch() for _ in range(3)]
+    for a, b in zip(expected, drawn):
+        assert all(np.array_equal(x, y) for x, y in ((a.users, b.users), (a.positives, b.positives),
+                                                     (a.negatives, b.negatives)))
+        assert a.rng_state_after == b.rng_state_after
+    # A sampler restored to an epoch's end state continues with the next epoch.
+    resumed = NegativeSampler(train, 10, np.random.default_rng(0))
+    resumed.rng.bit_generator.state = expected[1].rng_state_after
+    assert np.array_equal(resumed.draw_epoch(2).negatives, expected[2].negatives)

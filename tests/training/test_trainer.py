@@ -154,3 +154,15 @@ def test_sparse_optimizer_moves_only_touched_rows_and_dense_moves_all(model_name
     # Dense Adam's update is zero for rows with zero gradient too, but Riemannian steps and CML's
     # re-projection touch them; what matters is that sparse never moves untouched rows.
     assert (before[:3] != after[:3]).any(1).all()
+
+
+def test_time_to_quality_is_training_time_until_95_percent_of_the_best() -> None:
+    from hbench.training.trainer import time_to_quality
+
+    history = [{"epoch": 1, "train_seconds": 2.0, "valid": {"ndcg@10": 0.10}},
+               {"epoch": 2, "train_seconds": 3.0},  # not validated
+               {"epoch": 3, "train_seconds": 4.0, "valid": {"ndcg@10": 0.19}},  # 0.19 ≥ 0.95 · 0.20
+               {"epoch": 4, "train_seconds": 5.0, "valid": {"ndcg@10": 0.20}}]
+    assert time_to_quality(history, "ndcg@10") == {"time_to_quality_seconds": 9.0, "epochs_to_quality": 3}
+    assert time_to_quality(history[:2], "ndcg@10") == {"time_to_quality_seconds": 2.0, "epochs_to_quality": 1}
+    assert time_to_quality([{"epoch": 1, "train_seconds": 1.0}], "ndcg@10")["time_to_quality_seconds"] is None

@@ -1,0 +1,101 @@
+"""HGCF (Sun et al., WWW 2021): hyperbolic graph collaborative filtering with a skip-connected GCN.
+
+    x⁰ = points on the hyperbolic manifold (one per user and item), t⁰ = log₀ x⁰
+    t⁽ᵏ⁺¹⁾ = Â t⁽ᵏ⁾,   h = exp₀(Σ_{k=1..L} t⁽ᵏ⁾)                       (the paper's "SkipGCN", no weights)
+    L = Σ_{(u, i, j)} [d(h_u, h_i)² − d(h_u, h_j)² + m]_+                (summed over the batch, as the authors' code)
+
+trained by Riemannian SGD with momentum, weight decay added to the Euclidean gradient before it is turned
+into a Riemannian one (geoopt's `RiemannianSGD`, the authors' optimiser).
+
+Geometry. The paper works on the hyperboloid (Lorentz model, curvature −1). hbench stores the points on
+the Poincaré ball, which is isometric to it (x_P = x_s / (1 + x_0)): a geodesic from the origin of length r
+maps to one of length r, so the hyperboloid's exp_o(v) is the ball's expmap0(v / 2) (geoopt's expmap0 has
+d(0, expmap0(w)) = 2‖w‖). With the tangent vectors kept in the hyperboloid's scale, `v = 2·logmap0(x)`,
+initialisation U(−s, s), propagation and distances are those of the paper exactly, and evaluation ranks
+by Poincaré distance, which orders items as the Lorentz distance does. What differs: weight decay acts on
+ball coordinates instead of hyperboloid coordinates (both pull points towards the origin), and the
+authors' clamp of d² at 50 is not applied.
+
+Â: `(D + I)^{-1}(A + I)` by default (the authors' `normalize(adj + I)`); `--normalisation` offers the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import geoopt
+import torch
+
+from hbench.errors import HBenchError
+from hbench.evaluation.ranking import Representations
+from hbench.geometry import PoincareDistance
+from hbench.geometry.poincare import poincare_distance
+from hbench.models.base import LossTerms, ModelContext, Recommender, option
+from hbench.models.graph import Propagation
+from hbench.models.registry import register_model
+
+
+@dataclass(frozen=True)
+class HGCFOptions:
+    layers: int = option(3, "propagation layers L (the authors' `--num-layers 4` means 3)")
+    margin: float = option(0.1, "hinge margin m on squared hyperbolic distances (Amazon-CD: 0.1)")
+    weight_decay: float = option(5e-3, "weight decay of Riemannian SGD (Amazon-CD: 0.005)")
+    momentum: float = option(0.95, "momentum of Riemannian SGD")
+    init_scale: float = option(0.1, "tangent vectors start uniform in [−s, s] (hyperboloid scale)")
+    normalisation: Literal["symmetric", "row", "row_self"] = option(
+        "row_self", "adjacency normalisation: (D+I)^-1 (A+I) (the authors'), D^-1 A, or D^-1/2 A D^-1/2")
+
+    def __post_init__(self) -> None:
+        if self.layers < 1:
+            raise HBenchError(f"--layers must be at least 1 (the output sums layers 1..L), got {self.layers}")
+        if not self.margin >= 0:
+            raise HBenchError(f"--margin must be at least 0, got {self.margin}")
+        if not self.weight_decay >= 0:
+            raise HBenchError(f"--weight-decay must be at least 0, got {self.weight_decay}")
+        if not 0 <= self.momentum < 1:
+            raise HBenchError(f"--momentum must lie in [0, 1), got {self.momentum}")
+        if not self.init_scale > 0:
+            raise HBenchError(f"--init-scale must be positive, got {self.init_scale}")
+
+
+@register_model
+class HGCF(Recommender):
+    name = "hgcf"
+    summary = "hyperbolic graph CF: skip-connected GCN in the tangent space, Riemannian SGD"
+    Options = HGCFOptions
+    # The authors' learning rate for a loss summed over batches of 10,000 triples; hbench's batches are
+    # about that size, so the same rate applies.
+    default_lr = 1e-3
+
+    def __init__(self, context: ModelContext, options: HGCFOptions) -> None:
+        super().__init__(context, options)
+        self.ball = geoopt.PoincareBall(c=1.0)
+        n = context.n_users + context.n_items
+        tangent = (torch.rand((n, context.dim), generator=context.generator) * 2 - 1) * options.init_scale
+        self.embedding = geoopt.ManifoldParameter(self._to_ball(tangent), manifold=self.ball)
+        self.propagation = Propagation(context.training_graph(), options.normalisation)
+
+    def _to_ball(self, tangent: torch.Tensor) -> torch.Tensor:
+        return self.ball.expmap0(tangent / 2, project=True)
+
+    def _encoded(self) -> torch.Tensor:
+        tangent = 2 * self.ball.logmap0(self.embedding)
+        layers = self.propagation.layers(tangent, self.options.layers)
+        return self._to_ball(torch.stack(layers[1:]).sum(0))
+
+    def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
+        return [geoopt.optim.RiemannianSGD([self.embedding], lr=lr, momentum=self.options.momentum,
+                                           weight_decay=self.options.weight_decay)]
+
+    def representations(self) -> Representations:
+        users, items = self.propagation.split(self._encoded())
+        return Representations(users.detach(), items.detach(), PoincareDistance(1.0))
+
+    def loss(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> LossTerms:
+        users_all, items_all = self.propagation.split(self._encoded())
+        u = users_all[users].unsqueeze(1)
+        d_pos = poincare_distance(u, items_all[positives].unsqueeze(1), 1.0)
+        d_neg = poincare_distance(u, items_all[negatives], 1.0)
+        hinge = torch.relu(d_pos.pow(2) - d_neg.pow(2) + self.options.margin).sum()
+        return LossTerms(hinge, {"hinge": hinge})

@@ -1,0 +1,79 @@
+"""LightGCN (He et al., SIGIR 2020): embeddings smoothed over the user-item graph, scored by dot product.
+
+    E⁽ᵏ⁺¹⁾ = Â E⁽ᵏ⁾  (k < K, no weights, no non-linearity),   E = (1/(K+1)) Σ_{k=0..K} E⁽ᵏ⁾
+    s(u, i) = ⟨e_u, e_i⟩
+    L = mean −ln σ(s(u, i) − s(u, j)) + λ · mean ½(‖e⁰_u‖² + ‖e⁰_i‖² + ‖e⁰_j‖²)
+
+Â is the training graph's normalised adjacency (`--normalisation`, symmetric D^{-1/2} A D^{-1/2} in the
+paper). The regulariser is on the ego embeddings E⁽⁰⁾ of the batch's rows, as in the authors' code. Every
+step propagates the whole graph, so every row has a gradient: the model lists no embedding tables and is
+trained by dense Adam, as in the paper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hbench.errors import HBenchError
+from hbench.evaluation.ranking import Representations
+from hbench.geometry import DotProduct
+from hbench.models.base import LossTerms, ModelContext, Recommender, normal_init, option
+from hbench.models.graph import Propagation
+from hbench.models.registry import register_model
+
+
+@dataclass(frozen=True)
+class LightGCNOptions:
+    layers: int = option(3, "propagation layers K (0: matrix factorisation with the same loss)")
+    reg: float = option(1e-4, "weight λ of the L2 term on the batch's ego embeddings")
+    init_std: float = option(0.1, "standard deviation of the normal initialisation")
+    normalisation: Literal["symmetric", "row", "row_self"] = option(
+        "symmetric", "adjacency normalisation: D^-1/2 A D^-1/2 (paper), D^-1 A, or (D+I)^-1 (A+I)")
+
+    def __post_init__(self) -> None:
+        if self.layers < 0:
+            raise HBenchError(f"--layers must be at least 0, got {self.layers}")
+        if not self.reg >= 0:
+            raise HBenchError(f"--reg must be at least 0, got {self.reg}")
+        if not self.init_std > 0:
+            raise HBenchError(f"--init-std must be positive, got {self.init_std}")
+
+
+@register_model
+class LightGCN(Recommender):
+    name = "lightgcn"
+    summary = "LightGCN: embeddings propagated over the training graph, dot product"
+    Options = LightGCNOptions
+    default_lr = 1e-3  # the paper's (Adam); see results/reference/defaults-search for what else was tried
+
+    def __init__(self, context: ModelContext, options: LightGCNOptions) -> None:
+        super().__init__(context, options)
+        self.n_users = context.n_users
+        self.embedding = nn.Parameter(normal_init((context.n_users + context.n_items, context.dim), options.init_std,
+                                                  context.generator))
+        self.propagation = Propagation(context.training_graph(), options.normalisation)
+
+    def _propagated(self) -> torch.Tensor:
+        layers = self.propagation.layers(self.embedding, self.options.layers)
+        return torch.stack(layers).mean(0)
+
+    def representations(self) -> Representations:
+        users, items = self.propagation.split(self._propagated())
+        return Representations(users.detach(), items.detach(), DotProduct())
+
+    def loss(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> LossTerms:
+        users_all, items_all = self.propagation.split(self._propagated())
+        u, p, n = users_all[users], items_all[positives], items_all[negatives]
+        pos_score = (u * p).sum(-1)
+        neg_score = (u.unsqueeze(1) * n).sum(-1)
+        ranking = -F.logsigmoid(pos_score.unsqueeze(1) - neg_score).mean()
+        ego_users, ego_items = self.propagation.split(self.embedding)
+        l2 = 0.5 * (ego_users[users].pow(2).sum(-1) + ego_items[positives].pow(2).sum(-1)
+                    + ego_items[negatives].pow(2).sum(-1).mean(-1)).mean()
+        reg = self.options.reg * l2
+        return LossTerms(ranking + reg, {"bpr": ranking, "l2": reg})

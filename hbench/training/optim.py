@@ -1,0 +1,92 @@
+"""Optimisers of the training loop: lazy Riemannian Adam on embedding rows, Riemannian Adam elsewhere.
+
+`RowAdam` is Adam (Kingma & Ba 2015) applied, at each step, to the rows a batch read and to no others
+("lazy" Adam, as TensorFlow's LazyAdam and geoopt's SparseRiemannianAdam): a row's moments decay only when
+the row is touched, so an item seen once in an epoch is not dragged by stale momentum. Per touched row r
+with summed gradient g_r (from `hbench.models.rows.RowGradients`) and global step count t of the table:
+
+    Euclidean table       m_r ← β₁ m_r + (1 − β₁) g_r,  v_r ← β₂ v_r + (1 − β₂) g_r²  (per coordinate)
+                          x_r ← x_r − lr · m̂_r / (√v̂_r + ε)
+    ManifoldParameter     ξ_r = egrad2rgrad(x_r, g_r),  m_r ← β₁ m_r + (1 − β₁) ξ_r,
+                          v_r ← β₂ v_r + (1 − β₂) ⟨ξ_r, ξ_r⟩_{x_r}                  (one scalar per point)
+                          x_r, m_r ← retr_transp(x_r, −lr · m̂_r / (√v̂_r + ε), m_r)
+
+with m̂ = m / (1 − β₁ᵗ), v̂ = v / (1 − β₂ᵗ). This is geoopt's Riemannian Adam (Bécigneul & Ganea, ICLR
+2019), row by row. Note what the manifold case implies for step sizes: a point moves about lr in Riemannian
+distance per step whatever the dimension D, while a Euclidean row moves about lr per coordinate, i.e.
+lr·√D in norm. Models whose parameters live on a manifold therefore recommend larger learning rates
+(`Recommender.default_lr_for`).
+
+The cost of a step is that of the touched rows: finding them is one mark over the table's row count (no
+sort), and every other operation is on [touched rows, D].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import geoopt
+import torch
+
+from hbench.models.rows import RowGradients
+
+
+class RowAdam(torch.optim.Optimizer):
+    """Lazy (Riemannian) Adam over embedding tables whose gradients arrive as rows in `sink`."""
+
+    def __init__(self, tables: Iterable[torch.nn.Parameter], sink: RowGradients, *, lr: float,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        super().__init__(list(tables), {"lr": lr, "betas": betas, "eps": eps})
+        self.sink = sink
+        self.touched: dict[int, torch.Tensor] = {}  # id(table) -> rows updated by the last step
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:  # noqa: ARG002 - torch's signature
+        self.touched = {}
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+            for table in group["params"]:
+                read = self.sink.pop(table)
+                if read is None:
+                    continue
+                index, grad = read
+                rows, inverse = _touched_rows(index, table.shape[0])
+                summed = torch.zeros(rows.shape[0], table.shape[1], dtype=grad.dtype, device=grad.device)
+                summed.index_add_(0, inverse, grad)
+                manifold = table.manifold if isinstance(table, geoopt.ManifoldParameter) else None
+                state = self.state[table]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(table)
+                    state["exp_avg_sq"] = torch.zeros_like(table if manifold is None else table[:, :1])
+                state["step"] += 1
+                bias1, bias2 = 1 - beta1 ** state["step"], 1 - beta2 ** state["step"]
+                exp_avg, exp_avg_sq = state["exp_avg"][rows], state["exp_avg_sq"][rows]
+                if manifold is None:
+                    exp_avg.mul_(beta1).add_(summed, alpha=1 - beta1)
+                    exp_avg_sq.mul_(beta2).addcmul_(summed, summed, value=1 - beta2)
+                    denom = exp_avg_sq.div(bias2).sqrt_().add_(eps)
+                    table.index_add_(0, rows, exp_avg / denom, alpha=-lr / bias1)
+                else:
+                    points = table[rows]
+                    rgrad = manifold.egrad2rgrad(points, summed)
+                    exp_avg.mul_(beta1).add_(rgrad, alpha=1 - beta1)
+                    exp_avg_sq.mul_(beta2).add_(manifold.component_inner(points, rgrad), alpha=1 - beta2)
+                    denom = exp_avg_sq.div(bias2).sqrt_().add_(eps)
+                    new_points, exp_avg = manifold.retr_transp(points, exp_avg / denom * (-lr / bias1), exp_avg)
+                    table[rows] = new_points
+                state["exp_avg"][rows] = exp_avg
+                state["exp_avg_sq"][rows] = exp_avg_sq
+                self.touched[id(table)] = rows
+        self.sink.clear()
+
+
+def _touched_rows(index: torch.Tensor, n_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distinct rows ascending, position of each index entry among them), by marking instead of sorting."""
+    mark = torch.zeros(n_rows, dtype=torch.bool, device=index.device)
+    mark[index] = True
+    rows = mark.nonzero().squeeze(1)
+    position = torch.empty(n_rows, dtype=torch.long, device=index.device)
+    position[rows] = torch.arange(rows.shape[0], device=index.device)
+    return rows, position[index]

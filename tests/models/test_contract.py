@@ -1,0 +1,75 @@
+"""The contract every registered model keeps (built-ins and entry-point plugins alike).
+
+Shapes of the representations, a finite loss with gradients that move parameters, a state-dict round trip,
+determinism from the seed, and a resumed run that ends exactly like an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from hbench.models import ModelContext, available_models, create_model
+from hbench.training import trainer
+from tests.training.test_resume import _assert_same_run, _Crash, _crash_after_epoch
+
+MODELS = sorted(available_models())
+SMALL_OPTIONS = {"hvacf": {"neighbours": "3"}, "vacf": {"neighbours": "3"}}
+
+
+def _context(dataset, seed: int = 0) -> ModelContext:
+    features = torch.randn(dataset.n_items, 6, generator=torch.Generator().manual_seed(5))
+    return ModelContext(dataset.n_users, dataset.n_items, 8, dataset.train, torch.Generator().manual_seed(seed),
+                        item_features=features, graph=dataset.train_graph)
+
+
+def _reps(model) -> tuple[torch.Tensor, torch.Tensor]:
+    reps = trainer.representations(model)
+    return reps.users, reps.items
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_model_contract(name: str, tiny_dataset) -> None:
+    model = create_model(name, _context(tiny_dataset), SMALL_OPTIONS.get(name))
+    users, items = _reps(model)
+    assert users.shape[0] == tiny_dataset.n_users and items.shape[0] == tiny_dataset.n_items
+    assert users.shape[1] == items.shape[1] and torch.isfinite(users).all() and torch.isfinite(items).all()
+    twin = create_model(name, _context(tiny_dataset), SMALL_OPTIONS.get(name))
+    assert all(torch.equal(a, b) for a, b in zip(_reps(model), _reps(twin)))  # same seed, same model
+    if not type(model).trainable:
+        return
+    optimizers = trainer.make_optimizers(model, "sparse", 0.05)
+    batch = (torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 3]), torch.tensor([[5], [6], [7], [8]]))
+    terms = model.loss(*batch)
+    assert terms.total.dim() == 0 and torch.isfinite(terms.total)
+    terms.total.backward()
+    for optimizer in optimizers:
+        optimizer.step()
+    model.constrain_(trainer.touched_rows(model, optimizers))
+    after = _reps(model)
+    assert any(not torch.equal(a, b) for a, b in zip(after, _reps(twin)))  # the step changed the model
+    restored = create_model(name, _context(tiny_dataset, seed=9), SMALL_OPTIONS.get(name))
+    restored.load_state_dict(model.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(_reps(restored), after))
+
+
+@pytest.mark.parametrize("name", [m for m in MODELS if available_models()[m].trainable])
+def test_resumed_run_equals_uninterrupted(name: str, tiny_dataset, tmp_path, monkeypatch) -> None:
+    features = torch.randn(tiny_dataset.n_items, 6, generator=torch.Generator().manual_seed(0))
+    fixed = SimpleNamespace(encoder="fixed", key="test", features=lambda: features.numpy())
+    monkeypatch.setattr(trainer, "_feature_artifact",
+                        lambda cls, opts, dataset, encoder: fixed if cls.uses_features(opts) else None)
+    from hbench.config import TrainConfig
+
+    config = TrainConfig(dataset=str(tiny_dataset.path), dim=8, epochs=3, batch_size=256, patience=10, seed=1,
+                         device="cpu")
+    options = SMALL_OPTIONS.get(name)
+    reference = trainer.train(name, config, options, out=tmp_path / "reference")
+    with monkeypatch.context() as patch:
+        _crash_after_epoch(patch, 1)
+        with pytest.raises(_Crash):
+            trainer.train(name, config, options, out=tmp_path / "interrupted")
+    resumed = trainer.train(name, config, options, out=tmp_path / "interrupted")
+    _assert_same_run(reference.path, resumed.path)
