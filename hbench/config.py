@@ -80,7 +80,7 @@ def coerce_fields(cls: type, values: dict[str, Any], where: str = "") -> dict[st
 class TrainConfig:
     """Everything that defines a training run besides the model's own options.
 
-    `lr=None` takes the model's recommended default; `protocol=None` the dataset's default;
+    `lr=None` and `batch_size=None` take the model's recommended defaults; `protocol=None` the dataset's default;
     `metric=None` the protocol's selection metric. `device` and output locations do not change results
     and are not part of the run's identity. `optimizer`: `sparse` updates only the embedding rows a batch
     touched (lazy Riemannian Adam, fast on CPU); `dense` updates every row every step (Riemannian Adam as
@@ -92,7 +92,7 @@ class TrainConfig:
     protocol: str | None = None
     dim: int = 64
     lr: float | None = None
-    batch_size: int = 1024
+    batch_size: int | None = None
     epochs: int = 100
     patience: int = 5
     eval_every: int = 1

@@ -55,7 +55,7 @@ def train(
     protocol: Annotated[str | None, typer.Option(help="loo | full | auc (default: the dataset's).")] = None,
     dim: Annotated[int, typer.Option(help="Embedding dimension.")] = _DEFAULTS["dim"],
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: the model's).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Training triples per step.")] = _DEFAULTS["batch_size"],
+    batch_size: Annotated[int | None, typer.Option(help="Training triples per step (default: the model's).")] = None,
     epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = _DEFAULTS["epochs"],
     patience: Annotated[int, typer.Option(help="Stop after this many validations without improvement.")] = _DEFAULTS["patience"],
     eval_every: Annotated[int, typer.Option(help="Validate every N epochs.")] = _DEFAULTS["eval_every"],

@@ -73,6 +73,9 @@ class Recommender(nn.Module):
     name: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions
     default_lr: ClassVar[float] = 1e-3
+    # Training triples per step when none is given. Models whose step costs the touched rows (lazy Adam)
+    # train fastest with large batches; graph models propagate the whole graph every step.
+    default_batch_size: ClassVar[int] = 1024
     trainable: ClassVar[bool] = True
     needs_features: ClassVar[bool] = False  # the trainer then loads `hbench features` output into the context
     summary: ClassVar[str] = ""

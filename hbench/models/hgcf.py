@@ -64,9 +64,9 @@ class HGCF(Recommender):
     name = "hgcf"
     summary = "hyperbolic graph CF: skip-connected GCN in the tangent space, Riemannian SGD"
     Options = HGCFOptions
-    # The authors' learning rate for a loss summed over batches of 10,000 triples; hbench's batches are
-    # about that size, so the same rate applies.
+    # The authors' learning rate and batch (10,000 triples) for their loss summed over the batch.
     default_lr = 1e-3
+    default_batch_size = 10_000
 
     def __init__(self, context: ModelContext, options: HGCFOptions) -> None:
         super().__init__(context, options)

@@ -49,7 +49,8 @@ class LightGCN(Recommender):
     name = "lightgcn"
     summary = "LightGCN: embeddings propagated over the training graph, dot product"
     Options = LightGCNOptions
-    default_lr = 1e-3  # the paper's (Adam); see results/reference/defaults-search for what else was tried
+    default_lr = 1e-3  # the paper's (Adam, batch 2048)
+    default_batch_size = 2048
 
     def __init__(self, context: ModelContext, options: LightGCNOptions) -> None:
         super().__init__(context, options)

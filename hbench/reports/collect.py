@@ -66,6 +66,8 @@ def run_settings(config: dict) -> list[str]:
         if config["lr"] != cls.default_lr_for(parse_options(cls, config["model_options"])):
             parts.append(f"lr={config['lr']:g}")
     train_defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    if cls is not None:  # runs record the batch size they resolved; the model's default is not a setting
+        train_defaults["batch_size"] = cls.default_batch_size
     parts += [
         f"{k}={v}" for k, v in sorted(config["train"].items())
         if k not in _UNLABELLED_TRAIN_KEYS and k != "lr" and train_defaults.get(k) != v

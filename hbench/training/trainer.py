@@ -17,6 +17,7 @@ draws a fresh permutation at each epoch start, so an epoch boundary is a complet
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -150,7 +151,7 @@ def _feature_artifact(cls: type[Recommender], options: Any, dataset: PreparedDat
 
 
 def _check_config(config: TrainConfig) -> None:
-    for name, value in (("--epochs", config.epochs), ("--batch-size", config.batch_size), ("--dim", config.dim),
+    for name, value in (("--epochs", config.epochs), ("--batch-size", config.batch_size or 1), ("--dim", config.dim),
                         ("--eval-every", config.eval_every), ("--negatives", config.negatives)):
         if value < 1:
             raise HBenchError(f"{name} must be at least 1, got {value}")
@@ -357,6 +358,8 @@ def plan_run(
         raise HBenchError(f"--metric {metric!r} is not produced by protocol {protocol!r} (choose from {', '.join(known)})")
     cls = get_model_class(model_name)
     options = parse_options(cls, model_options or {})
+    if config.batch_size is None:  # resolved here, so the run's identity records the batch it trained with
+        config = dataclasses.replace(config, batch_size=cls.default_batch_size)
     lr = config.lr if config.lr is not None else cls.default_lr_for(options)
     features = _feature_artifact(cls, options, dataset, config.features)
     features_id = None if features is None else {"encoder": features.encoder, "key": features.key}

@@ -1,0 +1,158 @@
+"""hbench against Cornac on one split and dimension: seconds per epoch, time to quality, test metrics.
+
+Data: the fixed train/val/test files of Amazon Clothing 5-core (`amazon-clothing-5core/{train,val,test}.txt`
+of the shared mirror: 39,387 users, 23,033 items, 197,338 training pairs), prepared as a custom dataset.
+Both libraries' models are evaluated by the same code (hbench's full-ranking evaluator on the test split,
+training and validation items masked), so the metric columns are comparable by construction: Cornac's
+learned factors and item biases are handed to evaluation as a dot-product model.
+
+Cornac gets its own settings (BPR with SGD, lr 0.05, λ 0.01, its documented defaults apart from k), not
+hbench's. hbench trains with its defaults (batch, learning rate, lazy Riemannian Adam), validating every
+`--eval-every` epochs and restoring the best checkpoint, as `hbench train` does.
+
+    python benchmarks/peers.py --source ../shared/data [--epochs 60] [--cornac-epochs 300] [--record]
+
+Needs the `bench` extra (`pip install -e '.[bench]'`) for Cornac.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tabulate import tabulate
+
+from hbench.config import TrainConfig
+from hbench.datasets.prepare import CustomFiles, prepare_dataset
+from hbench.evaluation.metrics import summarise
+from hbench.evaluation.protocols import evaluate
+from hbench.evaluation.ranking import Representations
+from hbench.geometry import DotProduct
+from hbench.runs import RunDirectory
+from hbench.training.trainer import train
+
+try:
+    from common import record
+except ImportError:  # run as a module
+    from benchmarks.common import record
+
+DATASET = "clothing-fixed-split"
+KS = (20,)
+
+
+def prepare(sources: list[Path], home: Path | None):
+    """The fixed split as a custom dataset (the raw files are headerless `user item rating` lines)."""
+    folder = next((s / "amazon-clothing-5core" for s in sources if (s / "amazon-clothing-5core" / "train.txt").is_file()),
+                  None)
+    if folder is None:
+        raise SystemExit("amazon-clothing-5core/{train,val,test}.txt not found under --source")
+    staging = Path(tempfile.mkdtemp(prefix="hbench-peers-"))
+    roles = {}
+    for role, name in (("train", "train"), ("valid", "val"), ("test", "test")):
+        frame = pd.read_csv(folder / f"{name}.txt", sep="\t", header=None, names=["user", "item", "rating"])
+        frame.to_csv(staging / f"{name}.csv", index=False)
+        roles[role] = staging / f"{name}.csv"
+    return prepare_dataset(DATASET, custom=CustomFiles(name=DATASET, **roles), home=home)
+
+
+def test_metrics(reps: Representations, dataset) -> tuple[dict[str, float], float]:
+    started = time.perf_counter()
+    metrics = summarise(evaluate(reps, dataset, stage="test", protocol="full", ks=KS))
+    return {k: metrics[k] for k in ("auc", "recall@20", "ndcg@20")}, time.perf_counter() - started
+
+
+def run_cornac(dataset, dim: int, epochs: int, seed: int) -> dict:
+    import cornac
+    from cornac.data import Dataset
+
+    triples = [(str(u), str(i), 1.0) for u, i in zip(dataset.train.users.tolist(), dataset.train.items.tolist())]
+    data = Dataset.from_uir(triples, seed=seed)
+    model = cornac.models.BPR(k=dim, max_iter=epochs, learning_rate=0.05, lambda_reg=0.01, seed=seed, verbose=False)
+    started = time.perf_counter()
+    model.fit(data)
+    seconds = time.perf_counter() - started
+    # Cornac renumbers ids in order of appearance: map its factors back to hbench's internal ids.
+    users = np.zeros((dataset.n_users, dim + 1), np.float32)
+    items = np.zeros((dataset.n_items, dim + 1), np.float32)
+    user_rows = np.array([data.uid_map[str(u)] for u in range(dataset.n_users) if str(u) in data.uid_map])
+    known_users = np.array([u for u in range(dataset.n_users) if str(u) in data.uid_map])
+    item_rows = np.array([data.iid_map[str(i)] for i in range(dataset.n_items) if str(i) in data.iid_map])
+    known_items = np.array([i for i in range(dataset.n_items) if str(i) in data.iid_map])
+    users[known_users, :dim] = model.u_factors[user_rows]
+    users[:, dim] = 1.0
+    items[known_items, :dim] = model.i_factors[item_rows]
+    items[known_items, dim] = model.i_biases[item_rows]
+    metrics, eval_seconds = test_metrics(Representations(torch.from_numpy(users), torch.from_numpy(items), DotProduct()),
+                                         dataset)
+    return {"epochs": epochs, "train_seconds": seconds, "s_per_epoch": seconds / epochs, **metrics,
+            "eval_seconds": eval_seconds}
+
+
+def run_hbench(dataset, model: str, dim: int, epochs: int, eval_every: int, seed: int, out: Path,
+               home: Path | None) -> dict:
+    config = TrainConfig(dataset=DATASET, protocol="full", dim=dim, epochs=epochs, eval_every=eval_every, seed=seed,
+                         ks=(10, 20), patience=max(1, 20 // eval_every), device="cpu")
+    result = train(model, config, out=out, home=home, force=True)
+    history = RunDirectory(result.path).read_history()
+    per_epoch = statistics.median(h["train_seconds"] for h in history)
+    best_epoch = result.metrics["best_epoch"]
+    seconds_to_best = sum(h["train_seconds"] for h in history if h["epoch"] <= best_epoch)
+    test = result.metrics.get("test", {})
+    return {"epochs": result.metrics["epochs_run"], "train_seconds": result.metrics["train_seconds"],
+            "s_per_epoch": per_epoch, "best_epoch": best_epoch, "seconds_to_best": seconds_to_best,
+            "time_to_quality_seconds": result.metrics.get("time_to_quality_seconds"),
+            **{k: test.get(k, float("nan")) for k in ("auc", "recall@20", "ndcg@20")},
+            "eval_seconds": result.metrics["eval_seconds"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", type=Path, action="append", required=True, help="offline mirror of the raw files")
+    parser.add_argument("--home", type=Path, default=None, help="HBENCH_HOME for the prepared split")
+    parser.add_argument("--dim", type=int, default=50)
+    parser.add_argument("--epochs", type=int, default=60, help="hbench BPR's maximum epochs")
+    parser.add_argument("--eval-every", type=int, default=5)
+    parser.add_argument("--cornac-epochs", type=int, default=300)
+    parser.add_argument("--other-epochs", type=int, default=3, help="epochs timed for CML, HyperML, LightGCN, HGCF")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--record", action="store_true", help="append the table to benchmarks/results/")
+    args = parser.parse_args()
+
+    dataset = prepare(args.source, args.home)
+    out = Path(tempfile.mkdtemp(prefix="hbench-peers-runs-"))
+    rows = {}
+    rows["Cornac BPR, 30 epochs"] = run_cornac(dataset, args.dim, 30, args.seed)
+    rows[f"Cornac BPR, {args.cornac_epochs} epochs"] = run_cornac(dataset, args.dim, args.cornac_epochs, args.seed)
+    rows["hbench bpr"] = run_hbench(dataset, "bpr", args.dim, args.epochs, args.eval_every, args.seed, out, args.home)
+    for model in ("cml", "hyperml", "lightgcn", "hgcf"):
+        rows[f"hbench {model} ({args.other_epochs} epochs, timing only)"] = run_hbench(
+            dataset, model, args.dim, args.other_epochs, args.other_epochs, args.seed, out, args.home)
+
+    cornac_epoch = rows["Cornac BPR, 30 epochs"]["s_per_epoch"]
+    bpr_epoch = rows["hbench bpr"]["s_per_epoch"]
+    headers = ["run", "epochs", "s/epoch", "× Cornac epoch", "× hbench bpr epoch", "train s", "s to best ckpt",
+               "test AUC", "test R@20", "test N@20", "eval s"]
+    body = []
+    for name, r in rows.items():
+        body.append([name, r["epochs"], f"{r['s_per_epoch']:.3f}", f"{r['s_per_epoch'] / cornac_epoch:.1f}",
+                     f"{r['s_per_epoch'] / bpr_epoch:.2f}", f"{r['train_seconds']:.1f}",
+                     f"{r['seconds_to_best']:.1f}" if "seconds_to_best" in r else "—",
+                     f"{r['auc']:.4f}", f"{r['recall@20']:.4f}", f"{r['ndcg@20']:.4f}", f"{r['eval_seconds']:.1f}"])
+    shape = (f"{dataset.n_users:,} users × {dataset.n_items:,} items, {len(dataset.train):,} training pairs, "
+             f"d={args.dim}, seed {args.seed}, CPU, torch threads {torch.get_num_threads()}")
+    table = tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True)
+    print(shape)
+    print(table)
+    if args.record:
+        path = record("peers", f"{shape}\n\n{table}", {"shape": shape, "rows": rows})
+        print(f"recorded in {path}")
+
+
+if __name__ == "__main__":
+    main()
