@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
-from hbench.cli.common import Home, Quiet, feedback
+from hbench.cli.common import Command, Group, Home, Quiet, feedback
 from hbench.errors import HBenchError
 
 plot_app = typer.Typer(
+    cls=Group,
     help="Figures of runs: sweeps over a setting, distance from the origin, the Poincaré disk, training curves.",
     no_args_is_help=True,
 )
@@ -40,7 +41,7 @@ def _check_output(output: Path | None, fmt: str | None, stem: str) -> None:
     resolve_output(output, fmt, stem)
 
 
-@plot_app.command("sweep")
+@plot_app.command("sweep", cls=Command)
 def sweep(
     results: Annotated[Path, typer.Argument(help="A results directory (searched recursively for finished runs).")],
     axis: Annotated[str, typer.Option("--axis", "-a", help="The setting on the x axis: a model option (c, gamma...) "
@@ -72,7 +73,7 @@ def sweep(
     _write(sweep_figure(result, log_x), output, fmt, f"sweep-{axis}", dpi)
 
 
-@plot_app.command("norms")
+@plot_app.command("norms", cls=Command)
 def norms(
     run: Annotated[Path, typer.Argument(help="A run directory of a hyperbolic model (holds checkpoint.pt).")],
     home: Home = None,
@@ -100,7 +101,7 @@ def norms(
     _write(figure, output, fmt, "norms", dpi)
 
 
-@plot_app.command("disk")
+@plot_app.command("disk", cls=Command)
 def disk(
     run: Annotated[Path, typer.Argument(help="A run directory of a hyperbolic model (holds checkpoint.pt).")],
     color_by: Annotated[str, typer.Option(help="popularity (log training count) | category (an item label).")] = "popularity",
@@ -147,7 +148,7 @@ def disk(
     _write(figure, output, fmt, "disk", dpi)
 
 
-@plot_app.command("training")
+@plot_app.command("training", cls=Command)
 def training(
     runs: Annotated[list[Path], typer.Argument(help="Run directories, or directories to search for runs.")],
     metric: Annotated[str | None, typer.Option("--metric", "-m", help="Validation metric (default: the runs' selection metric).")] = None,

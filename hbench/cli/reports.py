@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from hbench.cli.common import Command
+
 from hbench.atomic import write_text
 
 Output = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
@@ -17,8 +19,8 @@ Resamples = Annotated[int, typer.Option("--resamples", help="Resamples of the pe
 
 
 def register(app: typer.Typer) -> None:
-    app.command("table")(table)
-    app.command("compare")(compare)
+    app.command("table", cls=Command)(table)
+    app.command("compare", cls=Command)(compare)
 
 
 def _emit(text: str, output: Path | None) -> None:
