@@ -52,6 +52,8 @@ def prepare(
     valid: Annotated[Path | None, typer.Option(help="custom: validation file of a split kept as given.")] = None,
     test: Annotated[Path | None, typer.Option(help="custom: test file of a split kept as given.")] = None,
     as_name: Annotated[str | None, typer.Option("--name", help="custom: the name to prepare it under (default: custom).")] = None,
+    columns: Annotated[str | None, typer.Option("--columns", help="custom: the columns of files without a header row, in order, e.g. user,item,rating,timestamp (- skips one). A file whose first row is all numbers is read as user,item[,rating[,timestamp]] without it.", show_default=False)] = None,
+    sep: Annotated[str | None, typer.Option("--sep", help="custom: the separator of text files (tab, space, ';', '::'...; default: by extension, else detected).", show_default=False)] = None,
     images: Annotated[Path | None, typer.Option("--images", help="custom: folder of item images named <item id>.jpg|jpeg|png|webp.")] = None,
     image_column: Annotated[str | None, typer.Option("--image-column", help="custom: column of the data file holding each item's image path (relative to that file's folder).")] = None,
     home: Home = None,
@@ -72,11 +74,11 @@ def prepare(
     custom = None
     if name == "custom":
         custom = CustomFiles(name=as_name or "custom", interactions=interactions, train=train, valid=valid, test=test,
+                             sep=sep, columns=None if columns is None else tuple(c.strip() for c in columns.split(",")),
                              images=images, image_column=image_column)
-    elif any(v is not None for v in (interactions, train, valid, test, as_name, images, image_column)):
-        raise HBenchError(
-            "--interactions/--train/--valid/--test/--name/--images/--image-column are for `hbench prepare custom` only"
-        )
+    elif any(v is not None for v in (interactions, train, valid, test, as_name, columns, sep, images, image_column)):
+        raise HBenchError("--interactions/--train/--valid/--test/--name/--columns/--sep/--images/--image-column are "
+                          "for `hbench prepare custom` only")
     ds = prepare_dataset(custom.name if custom else name, overrides=overrides, sources=source, home=home, force=force, feedback=feedback(quiet), custom=custom)
     _print_statistics(ds)
 
