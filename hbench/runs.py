@@ -47,6 +47,8 @@ CONFIG, ENVIRONMENT, HISTORY, METRICS, PER_USER, CHECKPOINT, RESUME, LOG = (
 # Written by a sweep in its directory: the configurations it selected on validation (`hbench table` shows
 # only those below that directory unless asked for all).
 SELECTION = "selection.json"
+# Written by a sweep in its directory: its spec and every cell (run path relative to it, variant name).
+SWEEP_PLAN = "sweep.json"
 
 
 def package_version(name: str) -> str:
@@ -172,6 +174,28 @@ def selected_groups(root: Path) -> dict[Path, set[str]]:
     found = {}
     for path in sorted(Path(root).rglob(SELECTION)):
         found[path.parent] = set(json.loads(path.read_text())["selected_groups"])
+    return found
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named variant of a sweep entry (an ablation): its name and the options it sets."""
+
+    name: str
+    options: tuple[str, ...]
+
+
+def run_variants(root: Path) -> dict[Path, Variant]:
+    """The variant of every run of a sweep below `root` (or of `root` itself) that a spec's `variants`
+    named, by the run's resolved path; grid points and search trials are no variants."""
+    found: dict[Path, Variant] = {}
+    for plan_path in sorted(Path(root).rglob(SWEEP_PLAN)):
+        plan = json.loads(plan_path.read_text())
+        named = {entry["name"]: entry.get("variants") or {} for entry in plan.get("spec", {}).get("models", [])}
+        for cell in plan.get("cells", []):
+            options = named.get(cell.get("model"), {}).get(cell.get("variant") or "")
+            if options is not None:
+                found[(plan_path.parent / cell["path"]).resolve()] = Variant(cell["variant"], tuple(sorted(options)))
     return found
 
 

@@ -17,14 +17,17 @@ from hbench.cli import plots as plot_commands
 from hbench.cli import reports as report_commands
 from hbench.cli import sweep as sweep_commands
 from hbench.cli import train as train_commands
+from hbench.cli.common import Group, version_option
 from hbench.errors import HBenchError
 
 app = typer.Typer(
     name="hbench",
     help="Benchmark hyperbolic recommenders: prepare datasets, train models, evaluate, render tables.",
-    add_completion=False,
+    cls=Group,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
+app.callback()(version_option)
 for module in (datasets_commands, feature_commands, train_commands, sweep_commands, report_commands, plot_commands, demo_commands):
     module.register(app)
 

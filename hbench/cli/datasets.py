@@ -6,35 +6,32 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-
-from hbench.cli.common import Home, Quiet, feedback
+from hbench.cli.common import Command, Home, Quiet, feedback, print_table
+from hbench.datasets.hyperbolicity import DEFAULT_NODES, DEFAULT_SAMPLES, Hyperbolicity, estimate_hyperbolicity
 from hbench.datasets.prepare import CustomFiles, dataset_statistics, load_dataset, prepare_dataset
 from hbench.datasets.registry import list_datasets
 from hbench.datasets.store import PreparedDataset
 from hbench.errors import HBenchError
 from hbench.paths import prepared_dir
 
-stdout = Console()
-
 
 def register(app: typer.Typer) -> None:
-    app.command("datasets")(datasets)
-    app.command("prepare")(prepare)
-    app.command("info")(info)
+    app.command("datasets", cls=Command)(datasets)
+    app.command("prepare", cls=Command)(prepare)
+    app.command("info", cls=Command)(info)
 
 
 def datasets(home: Home = None) -> None:
     """List the registered datasets, their defaults and whether they are prepared."""
-    table = Table("name", "title", "split", "protocol", "published users/items/interactions", "download", "prepared")
+    rows = []
     for spec in list_datasets():
         pub = spec.published
         published = f"{pub['users']:,}/{pub['items']:,}/{pub['interactions']:,}" if pub else ""
         ready = "yes" if (prepared_dir(spec.name, home) / "manifest.json").is_file() else ""
         download = ", ".join(f.size_hint for f in spec.raw_files if f.size_hint)
-        table.add_row(spec.name, spec.title, spec.defaults.split, spec.defaults.protocol, published, download, ready)
-    stdout.print(table)
+        rows.append((spec.name, spec.title, spec.defaults.split, spec.defaults.protocol, published, download, ready))
+    print_table(("name", "title", "split", "protocol", "published users/items/interactions", "download", "prepared"),
+                rows)
 
 
 def prepare(
@@ -55,6 +52,8 @@ def prepare(
     valid: Annotated[Path | None, typer.Option(help="custom: validation file of a split kept as given.")] = None,
     test: Annotated[Path | None, typer.Option(help="custom: test file of a split kept as given.")] = None,
     as_name: Annotated[str | None, typer.Option("--name", help="custom: the name to prepare it under (default: custom).")] = None,
+    columns: Annotated[str | None, typer.Option("--columns", help="custom: the columns of files without a header row, in order, e.g. user,item,rating,timestamp (- skips one). A file whose first row is all numbers is read as user,item[,rating[,timestamp]] without it.", show_default=False)] = None,
+    sep: Annotated[str | None, typer.Option("--sep", help="custom: the separator of text files (tab, space, ';', '::'...; default: by extension, else detected).", show_default=False)] = None,
     images: Annotated[Path | None, typer.Option("--images", help="custom: folder of item images named <item id>.jpg|jpeg|png|webp.")] = None,
     image_column: Annotated[str | None, typer.Option("--image-column", help="custom: column of the data file holding each item's image path (relative to that file's folder).")] = None,
     home: Home = None,
@@ -75,32 +74,63 @@ def prepare(
     custom = None
     if name == "custom":
         custom = CustomFiles(name=as_name or "custom", interactions=interactions, train=train, valid=valid, test=test,
+                             sep=sep, columns=None if columns is None else tuple(c.strip() for c in columns.split(",")),
                              images=images, image_column=image_column)
-    elif any(v is not None for v in (interactions, train, valid, test, as_name, images, image_column)):
-        raise HBenchError(
-            "--interactions/--train/--valid/--test/--name/--images/--image-column are for `hbench prepare custom` only"
-        )
+    elif any(v is not None for v in (interactions, train, valid, test, as_name, columns, sep, images, image_column)):
+        raise HBenchError("--interactions/--train/--valid/--test/--name/--columns/--sep/--images/--image-column are "
+                          "for `hbench prepare custom` only")
     ds = prepare_dataset(custom.name if custom else name, overrides=overrides, sources=source, home=home, force=force, feedback=feedback(quiet), custom=custom)
     _print_statistics(ds)
 
 
 def info(
     dataset: Annotated[str, typer.Argument(help="A prepared dataset's name or directory.")],
+    hyperbolicity: Annotated[bool, typer.Option("--hyperbolicity", help="Also estimate the Gromov δ of the training "
+                                                "user-item graph (four-point condition on sampled quadruples).")] = False,
+    samples: Annotated[int, typer.Option(help="--hyperbolicity: quadruples to sample.")] = DEFAULT_SAMPLES,
+    nodes: Annotated[int, typer.Option(help="--hyperbolicity: nodes drawn from the largest connected component; "
+                                            "quadruples are drawn among them (one BFS each).")] = DEFAULT_NODES,
+    seed: Annotated[int, typer.Option(help="--hyperbolicity: seed of the node and quadruple samples.")] = 0,
     home: Home = None,
 ) -> None:
-    """Statistics of a prepared dataset: sizes, density, degree quantiles, popularity Gini, split sizes."""
-    _print_statistics(load_dataset(dataset, home))
+    """Statistics of a prepared dataset: sizes, density, degree quantiles, popularity Gini, split sizes;
+    with --hyperbolicity, how tree-like its training graph is (δ and 2δ/diameter)."""
+    ds = load_dataset(dataset, home)
+    _print_statistics(ds)
+    if hyperbolicity:
+        result = estimate_hyperbolicity(ds.train, ds.n_users, ds.n_items, samples=samples, nodes=nodes, seed=seed)
+        print_table(("statistic", "value"), hyperbolicity_rows(result),
+                    title=f"Gromov δ of the training user-item graph of {ds.name}")
 
 
 def _print_statistics(ds: PreparedDataset) -> None:
     """Our statistics, with the source's published figure beside each one it publishes."""
     published = ds.manifest.get("spec", {}).get("published", {})
-    table = Table("statistic", "value", "published", title=f"{ds.name}  ({ds.path})")
+    rows = []
     for key, value in _flatten(dataset_statistics(ds)):
         reference = published.get(key)
         mark = "" if reference is None else f"{_fmt(reference)} {'✓' if reference == value else '✗'}"
-        table.add_row(key, _fmt(value), mark)
-    stdout.print(table)
+        rows.append((key, _fmt(value), mark))
+    print_table(("statistic", "value", "published"), rows, title=f"{ds.name}  ({ds.path})")
+
+
+def hyperbolicity_rows(h: Hyperbolicity) -> list[tuple[str, str]]:
+    """What `info --hyperbolicity` prints: the estimate, its interval and what it was computed on."""
+    level = f"{h.confidence:.0%}"
+    diameter = f"{h.diameter}" + ("" if h.diameter_exact else " (lower bound: largest eccentricity of the sampled nodes)")
+    sampled = ("every quadruple of the sampled nodes" if h.exhaustive
+               else f"{h.quadruples:,} sampled quadruples; with {level} confidence fewer than {100 * h.exceed_bound:.2g}% of "
+                    "the sampled nodes' quadruples exceed it")
+    return [
+        ("delta", f"{h.delta:g} (max over {sampled})"),
+        ("2*delta/diameter", f"{h.relative:.3f} (0: a tree)"),
+        ("diameter", diameter),
+        ("mean delta", f"{h.mean_delta:.4f} ({level} bootstrap interval {h.mean_interval[0]:.4f}–{h.mean_interval[1]:.4f})"),
+        ("delta distribution", ", ".join(f"{v:g}: {c / h.quadruples:.1%}" for v, c in h.delta_counts.items())),
+        ("graph", f"largest connected component only: {h.component_nodes:,} of {h.graph_nodes:,} nodes "
+                  f"({h.component_users:,} users, {h.component_items:,} items; {h.components:,} component{'s' if h.components > 1 else ''} in all)"),
+        ("sample", f"{h.pool:,} nodes (one BFS each), {h.quadruples:,} quadruples, seed {h.seed}"),
+    ]
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hbench.cli.common import Home, Quiet, feedback
+from hbench.cli.common import Command, Home, Quiet, feedback
 
 NOTICE = """The data above is SYNTHETIC (synthetic-fashion: a generated category → sub-category → item hierarchy
 with procedurally drawn item pictures; features from the offline EfficientNet-Lite0 encoder).
@@ -21,7 +21,7 @@ Real datasets are one command away, e.g.:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)
+    app.command("demo", cls=Command)(demo)
 
 
 def demo(

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from hbench.cli.common import Home, Quiet, feedback
+from hbench.cli.common import Command, Home, Quiet, feedback
 
 
 def register(app: typer.Typer) -> None:
-    app.command("features")(features)
+    app.command("features", cls=Command)(features)
 
 
 def features(

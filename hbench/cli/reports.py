@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from hbench.cli.common import Command
+
 from hbench.atomic import write_text
 
 Output = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
@@ -17,8 +19,8 @@ Resamples = Annotated[int, typer.Option("--resamples", help="Resamples of the pe
 
 
 def register(app: typer.Typer) -> None:
-    app.command("table")(table)
-    app.command("compare")(compare)
+    app.command("table", cls=Command)(table)
+    app.command("compare", cls=Command)(compare)
 
 
 def _emit(text: str, output: Path | None) -> None:
@@ -45,22 +47,27 @@ def table(
     with_paper: Annotated[bool, typer.Option("--with-paper", help="Add the numbers the papers report where dataset and protocol match.")] = False,
     all_configs: Annotated[bool, typer.Option("--all-configs", help="In sweep directories, every configuration, not only those selected on validation.")] = False,
     time_to_quality: Annotated[bool, typer.Option("--time-to-quality", help="Add a column: training seconds until validation first reached 95% of its best.")] = False,
+    label: Annotated[list[str] | None, typer.Option("--label", help="RUN_OR_CONFIG=NAME: a row's name in the table; the row by its run directory, label, group hash or model; repeatable.", show_default=False)] = None,
+    fragment: Annotated[bool, typer.Option("--fragment", help="HTML: only the <table> elements, not a whole page.")] = False,
 ) -> None:
     """Paper-style tables: one per dataset × protocol, mean ± std over seeds, best in bold, significance markers."""
     from hbench.errors import HBenchError
     from hbench.reports.collect import collect_runs
     from hbench.reports.significance import SignificanceSettings
-    from hbench.reports.tables import FORMATS, build_tables, render
+    from hbench.reports.tables import FORMATS, build_tables, parse_labels, render
 
     if fmt not in FORMATS:  # before any test runs
         raise HBenchError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fragment and fmt != "html":
+        raise HBenchError(f"--fragment is for --format html, not {fmt}")
+    labels = parse_labels(label or [])
     settings = None
     if not no_test and test != "none":
         settings = SignificanceSettings(test=test, unit=unit, correction=correction, alpha=alpha, pairs=pairs,
                                         baseline=baseline, seed=seed, n_resamples=resamples)
-    tables = build_tables(collect_runs(results, selected_only=not all_configs), metric, significance=settings, with_paper=with_paper,
-                          time_to_quality=time_to_quality)
-    _emit(render(tables, fmt), output)
+    tables = build_tables(collect_runs(results, selected_only=not all_configs), metric, significance=settings,
+                          with_paper=with_paper, labels=labels, time_to_quality=time_to_quality)
+    _emit(render(tables, fmt, fragment=fragment), output)
 
 
 def compare(

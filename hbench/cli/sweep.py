@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hbench.cli.common import Home, Quiet, feedback
+from hbench.cli.common import Command, Home, Quiet, feedback, parse_int_list
 from hbench.errors import HBenchError
 
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -23,34 +23,32 @@ GpusPerCell = Annotated[float | None, typer.Option(help="Ray: GPUs per cell (def
 Ship = Annotated[bool, typer.Option("--ship-results", help="Ray without shared storage: workers send run files back.")]
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan (cells, finished, to run, estimated time) only.")]
-Seeds = Annotated[str | None, typer.Option(help="A count (5 = seeds 0..4) or a list (0,1,2); overrides a spec's seeds.",
-                                           show_default=False)]
+Seeds = Annotated[list[str] | None, typer.Option(
+    help="A count (5 = seeds 0..4) or a list: --seeds 0,1,2 or --seeds 0 --seeds 1; overrides a spec's seeds.",
+    show_default=False, metavar="<int>")]
 
 
 def register(app: typer.Typer) -> None:
-    app.command("sweep", context_settings=_EXTRA, epilog=(
+    app.command("sweep", cls=Command, context_settings=_EXTRA, epilog=(
         "Flag form: any other --name value is a model option or training setting; a comma list is a grid axis, "
         "e.g. hbench sweep hyperml --dataset amazon-sports --c 0.5,1,2 --gamma 0,0.2 --seeds 3"))(sweep)
-    app.command("ablate", context_settings=_EXTRA, epilog=(
+    app.command("ablate", cls=Command, context_settings=_EXTRA, epilog=(
         "Other --name value flags fix training settings for every variant, e.g. --epochs 20."))(ablate)
 
 
-def _seeds(text: str | None, default: int) -> Any:
-    if text is None:
+def _seeds(given: list[str] | None, default: int) -> Any:
+    """One number is a count of seeds; several (repeated, or a comma list) are the seeds themselves."""
+    if not given:
         return default
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values:
-        raise HBenchError(f"--seeds expects a count or a comma-separated list of integers, got {text!r}")
-    return values[0] if len(values) == 1 and "," not in text else values
+    values = parse_int_list(given, "--seeds", "a count or integers (0,1,2 or repeated)")
+    return values[0] if len(given) == 1 and "," not in given[0] else values
 
 
-def _flag_form(args: list[str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[Any]]]:
+def _flag_form(args: list[str], model: str | None = None) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[Any]]]:
     """Extra flags → (fixed model options, fixed training settings, grid axes). Values stay text: the
-    model's Options and TrainConfig parse them by their declared types."""
-    from hbench.cli.train import parse_model_args
+    model's Options and TrainConfig parse them by their declared types. The model's boolean options are
+    flags (`--attention`, `--no-attention`); `--attention=true,false` sweeps both."""
+    from hbench.cli.train import model_switches, parse_model_args
     from hbench.config import TrainConfig
     from hbench.experiments.spec import TRAIN_KEYS
 
@@ -60,7 +58,7 @@ def _flag_form(args: list[str]) -> tuple[dict[str, Any], dict[str, Any], dict[st
     options: dict[str, Any] = {}
     train: dict[str, Any] = {}
     grid: dict[str, list[Any]] = {}
-    for key, raw in parse_model_args(args).items():
+    for key, raw in parse_model_args(args, model_switches(model) if model else ()).items():
         name = key.replace("-", "_")
         if not raw.strip():
             raise HBenchError(f"--{key} has an empty value")
@@ -127,7 +125,7 @@ def sweep(
     else:
         if not dataset:
             raise HBenchError(f"{target!r} is not a spec file; the flag form needs --dataset")
-        options, train, grid = _flag_form(list(ctx.args))
+        options, train, grid = _flag_form(list(ctx.args), target)
         spec = parse_spec({"name": f"{target}-{'-'.join(dataset)}", "datasets": dataset, "seeds": _seeds(seeds, 1),
                            "protocol": protocol, "metric": metric, "train": train,
                            "models": [{"name": target, "options": options, "grid": grid}]}, "flags")

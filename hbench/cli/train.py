@@ -3,47 +3,69 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
-
-from hbench.cli.common import Home, Quiet, feedback
+from hbench.cli.common import Command, Home, Quiet, feedback, parse_int_list, print_table
 from hbench.config import TrainConfig
 from hbench.errors import HBenchError
 
-stdout = Console()
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
 def register(app: typer.Typer) -> None:
     app.command(
         "train",
+        cls=Command,
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-        epilog="Model options (e.g. --c 1.0 --gamma 0.2 for hyperml) follow the common ones; `hbench models MODEL` lists them.",
+        epilog=("Model options (e.g. --c 1.0 --gamma 0.2 for hyperml, --no-attention for acf models) follow the "
+                "common ones; boolean options are flags, --name or --no-name; `hbench models MODEL` lists them."),
     )(train)
-    app.command("models")(models)
+    app.command("models", cls=Command)(models)
 
 
-def parse_model_args(args: list[str]) -> dict[str, str]:
-    """`--name value`, `--name=value`, or a bare `--flag` (true) into {name: value}."""
+def model_switches(model: str) -> set[str]:
+    """The model's boolean options (names with dashes): on the command line they are `--name` / `--no-name`."""
+    import typing
+
+    from hbench.models.registry import get_model_class
+
+    options = get_model_class(model).Options
+    return {name.replace("_", "-") for name, hint in typing.get_type_hints(options).items() if hint is bool}
+
+
+def parse_model_args(args: list[str], switches: Collection[str] = ()) -> dict[str, str]:
+    """`--name value` or `--name=value` into {name: value}.
+
+    A boolean option (its dashed name in `switches`) is a flag: `--name` is true and `--no-name` false; it
+    never takes the next argument as its value. `--name=true,false` (a list: a sweep's grid axis) is kept.
+    """
+    switches = set(switches)
     options: dict[str, str] = {}
     i = 0
     while i < len(args):
         token = args[i]
         if not token.startswith("--") or len(token) == 2:
+            previous = args[i - 1][2:] if i else ""
+            if previous in switches or previous.removeprefix("no-") in switches:
+                name = previous.removeprefix("no-")
+                raise HBenchError(f"--{name} is a flag and takes no value: write --{name} or --no-{name}, "
+                                  f"not --{previous} {token}")
             raise HBenchError(f"unexpected argument {token!r} (model options look like --name value)")
+        i += 1
         if "=" in token:
             key, value = token[2:].split("=", 1)
-            i += 1
-        elif i + 1 < len(args) and not args[i + 1].startswith("--"):
-            key, value = token[2:], args[i + 1]
-            i += 2
-        else:
+        elif token[2:] in switches:
             key, value = token[2:], "true"
+        elif token[2:].startswith("no-") and token[5:] in switches:
+            key, value = token[5:], "false"
+        elif i < len(args) and not args[i].startswith("--"):
+            key, value = token[2:], args[i]
             i += 1
+        else:
+            raise HBenchError(f"{token} needs a value (--name value)")
         options[key] = value
     return options
 
@@ -60,9 +82,9 @@ def train(
     patience: Annotated[int, typer.Option(help="Stop after this many validations without improvement.")] = _DEFAULTS["patience"],
     eval_every: Annotated[int, typer.Option(help="Validate every N epochs.")] = _DEFAULTS["eval_every"],
     negatives: Annotated[int, typer.Option(help="Sampled negatives per positive in training.")] = _DEFAULTS["negatives"],
-    seed: Annotated[list[int] | None, typer.Option(help="Seed of initialisation and sampling; repeat for several runs.")] = None,
+    seed: Annotated[list[str] | None, typer.Option(help="Seed of initialisation and sampling; several runs: --seed 0 --seed 1 or --seed 0,1.", metavar="<int>")] = None,
     metric: Annotated[str | None, typer.Option(help="Validation metric for early stopping (default: the protocol's).")] = None,
-    k: Annotated[list[int] | None, typer.Option("--k", help="Cut-offs K of the ranking metrics; repeatable (default 10, 20).")] = None,
+    k: Annotated[list[str] | None, typer.Option("--k", help="Cut-offs K of the ranking metrics: --k 10 --k 20 or --k 10,20 (default 10, 20).", metavar="<int>")] = None,
     optimizer: Annotated[str, typer.Option(help="sparse: lazy Riemannian Adam on the embedding rows a batch touches; dense: every row every step.")] = _DEFAULTS["optimizer"],
     features: Annotated[str | None, typer.Option(help="Image encoder whose `hbench features` output visual models use (default: the only one extracted).")] = None,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")] = "auto",
@@ -76,14 +98,16 @@ def train(
     from hbench.models.registry import get_model_class
     from hbench.training.trainer import train as train_model
 
-    model_options = parse_model_args(list(ctx.args))
     get_model_class(model)  # fail fast on an unknown model, before any data is loaded
+    model_options = parse_model_args(list(ctx.args), model_switches(model))
+    seeds = parse_int_list(seed, "--seed") if seed else [0]
+    ks = tuple(parse_int_list(k, "--k")) if k else _DEFAULTS["ks"]
     fb = feedback(quiet)
     failures = 0
-    for s in seed or [0]:
+    for s in seeds:
         config = TrainConfig(dataset=dataset, protocol=protocol, dim=dim, lr=lr, batch_size=batch_size, epochs=epochs,
                              patience=patience, eval_every=eval_every, negatives=negatives, seed=s,
-                             ks=tuple(k) if k else _DEFAULTS["ks"], metric=metric, optimizer=optimizer, features=features,
+                             ks=ks, metric=metric, optimizer=optimizer, features=features,
                              device=device)
         result = train_model(model, config, model_options, out=out, home=home, force=force, feedback=fb)
         if result.status != "completed":
@@ -102,13 +126,12 @@ def models(name: Annotated[str | None, typer.Argument(help="Show this model's op
     from hbench.models.registry import available_models, get_model_class, option_help
 
     if name is None:
-        table = Table("model", "description", "default lr")
-        for model_name, cls in sorted(available_models().items()):
-            table.add_row(model_name, cls.summary, f"{cls.default_lr:g}" if cls.trainable else "—")
-        stdout.print(table)
+        rows = [(model_name, cls.summary, f"{cls.default_lr:g}" if cls.trainable else "—")
+                for model_name, cls in sorted(available_models().items())]
+        print_table(("model", "description", "default lr"), rows)
         return
     cls = get_model_class(name)
-    table = Table("option", "type", "default", "meaning", title=f"{name}: {cls.summary}")
-    for flag, type_name, default, help_text in option_help(cls):
-        table.add_row(flag, type_name, str(default), help_text)
-    stdout.print(table)
+    switches = model_switches(name)
+    rows = [(f"{flag}/--no-{flag[2:]}" if flag[2:] in switches else flag, "flag" if flag[2:] in switches else type_name,
+             str(default), help_text) for flag, type_name, default, help_text in option_help(cls)]
+    print_table(("option", "type", "default", "meaning"), rows, title=f"{name}: {cls.summary}")

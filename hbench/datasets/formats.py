@@ -9,10 +9,13 @@ is the time order or breaks ties between equal timestamps).
 from __future__ import annotations
 
 import ast
+import csv
 import gzip
 import json
 import operator
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -416,16 +419,89 @@ def _find_column(columns: list[str], role: str) -> str | None:
     return None
 
 
-def _read_table(path: Path, sep: str | None) -> pd.DataFrame:
+@dataclass(frozen=True)
+class TableLayout:
+    """How to read a user's text table: its separator (None: by extension, else sniffed among `,` tab `;`
+    `|` and spaces) and, for a file without a header row, its column names in order (`-` skips a column).
+
+    A file whose first row is all numbers has no header: without `columns` its columns are taken as
+    `user item [rating [timestamp]]`, the Cornac/Elliot layout (MovieLens' u.data too).
+    """
+
+    sep: str | None = None
+    columns: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.columns is not None:
+            names = [c.strip() for c in self.columns]
+            named = [c for c in names if c != SKIP_COLUMN]
+            if not named or any(not c for c in names) or len(set(named)) < len(named):
+                raise HBenchError(f"--columns needs distinct non-empty names (or {SKIP_COLUMN} to skip one), "
+                                  f"got {','.join(self.columns)!r}")
+
+
+SKIP_COLUMN = "-"
+HEADERLESS_COLUMNS = ("user", "item", "rating", "timestamp")
+_SEPARATOR_NAMES = {"\\t": "\t", "tab": "\t", "space": r"\s+", "whitespace": r"\s+"}
+_SNIFFED = ",\t;| "
+
+
+def _separator(path: Path, sep: str | None) -> str:
+    """The separator to split `path` with: the given one (`\\t`, `tab`, `space` spelled out), the
+    extension's, or the one csv's sniffer finds among the usual ones in the first lines."""
+    if sep is not None:
+        if not sep:
+            raise HBenchError("--sep must not be empty")
+        return _SEPARATOR_NAMES.get(sep.lower(), sep)
+    by_suffix = {".csv": ",", ".tsv": "\t", ".tab": "\t"}.get(path.suffix.lower())
+    if by_suffix is not None:
+        return by_suffix
+    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        sample = handle.read(64 * 1024)
+    try:
+        found = csv.Sniffer().sniff(sample, delimiters=_SNIFFED).delimiter
+    except csv.Error:
+        raise HBenchError(f"cannot tell the separator of {path.name}; pass --sep (e.g. --sep tab)") from None
+    return r"\s+" if found == " " else found
+
+
+def _first_row(path: Path, sep: str) -> list[str]:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        line = handle.readline().strip()
+    return re.split(sep, line) if sep == r"\s+" else line.split(sep)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_table(path: Path, layout: TableLayout) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
+        if layout.columns is not None:
+            raise HBenchError(f"{path.name}: --columns is for text files without a header (Parquet names its columns)")
         return pd.read_parquet(path)
-    if sep is None:
-        sep = {".csv": ",", ".tsv": "\t", ".tab": "\t"}.get(suffix)
-    if sep is None:
-        # Unknown extension: let the csv sniffer guess the separator from the first lines.
-        return pd.read_csv(path, sep=None, engine="python")
-    return pd.read_csv(path, sep=sep)
+    sep = _separator(path, layout.sep)
+    engine = "c" if len(sep) == 1 else "python"  # `::` and `\s+` are regular expressions to pandas
+    names = layout.columns
+    if names is None:
+        first = _first_row(path, sep)
+        if not all(_is_number(value) for value in first):
+            return pd.read_csv(path, sep=sep, engine=engine)
+        if len(first) > len(HEADERLESS_COLUMNS):
+            raise HBenchError(f"{path.name} has no header row and {len(first)} columns; name them with --columns "
+                              f"(e.g. --columns {','.join(HEADERLESS_COLUMNS)}{',-' * (len(first) - 4)})")
+        names = HEADERLESS_COLUMNS[: len(first)]
+    frame = pd.read_csv(path, sep=sep, engine=engine, header=None)
+    if frame.shape[1] != len(names):
+        raise HBenchError(f"{path.name} has {frame.shape[1]} columns, --columns names {len(names)}: "
+                          f"{','.join(names)}")
+    frame.columns = list(names)
+    return frame[[c for c in names if c != SKIP_COLUMN]]
 
 
 def _timestamps(values: pd.Series, path: Path) -> np.ndarray:
@@ -443,13 +519,14 @@ def _timestamps(values: pd.Series, path: Path) -> np.ndarray:
     return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
 
 
-def read_custom_table(path: Path, sep: str | None = None) -> pd.DataFrame:
+def read_custom_table(path: Path, layout: TableLayout = TableLayout()) -> pd.DataFrame:
     """A CSV / TSV / Parquet file with a header naming user and item (and optionally rating and
-    timestamp) columns, under any of the names in `COLUMN_ALIASES`."""
+    timestamp) columns, under any of the names in `COLUMN_ALIASES`, or a text file without a header
+    (see `TableLayout`)."""
     if not path.is_file():
         raise HBenchError(f"custom data file {path} does not exist")
     try:
-        raw = _read_table(path, sep)
+        raw = _read_table(path, layout)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise HBenchError(f"cannot read {path}: {exc}") from None
     columns = [str(c) for c in raw.columns]
@@ -496,14 +573,14 @@ def image_folder_files(folder: Path) -> dict[str, Path]:
     return found
 
 
-def image_column_files(files: Mapping[str, Path], column: str, sep: str | None) -> dict[str, Path]:
+def image_column_files(files: Mapping[str, Path], column: str, layout: TableLayout) -> dict[str, Path]:
     """Item id -> image path from column `column` of the data files that have it; a relative path is
     taken from its file's folder. Empty cells name no image; two different paths for one item are an error."""
     found: dict[str, Path] = {}
     seen: list[str] = []
     for path in (Path(p) for p in files.values()):
         try:
-            raw = _read_table(path, sep)
+            raw = _read_table(path, layout)
         except (ValueError, OSError, pd.errors.ParserError) as exc:
             raise HBenchError(f"cannot read {path}: {exc}") from None
         raw.columns = [str(c) for c in raw.columns]
@@ -526,27 +603,27 @@ def image_column_files(files: Mapping[str, Path], column: str, sep: str | None) 
 
 
 def custom_image_files(
-    files: Mapping[str, Path], folder: Path | None, column: str | None, sep: str | None
+    files: Mapping[str, Path], folder: Path | None, column: str | None, layout: TableLayout
 ) -> dict[str, Path] | None:
     """The image file of every item a user's image folder or image-path column names, or None without images."""
     if folder is not None:
         return image_folder_files(Path(folder).expanduser())
     if column is not None:
-        return image_column_files(files, column, sep)
+        return image_column_files(files, column, layout)
     return None
 
 
-def make_custom_reader(sep: str | None, images: Path | None = None, image_column: str | None = None) -> Reader:
+def make_custom_reader(layout: TableLayout, images: Path | None = None, image_column: str | None = None) -> Reader:
     """Reader of user-supplied files, keyed by role: `interactions` alone (hbench splits it), or `train`,
     `test` and optionally `valid` (a fixed split); item images from a folder or an image-path column."""
 
     def read_custom(files: Mapping[str, Path]) -> RawData:
-        image_files = custom_image_files(files, images, image_column, sep)
+        image_files = custom_image_files(files, images, image_column, layout)
         source = read_image_files(image_files) if image_files is not None else None
         if "interactions" in files:
-            return RawData(interactions=read_custom_table(Path(files["interactions"]), sep), images=source)
+            return RawData(interactions=read_custom_table(Path(files["interactions"]), layout), images=source)
         parts = {
-            role: read_custom_table(Path(files[role]), sep) if role in files else None
+            role: read_custom_table(Path(files[role]), layout) if role in files else None
             for role in ("train", "valid", "test")
         }
         return RawData(fixed_split=parts, images=source)

@@ -60,8 +60,10 @@ class CustomFiles:
     """A user's own data: `interactions` (hbench splits it) or `train` + `test` [+ `valid`] (kept as given).
 
     Files are CSV, TSV or Parquet with a header naming user and item columns and optionally rating and
-    timestamp (common aliases such as user_id / userId / item_id / movieId / asin are accepted). `sep`
-    overrides the separator guessed from the extension.
+    timestamp (common aliases such as user_id / userId / item_id / movieId / asin are accepted), or text
+    files without a header: `columns` names their columns in order, and a file whose first row is all
+    numbers is read as `user item [rating [timestamp]]` (see formats.TableLayout). `sep` overrides the
+    separator guessed from the extension.
 
     Item images, for an image store: `images`, a folder of files named `<original item id>.<jpg|jpeg|png|webp>`,
     or `image_column`, a column of the data file(s) holding each item's image path (relative to that file's
@@ -74,8 +76,13 @@ class CustomFiles:
     valid: Path | None = None
     test: Path | None = None
     sep: str | None = None
+    columns: tuple[str, ...] | None = None
     images: Path | None = None
     image_column: str | None = None
+
+    @property
+    def layout(self) -> formats.TableLayout:
+        return formats.TableLayout(self.sep, self.columns)
 
     def roles(self) -> dict[str, Path]:
         """The given files by role (interactions / train / valid / test)."""
@@ -215,7 +222,7 @@ def custom_spec(custom: CustomFiles) -> DatasetSpec:
         name=custom.name,
         title=f"{custom.name} (custom)",
         raw_files=(),
-        reader=formats.make_custom_reader(custom.sep, custom.images, custom.image_column),
+        reader=formats.make_custom_reader(custom.layout, custom.images, custom.image_column),
         defaults=defaults,
         notes="user-supplied files: " + ", ".join(f"{role}={path}" for role, path in _custom_inputs(custom).items()),
     )
@@ -383,7 +390,9 @@ def _raw_files(
     if custom is not None:
         roles = custom.roles()
         extra_key: dict[str, Any] = {"custom_roles": sorted(roles), "sep": custom.sep}
-        image_files = formats.custom_image_files(roles, custom.images, custom.image_column, custom.sep)
+        if custom.columns is not None:  # only when given, so that earlier preparations keep their key
+            extra_key["columns"] = list(custom.columns)
+        image_files = formats.custom_image_files(roles, custom.images, custom.image_column, custom.layout)
         if image_files is not None:
             # The images are no raw file: their listing (names, sizes, times) keys the cache instead.
             extra_key["images"] = image_files_fingerprint(image_files)
@@ -469,6 +478,7 @@ def prepare_dataset(
         manifest_extra["custom"] = {
             "files": {role: str(path) for role, path in files.items()},
             "sep": custom.sep,
+            "columns": None if custom.columns is None else list(custom.columns),
             "images": None if custom.images is None else str(Path(custom.images).expanduser()),
             "image_column": custom.image_column,
         }

@@ -38,10 +38,10 @@ from hbench.experiments.executors import (
 )
 from hbench.experiments.plan import Cell, PlannedCell, SweepPlan, plan_sweep
 from hbench.experiments.spec import SweepSpec
-from hbench.runs import RESUME, SELECTION
+from hbench.runs import RESUME, SELECTION, SWEEP_PLAN
 from hbench.ui import QUIET, Feedback
 
-SWEEP, FAILED, SUMMARY_CSV, SUMMARY_MD = ("sweep.json", "failed.json", "sweep-summary.csv", "sweep-summary.md")
+FAILED, SUMMARY_CSV, SUMMARY_MD = ("failed.json", "sweep-summary.csv", "sweep-summary.md")
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class _Execution:
         """Add cells to the sweep's list (sweep.json is what summaries read)."""
         known = {c.config_hash for c in self.cells}
         self.cells += [c for c in cells if c.config_hash not in known]
-        write_json(self.out / SWEEP, {
+        write_json(self.out / SWEEP_PLAN, {
             "spec": self.spec.model_dump(mode="json"),
             "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "cells": [{**asdict(c.cell), "config_hash": c.config_hash, "group_hash": c.group_hash,
@@ -275,9 +275,9 @@ def _cell_rows(out: Path) -> pd.DataFrame:
     from hbench.reports.collect import run_settings
     from hbench.runs import RunDirectory
 
-    sweep = _read_json(out / SWEEP)
+    sweep = _read_json(out / SWEEP_PLAN)
     if not sweep:
-        raise HBenchError(f"{out} is not a sweep directory (no {SWEEP}); run `hbench sweep` first")
+        raise HBenchError(f"{out} is not a sweep directory (no {SWEEP_PLAN}); run `hbench sweep` first")
     failures = _read_json(out / FAILED)
     rows = []
     for cell in sweep["cells"]:
@@ -394,7 +394,7 @@ def _selection(best: pd.Series, ranked: pd.DataFrame, frame: pd.DataFrame) -> Se
 
 def summarise_sweep(out: Path) -> SweepReport:
     """Write the summary files of a sweep directory from its run directories, and return them."""
-    spec = _read_json(out / SWEEP)["spec"] if (out / SWEEP).is_file() else {}
+    spec = _read_json(out / SWEEP_PLAN)["spec"] if (out / SWEEP_PLAN).is_file() else {}
     cells = _cell_rows(out)
     configurations, selections = _configurations(cells, spec)
     write_text(out / SUMMARY_CSV, cells.to_csv(index=False))

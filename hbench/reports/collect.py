@@ -9,23 +9,26 @@ import pandas as pd
 
 from hbench.config import TrainConfig
 from hbench.errors import HBenchError
-from hbench.runs import find_runs, selected_groups
+from hbench.runs import find_runs, run_variants, selected_groups
 
 # Options that never change what a row means, so they are left out of its label.
 _UNLABELLED_TRAIN_KEYS = {"dataset", "seed", "protocol", "metric", "ks"}
 
 
 def collect_runs(root: Path, *, selected_only: bool = False) -> pd.DataFrame:
-    """One row per finished (completed or diverged) run below `root`, metrics flattened as `valid/…`, `test/…`.
+    """One row per finished (completed or diverged) run below `root`, metrics flattened as `valid/…`, `test/…`;
+    runs of a sweep's named variants (ablations) carry the variant's name.
 
     `selected_only`: below a sweep directory, only the configurations the sweep selected on validation.
     """
     if not Path(root).exists():
         raise HBenchError(f"results directory {root} does not exist")
     selections = selected_groups(Path(root)) if selected_only else {}
+    variants = run_variants(Path(root))
     rows = []
     for run_dir in find_runs(Path(root)):
         config, metrics = run_dir.read_config(), run_dir.read_metrics()
+        variant = variants.get(run_dir.path.resolve())
         sweep = next((groups for path, groups in selections.items() if path in run_dir.path.parents), None)
         if sweep is not None and config["group_hash"] not in sweep:
             continue
@@ -39,6 +42,9 @@ def collect_runs(root: Path, *, selected_only: bool = False) -> pd.DataFrame:
             "model": config["model"],
             "group_hash": config["group_hash"],
             "settings": " ".join(run_settings(config)),
+            # an ablation variant's name, and the options it sets (its label says them in words)
+            "variant": variant.name if variant else "",
+            "variant_options": " ".join(variant.options) if variant else "",
             "seed": config["train"]["seed"],
             "status": metrics["status"],
             "selection_metric": metrics.get("selection_metric", config["metric"]),

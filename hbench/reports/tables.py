@@ -17,9 +17,11 @@ from __future__ import annotations
 import dataclasses
 import html
 import io
+import re
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,6 +31,7 @@ from hbench.errors import HBenchError
 from hbench.evaluation.protocols import PROTOCOLS, TIE_RULE
 from hbench.reports import paper
 from hbench.reports.latex import latex_escape
+from hbench.reports.names import metric_name
 from hbench.reports.paper import ReportedResult
 from hbench.reports.significance import (
     RowKey,
@@ -105,14 +108,19 @@ class Table:
         letter = self.letters.get(row.group_hash)
         return f"({letter}) {row.label}" if letter else row.label
 
-    def caption(self) -> str:
+    def headline(self) -> str:
+        """One sentence for a paper's caption: what is measured, on what, over how many seeds."""
+        seeds = "/".join(map(str, sorted({r.n_runs - r.n_diverged for r in self.rows})))
+        return (f"Test {', '.join(metric_name(m) for m in self.metrics)} on {self.dataset} ({self.protocol} protocol), "
+                f"mean ± std over {seeds} seed(s); best in bold, second underlined.")
+
+    def notes(self) -> str:
+        """The protocol details a paper puts in a footnote below the table."""
         spec = PROTOCOLS[self.protocol]
-        seeds = sorted({r.n_runs - r.n_diverged for r in self.rows})
-        seed_text = "/".join(map(str, seeds))
         return (
             f"Protocol `{self.protocol}`: {spec.description}; {TIE_RULE}. Test metrics of the checkpoint selected on "
-            f"validation {', '.join(self.selection_metrics)}; mean ± std over {seed_text} seed(s); best in bold, "
-            f"second underlined (equal means share a place). Split {self.split_hash[:10]}."
+            f"validation {', '.join(metric_name(m) for m in self.selection_metrics)}; equal means share a place. "
+            f"Split {self.split_hash[:10]}."
             + (f" All rows: {', '.join(self.shared_settings)}." if self.shared_settings else "")
             + (" " + self.significance.describe({r.group_hash: r.label for r in self.rows}, MARKER)
                if self.significance is not None else "")
@@ -120,15 +128,21 @@ class Table:
                if self.reported or self.reported_withheld else "")
         )
 
+    def caption(self) -> str:
+        """Headline and notes together (markdown prints them under the table)."""
+        return f"{self.headline()} {self.notes()}"
+
 
 def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None, *,
                  significance: SignificanceSettings | None = None, with_paper: bool = False,
-                 time_to_quality: bool = False) -> list[Table]:
+                 labels: Mapping[str, str] | None = None, time_to_quality: bool = False) -> list[Table]:
     """One table per dataset × protocol × split; tests and reported rows when asked (see the module doc).
 
+    `labels` renames rows: {run directory, row label, group hash (prefix) or model name: new label}.
     `time_to_quality` adds a column: training seconds until validation first reached 95% of its best.
     """
     tables = []
+    used_labels: set[str] = set()
     for (dataset, protocol, split_hash), group in runs.groupby(["dataset", "protocol", "split_hash"], sort=True):
         wanted = tuple(metrics) if metrics else tuple(m for m in DEFAULT_METRICS[protocol] if f"test/{m}" in group)
         missing = [m for m in wanted if f"test/{m}" not in group]
@@ -140,8 +154,7 @@ def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None, *,
         shared = set.intersection(*settings.values()) if len(settings) > 1 else set()
         rows = []
         for (model, group_hash), runs_of_row in group.groupby(["model", "group_hash"], sort=False):
-            own = sorted(settings[group_hash] - shared)
-            label = model + (f" ({', '.join(own)})" if own else "")
+            label = _row_label(model, sorted(settings[group_hash] - shared), runs_of_row)
             done = runs_of_row[runs_of_row["status"] == "completed"]
             cells: dict[str, Cell | None] = {}
             for m in wanted:
@@ -154,6 +167,8 @@ def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None, *,
                             float(quality.mean()) if len(quality) else float("nan")))
         _rank_cells(rows, wanted)
         _disambiguate(rows)
+        if labels:
+            rows = _relabel(rows, group, labels, used_labels, f"{dataset}/{protocol}")
         rows.sort(key=lambda r: r.label)
         report = None
         if significance is not None:
@@ -165,7 +180,69 @@ def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None, *,
                               if with_paper else ((), ()))
         tables.append(Table(dataset, protocol, split_hash, wanted, rows, tuple(sorted(group["selection_metric"].unique())),
                             tuple(sorted(shared)), report, reported, withheld, time_to_quality))
+    unused = [key for key in labels or {} if key not in used_labels]
+    if unused:
+        known = sorted({r.label for t in tables for r in t.rows})
+        raise HBenchError(f"--label {unused[0]!r} names no row (rows: {'; '.join(known)}; a run directory, group "
+                          "hash or model name works too)")
     return tables
+
+
+def _row_label(model: str, own: list[str], runs_of_row: pd.DataFrame) -> str:
+    """`model (settings that tell it apart)`; an ablation's row says its variant's name instead of the
+    options the variant sets, e.g. `hvacf: uniform attention`."""
+    variant = runs_of_row["variant"].iloc[0] if "variant" in runs_of_row else ""
+    if variant:
+        set_by_variant = set(runs_of_row["variant_options"].iloc[0].split())
+        own = [s for s in own if s.split("=", 1)[0] not in set_by_variant]
+        model = f"{model}: {variant}"
+    return model + (f" ({', '.join(own)})" if own else "")
+
+
+def _rows_named(key: str, rows: list[Row], group: pd.DataFrame) -> list[Row]:
+    """The rows a --label key names: a run directory (or a folder of one configuration's runs), else an
+    exact row label, else a group hash or its prefix (6+ characters), else a model name."""
+    path = Path(key)
+    if path.exists():
+        root = path.resolve()
+        hashes = {h for p, h in zip(group["path"], group["group_hash"], strict=True)
+                  if root == Path(p).resolve() or root in Path(p).resolve().parents}
+        return [r for r in rows if r.group_hash in hashes]
+    for matches in ([r for r in rows if r.label == key],
+                    [r for r in rows if len(key) >= 6 and r.group_hash.startswith(key)],
+                    [r for r in rows if r.model == key]):
+        if matches:
+            return matches
+    return []
+
+
+def _relabel(rows: list[Row], group: pd.DataFrame, labels: Mapping[str, str], used: set[str], where: str) -> list[Row]:
+    renamed = {}
+    for key, name in labels.items():
+        matches = _rows_named(key, rows, group)
+        if len(matches) > 1:
+            raise HBenchError(f"--label {key!r} names {len(matches)} rows of {where} ({'; '.join(r.label for r in matches)}); "
+                              "name one by its row label, group hash or run directory")
+        if matches:
+            used.add(key)
+            renamed[matches[0].group_hash] = name
+    rows = [dataclasses.replace(r, label=renamed.get(r.group_hash, r.label)) for r in rows]
+    seen = [r.label for r in rows]
+    if len(set(seen)) < len(seen):
+        twice = sorted({label for label in seen if seen.count(label) > 1})
+        raise HBenchError(f"--label gives two rows of {where} the same name: {', '.join(twice)}")
+    return rows
+
+
+def parse_labels(pairs: Sequence[str]) -> dict[str, str]:
+    """`RUN_OR_CONFIG=NAME` strings (split at the last `=`, since row labels hold `=` themselves)."""
+    labels = {}
+    for pair in pairs:
+        key, equals, name = pair.rpartition("=")
+        if not equals or not key.strip() or not name.strip():
+            raise HBenchError(f"--label expects RUN_OR_CONFIG=NAME, got {pair!r}")
+        labels[key.strip()] = name.strip()
+    return labels
 
 
 def _one_value(group: pd.DataFrame, column: str) -> int | None:
@@ -216,7 +293,8 @@ def _runs_text(row: Row) -> str:
 
 
 def _header(table: Table) -> list[str]:
-    return ["model", *table.metrics, "runs", "train s", "eval s"] + (["s to 95%"] if table.show_time_to_quality else [])
+    return (["model", *(metric_name(m) for m in table.metrics), "runs", "train s", "eval s"]
+            + (["s to 95%"] if table.show_time_to_quality else []))
 
 
 def _body(table: Table, style: str) -> list[list[str]]:
@@ -238,25 +316,48 @@ def render_markdown(tables: Sequence[Table]) -> str:
     return "\n".join(parts)
 
 
+def _latex_label(table: Table) -> str:
+    return "tab:" + re.sub(r"[^A-Za-z0-9]+", "-", f"{table.dataset}-{table.protocol}-{table.split_hash[:6]}").strip("-")
+
+
 def render_latex(tables: Sequence[Table]) -> str:
+    """A booktabs table per Table: a one-sentence caption above, the protocol details in small type below."""
     parts = []
     for t in tables:
         frame = pd.DataFrame(_body(t, "latex"), columns=[latex_escape(h) for h in _header(t)])
         body = frame.style.hide(axis="index").to_latex(hrules=True, column_format="l" + "r" * (len(frame.columns) - 1))
-        caption = latex_escape(t.caption().replace("`", ""))
-        parts.append("\\begin{table}[t]\n\\centering\n" + body + f"\\caption{{{latex_escape(t.title)}. {caption}}}\n\\end{{table}}\n")
+        notes = latex_escape(t.notes().replace("`", ""))
+        parts.append("\\begin{table}[t]\n\\centering\n"
+                     f"\\caption{{{latex_escape(t.headline())}}}\\label{{{_latex_label(t)}}}\n"
+                     + body + f"\\par\\smallskip\n{{\\footnotesize\\raggedright {notes}\\par}}\n\\end{{table}}\n")
     return "\n".join(parts)
 
 
-def render_html(tables: Sequence[Table]) -> str:
+_HTML_STYLE = ("body{font-family:system-ui,sans-serif;margin:2em}table.hbench{border-collapse:collapse;margin:1.5em 0}"
+               "table.hbench th,table.hbench td{padding:.25em .7em;border-bottom:1px solid #ccc;text-align:right}"
+               "table.hbench th:first-child,table.hbench td:first-child{text-align:left}"
+               "table.hbench caption{text-align:left;font-weight:600;margin-bottom:.4em}"
+               "table.hbench tfoot td{text-align:left;font-size:.85em;color:#444;border:none;max-width:60em}")
+
+
+def render_html(tables: Sequence[Table], *, fragment: bool = False) -> str:
+    """A full page (UTF-8, with a title and a little CSS), or with `fragment` only the `<table>` elements
+    to paste into a page of one's own. Caption: the one-sentence headline; footer: the protocol details."""
     parts = []
     for t in tables:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in _header(t))
+        header = _header(t)
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         body = "\n".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in _body(t, "html"))
-        caption = html.escape(t.caption().replace("`", ""))
-        parts.append(f'<table class="hbench">\n<caption><strong>{html.escape(t.title)}</strong>. {caption}</caption>\n'
-                     f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n")
-    return "\n".join(parts)
+        notes = html.escape(t.notes().replace("`", ""))
+        parts.append(f'<table class="hbench">\n<caption>{html.escape(t.headline())}</caption>\n'
+                     f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n"
+                     f'<tfoot><tr><td colspan="{len(header)}">{notes}</td></tr></tfoot>\n</table>\n')
+    tables_html = "\n".join(parts)
+    if fragment:
+        return tables_html
+    title = html.escape("hbench: " + ", ".join(dict.fromkeys(t.title for t in tables)))
+    return ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f"<title>{title}</title>\n<style>{_HTML_STYLE}</style>\n</head>\n<body>\n{tables_html}</body>\n</html>\n")
 
 
 def render_csv(tables: Sequence[Table]) -> str:
@@ -315,7 +416,10 @@ def _csv_significance(report: SignificanceReport, row: Row, metric: str, labels:
 RENDERERS = {"markdown": render_markdown, "latex": render_latex, "csv": render_csv, "html": render_html}
 
 
-def render(tables: Sequence[Table], fmt: str) -> str:
+def render(tables: Sequence[Table], fmt: str, *, fragment: bool = False) -> str:
+    """The tables in `fmt`; `fragment`: HTML without the page around the tables (HTML only)."""
     if fmt not in RENDERERS:
         raise HBenchError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    return RENDERERS[fmt](tables)
+    if fragment and fmt != "html":
+        raise HBenchError(f"--fragment is for --format html, not {fmt}")
+    return render_html(tables, fragment=True) if fragment else RENDERERS[fmt](tables)

@@ -216,7 +216,7 @@ def test_custom_tables(tmp_path: Path, file_name: str, sep: str, header: list[st
     path = tmp_path / file_name
     rows = [["u1", "i1", "4", "100"], ["u2", "i1", "5", "90"]]
     path.write_text("\n".join(sep.join(r) for r in [header, *rows]) + "\n")
-    frame = formats.read_custom_table(path, "\t" if file_name.endswith(".inter") else None)
+    frame = formats.read_custom_table(path, formats.TableLayout("\t" if file_name.endswith(".inter") else None))
     assert frame["user"].tolist() == ["u1", "u2"]
     assert frame["item"].tolist() == ["i1", "i1"]
     assert frame["rating"].tolist() == [4.0, 5.0]

@@ -15,4 +15,4 @@ def test_demo_runs_offline_and_tables_every_model(hbench_home: Path, tmp_path: P
     labels = {row.label.split(" ")[0] for row in table.rows}
     assert labels == set(DEMO_MODELS)
     text = render(tables, "markdown")
-    assert "synthetic-fashion — loo" in text and "hr@10" in text
+    assert "synthetic-fashion — loo" in text and "HR@10" in text

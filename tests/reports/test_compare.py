@@ -109,7 +109,8 @@ def test_table_cli_tests_by_default_and_switches_off(results: Path, capsys) -> N
     for off in (["--no-test"], ["--test", "none"]):
         code, out, _ = run(["table", str(results), *off], capsys)
         assert code == 0 and "†" not in out and "hypotheses" not in out
-    code, out, _ = run(["table", str(results), "--format", "html", "--test", "bootstrap", "--resamples", "999"], capsys)
+    code, out, _ = run(["table", str(results), "--format", "html", "--test", "bootstrap", "--resamples", "999",
+                        "--fragment"], capsys)
     assert code == 0 and out.startswith('<table class="hbench">') and "<sup>†</sup>" in out
 
 

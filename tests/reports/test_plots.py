@@ -202,7 +202,7 @@ def test_output_name_and_format() -> None:
     assert resolve_output(None, "svg", "norms") == (Path("norms.svg"), "svg")
     assert resolve_output(Path("a/b.SVG"), None, "x") == (Path("a/b.SVG"), "svg")
     assert resolve_output(Path("figure"), "svg", "x") == (Path("figure"), "svg")
-    for output, fmt, message in ((Path("a.pdf"), None, "images are .png or .svg"), (None, "jpg", "--format must be"),
+    for output, fmt, message in ((Path("a.eps"), None, "figures are .pdf, .png or .svg"), (None, "jpg", "--format must be"),
                                  (Path("a.png"), "svg", "contradicts")):
         with pytest.raises(HBenchError, match=message):
             resolve_output(output, fmt, "x")
@@ -359,7 +359,7 @@ def test_sweep_writes_an_image(sweep_results: Path, capsys, tmp_path: Path) -> N
         (["plot", "sweep", "{results}", "--axis", "curvature"], "unknown axis 'curvature': no run has such a setting"),
         (["plot", "sweep", "{results}", "--axis", "dim", "--xscale", "cubic"], "--xscale must be auto, linear or log"),
         (["plot", "sweep", "/no/such/results", "--axis", "c"], "results directory /no/such/results does not exist"),
-        (["plot", "norms", "{disk2}", "-o", "x.pdf"], "images are .png or .svg"),
+        (["plot", "norms", "{disk2}", "-o", "x.jpg"], "figures are .pdf, .png or .svg"),
         (["plot", "disk", "{disk2}", "--color-by", "size"], "--color-by must be popularity or category"),
     ],
 )
@@ -369,3 +369,102 @@ def test_user_errors_are_one_line(args: list[str], message: str, tiny_runs: dict
     code, out, err = _run([a.format(**paths) for a in args], capsys)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and message in err and "Traceback" not in err, err
+
+
+# --- figures for papers: size, format, style ------------------------------------------------------------------
+
+
+def _pdf_size(path: Path) -> tuple[float, float]:
+    """The page size in points, from the PDF's /MediaBox (one page)."""
+    import re
+
+    boxes = re.findall(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)\s*\]", path.read_bytes())
+    assert len(boxes) == 1 and path.read_bytes().startswith(b"%PDF-")
+    return float(boxes[0][0]), float(boxes[0][1])
+
+
+def _svg_size(path: Path) -> tuple[float, float]:
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(path).getroot()
+    assert root.get("width").endswith("pt") and root.get("height").endswith("pt")
+    return float(root.get("width")[:-2]), float(root.get("height")[:-2])
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+@pytest.mark.parametrize("width", [3.3, 7.0])
+def test_every_kind_renders_at_the_requested_size(width: float, tiny_runs: dict, sweep_results: Path, capsys,
+                                                  tmp_path: Path) -> None:
+    kinds = {"sweep": [str(sweep_results), "--axis", "c"], "norms": [str(tiny_runs["tangent8"])],
+             "disk": [str(tiny_runs["disk2"])], "training": [str(tiny_runs["root"] / "results")]}
+    for kind, args in kinds.items():
+        pdf = tmp_path / f"{kind}.pdf"
+        code, out, err = _run(["plot", kind, *args, "-o", str(pdf), "--width", str(width), "--font-size", "8"], capsys)
+        assert code == 0 and out.splitlines()[-1] == str(pdf), err
+        page_width, page_height = _pdf_size(pdf)
+        assert page_width == pytest.approx(72 * width) and 72 * 1.5 < page_height < 72 * 12, kind
+        svg = tmp_path / f"{kind}.svg"
+        code, _, err = _run(["plot", kind, *args, "-o", str(svg), "--width", str(width), "--height", "6"], capsys)
+        assert code == 0 and _svg_size(svg) == pytest.approx((72 * width, 72 * 6)), err
+        png = tmp_path / f"{kind}.png"
+        code, _, err = _run(["plot", kind, *args, "-o", str(png), "--width", str(width), "--height", "6.5", "--dpi", "100"],
+                            capsys)
+        assert code == 0 and _png_size(png) == (round(100 * width), 650), err
+
+
+def test_pdf_embeds_truetype_fonts_and_is_reproducible(tiny_runs: dict, capsys, tmp_path: Path) -> None:
+    for name in ("a.pdf", "b.pdf"):
+        code, _, err = _run(["plot", "training", str(tiny_runs["bpr"]), "-o", str(tmp_path / name)], capsys)
+        assert code == 0, err
+    data = (tmp_path / "a.pdf").read_bytes()
+    assert b"/FontFile2" in data and b"/Type3" not in data  # TrueType (42), not Type 3
+    assert data == (tmp_path / "b.pdf").read_bytes()
+
+
+def test_seed_bands_and_colours_by_model(tiny_runs: dict) -> None:
+    from matplotlib.colors import to_rgba
+
+    from hbench.reports.plots.figures import FigureStyle, figure_context, training_figure
+    from hbench.reports.plots.training import group_by_configuration, seed_band
+
+    # seeds ending at different epochs (early stopping): each epoch averages the seeds that reached it
+    band = seed_band([(np.array([1, 2, 3]), np.array([1.0, 2.0, 3.0])), (np.array([1, 2]), np.array([3.0, 6.0]))])
+    assert band.epochs.tolist() == [1, 2, 3] and band.n.tolist() == [2, 2, 1]
+    assert band.mean.tolist() == [2.0, 4.0, 3.0] and band.low.tolist() == [1.0, 2.0, 3.0]
+    assert band.high.tolist() == [3.0, 6.0, 3.0]
+
+    curves, metric = training_curves([tiny_runs["root"] / "results"])
+    # three seeds of one configuration, as `hbench train --seed 0,1,2` makes them
+    seeds = [curve for curve in curves if curve.model == "bpr"][0]
+    import dataclasses
+
+    copies = [dataclasses.replace(seeds, label=f"bpr seed {s}", loss=seeds.loss + s) for s in range(3)]
+    groups = group_by_configuration([*copies, *[c for c in curves if c.model != "bpr"]])
+    bpr = next(g for g in groups if g.model == "bpr")
+    assert len(bpr.runs) == 3 and bpr.loss.mean.tolist() == pytest.approx((seeds.loss + 1).tolist())
+    assert bpr.loss.low.tolist() == pytest.approx(seeds.loss.tolist()) and (bpr.loss.n == 3).all()
+    with figure_context(FigureStyle(font_size=7, style="grayscale")):
+        figure = training_figure([*copies, *[c for c in curves if c.model != "bpr"]], metric)
+        loss_axes = figure.axes[0]
+        colours = [to_rgba(line.get_color()) for line in loss_axes.get_lines()]
+        assert loss_axes.xaxis.label.get_size() == 7
+    # one line per configuration (bpr's three seeds are one), one colour per model: the two hyperml
+    # configurations share one, bpr and hvacf differ; grayscale gives greys only
+    assert len(colours) == 4 and len(set(colours)) == 3
+    assert all(r == g == b for r, g, b, _ in colours)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--style", "nope"], "unknown matplotlib style 'nope'"),
+    (["--width", "0.1"], "--width is in inches"),
+    (["--font-size", "100"], "--font-size is in points"),
+    (["--width", "3.3", "--height", "1.5"], "--height 1.5 leaves no room for the axes"),
+])
+def test_figure_style_mistakes_are_one_line(args: list[str], message: str, tiny_runs: dict, capsys) -> None:
+    code, out, err = _run(["plot", "training", str(tiny_runs["bpr"]), *args], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1 and message in err, err

@@ -191,11 +191,11 @@ def test_latex_html_and_csv_carry_the_markers(results: Path) -> None:
     latex = render(tables, "latex")
     assert "\\toprule" in latex and "\\midrule" in latex and "\\bottomrule" in latex
     assert "\\textbf{0.7500 $\\pm$ 0.0000}$^{\\dagger}$" in latex and "$\\alpha$ = 0.05" in latex and "†" not in latex
-    root = ET.fromstring(render(tables, "html"))  # well-formed
-    assert [th.text for th in root.iter("th")] == ["model", "hr@10", "ndcg@10", "runs", "train s", "eval s"]
+    root = ET.fromstring(render(tables, "html", fragment=True))  # well-formed
+    assert [th.text for th in root.iter("th")] == ["model", "HR@10", "nDCG@10", "runs", "train s", "eval s"]
     cells = {tr[0].text: tr for tr in root.iter("tr") if tr[0].tag == "td"}
     assert cells["hyperml"][1].find("strong").text == "0.7500 ± 0.0000" and cells["hyperml"][1].find("sup").text == "†"
-    assert cells["cml"][1].find("sup") is None and "Holm correction" in "".join(root.find("caption").itertext())
+    assert cells["cml"][1].find("sup") is None and "Holm correction" in "".join(root.find("tfoot").itertext())
     frame = pd.read_csv(io.StringIO(render(tables, "csv")))
     row = frame.set_index("model").loc["hyperml"]
     assert bool(row["hr@10_significant"]) and not bool(row["ndcg@10_significant"]) and row["hr@10_baseline"] == "bpr"
