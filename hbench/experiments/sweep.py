@@ -6,6 +6,7 @@ A sweep directory is an ordinary results directory (run directories in the usual
     failed.json         cells that raised an error, with the message (rewritten at the end of each run)
     selection.json      the configurations selected on validation (read by `hbench table`)
     sweep-summary.csv   every cell: configuration, status, validation and test metrics, seconds, path
+                        (relative to the sweep directory)
     sweep-summary.md    per configuration: mean ± std over seeds, the selected ones and why
 
 Selection looks at validation metrics only: for each dataset and model, the configuration with the highest
@@ -285,7 +286,7 @@ def _cell_rows(out: Path) -> pd.DataFrame:
         row: dict[str, Any] = {
             "dataset": cell["train"]["dataset"], "model": cell["model"], "variant": cell["variant"],
             "seed": cell["train"]["seed"], "group_hash": cell["group_hash"], "config_hash": cell["config_hash"],
-            "path": str(run_dir.path), "settings": "",
+            "path": cell["path"], "settings": "",  # relative to the sweep directory, so it can move
             # resolved at plan time, so configurations that have not run yet still sit under their protocol
             "protocol": cell.get("protocol") or cell["train"].get("protocol"), "selection_metric": cell.get("metric"),
             "values": json.dumps({**{k: v for k, v in cell["train"].items() if k not in ("dataset", "seed")},
