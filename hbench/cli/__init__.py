@@ -15,6 +15,7 @@ from hbench.cli import demo as demo_commands
 from hbench.cli import features as feature_commands
 from hbench.cli import plots as plot_commands
 from hbench.cli import reports as report_commands
+from hbench.cli import runs as run_commands
 from hbench.cli import sweep as sweep_commands
 from hbench.cli import train as train_commands
 from hbench.errors import HBenchError
@@ -25,7 +26,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (datasets_commands, feature_commands, train_commands, sweep_commands, report_commands, plot_commands, demo_commands):
+for module in (datasets_commands, feature_commands, train_commands, sweep_commands, report_commands, run_commands,
+               plot_commands, demo_commands):
     module.register(app)
 
 

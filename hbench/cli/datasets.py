@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hbench.cli.common import Home, Quiet, feedback
+from hbench.config import flat_items
 from hbench.datasets.prepare import CustomFiles, dataset_statistics, load_dataset, prepare_dataset
 from hbench.datasets.registry import list_datasets
 from hbench.datasets.store import PreparedDataset
@@ -96,21 +97,11 @@ def _print_statistics(ds: PreparedDataset) -> None:
     """Our statistics, with the source's published figure beside each one it publishes."""
     published = ds.manifest.get("spec", {}).get("published", {})
     table = Table("statistic", "value", "published", title=f"{ds.name}  ({ds.path})")
-    for key, value in _flatten(dataset_statistics(ds)):
+    for key, value in flat_items(dataset_statistics(ds)):
         reference = published.get(key)
         mark = "" if reference is None else f"{_fmt(reference)} {'✓' if reference == value else '✗'}"
         table.add_row(key, _fmt(value), mark)
     stdout.print(table)
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    rows: list[tuple[str, Any]] = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            rows += _flatten(value, f"{prefix}{key}.")
-        else:
-            rows.append((f"{prefix}{key}", value))
-    return rows
 
 
 def _fmt(value: Any) -> str:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hbench.cli.common import Home, Quiet, feedback
+from hbench.cli.common import Home, LogEvery, Quiet, TrackerKind, TrackerUri, feedback, trackers
 from hbench.config import TrainConfig
 from hbench.errors import HBenchError
 
@@ -68,6 +68,9 @@ def train(
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")] = "auto",
     out: Annotated[Path, typer.Option(help="Results root; one run directory per run below it.")] = Path("results"),
     force: Annotated[bool, typer.Option("--force", help="Train again even if this exact run has finished.")] = False,
+    log_every: LogEvery = 1,
+    tracker: TrackerKind = None,
+    tracker_uri: TrackerUri = None,
     home: Home = None,
     quiet: Quiet = False,
 ) -> None:
@@ -78,7 +81,7 @@ def train(
 
     model_options = parse_model_args(list(ctx.args))
     get_model_class(model)  # fail fast on an unknown model, before any data is loaded
-    fb = feedback(quiet)
+    fb = feedback(quiet, log_every=log_every, trackers=trackers(tracker, tracker_uri, "hbench"))
     failures = 0
     for s in seed or [0]:
         config = TrainConfig(dataset=dataset, protocol=protocol, dim=dim, lr=lr, batch_size=batch_size, epochs=epochs,

@@ -30,6 +30,7 @@ from hbench.atomic import write_json, write_text
 from hbench.errors import HBenchError
 from hbench.experiments.executors import (
     EXECUTORS,
+    CellOutcome,
     CellTask,
     pack_run_files,
     run_processes,
@@ -39,7 +40,7 @@ from hbench.experiments.executors import (
 )
 from hbench.experiments.plan import Cell, PlannedCell, SweepPlan, plan_sweep
 from hbench.experiments.spec import SweepSpec
-from hbench.runs import RESUME, SELECTION
+from hbench.runs import METRICS, RESUME, SELECTION
 from hbench.ui import QUIET, Feedback
 
 SWEEP, FAILED, SUMMARY_CSV, SUMMARY_MD = ("sweep.json", "failed.json", "sweep-summary.csv", "sweep-summary.md")
@@ -158,12 +159,15 @@ class _Execution:
         tasks = [CellTask(c.cell, str(self.out), str(self.home) if self.home else None, self.executor.device,
                           ship=self.executor.ship,
                           shipped_run=pack_run_files(c.run_dir.path, self.out)
-                          if self.executor.ship and c.state == "resumable" else None) for c in pending]
+                          if self.executor.ship and c.state == "resumable" else None,
+                          log_every=self.feedback.log_every, trackers=self.feedback.trackers) for c in pending]
+        numbers = {_cell_key(c.cell): f"cell {i}/{len(pending)}" for i, c in enumerate(pending, 1)}
         budget = self.spec.budget
         with self.feedback.progress(title, total=len(tasks), unit="cells") as bar:
             def on_start(cell: Cell) -> None:
                 self.counts["running"] += 1
                 bar.update(info=_status_line(self.counts, cell))
+                self.feedback.line(f"{numbers[_cell_key(cell)]} start: {_cell_text(cell)}")
 
             for outcome in _outcomes(tasks, self.executor, on_start):
                 self.ran += 1
@@ -184,6 +188,7 @@ class _Execution:
                     self.failures.pop(key, None)
                     self.counts["done" if outcome.status == "completed" else "diverged"] += 1
                 write_json(self.out / FAILED, self.failures)
+                self.feedback.line(f"{numbers[_cell_key(cell)]} end: {_cell_text(cell)}: {_outcome_text(outcome)}")
                 bar.advance(1)
                 bar.update(info=_status_line(self.counts, None))
                 if budget.max_hours is not None and time.perf_counter() - self.started > budget.max_hours * 3600:
@@ -256,6 +261,22 @@ def _outcomes(tasks: list[CellTask], options: ExecutorOptions, on_start) -> Any:
     if options.executor == "processes" or options.jobs > 1:
         return run_processes(tasks, options.jobs, on_start)
     return run_sequential(tasks, on_start)
+
+
+def _cell_text(cell: Cell) -> str:
+    settings = " ".join(f"{k}={v}" for k, v in cell.options.items())
+    return " ".join(p for p in (cell.train["dataset"], cell.model, cell.variant, settings, f"seed {cell.seed}") if p)
+
+
+def _outcome_text(outcome: CellOutcome) -> str:
+    """`completed in 12.3s, valid ndcg@10 0.3121, test ...` or the status and its message's last line."""
+    text = f"{outcome.status} in {outcome.seconds:.1f}s"
+    if outcome.status == "completed" and outcome.path is not None:
+        metrics = json.loads((Path(outcome.path) / METRICS).read_text())
+        metric = metrics["selection_metric"]
+        text += f", valid {metric} {metrics['valid'][metric]:.4f}"
+    lines = outcome.message.strip().splitlines()
+    return text + (f": {lines[-1]}" if lines else "")
 
 
 def _status_line(counts: dict[str, int], cell: Cell | None) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from hbench.evaluation.protocols import evaluate, get_protocol
 from hbench.models.base import ModelContext, Recommender
 from hbench.models.registry import get_model_class, parse_options
 from hbench.runs import RunDirectory, environment, package_version
+from hbench.training.runlog import RunReporter
 from hbench.training.sampling import NegativeSampler
 from hbench.ui import QUIET, Feedback
 
@@ -155,6 +157,7 @@ def _fit(
     device: torch.device,
     feedback: Feedback,
     resume: dict[str, Any] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] = lambda entry: None,
 ) -> FitOutcome:
     """Epochs of sampled triples, validation every `eval_every` epochs, early stopping on `metric`.
 
@@ -246,6 +249,7 @@ def _fit(
                 stale = 0 if keep_if_best(entry["valid"], epoch) else stale + 1
             history.append(entry)
             run_dir.write_history(history)
+            on_epoch(entry)
             if epoch < config.epochs and stale < config.patience:
                 save_resume_state(epoch)
             bar.advance(1)
@@ -356,9 +360,12 @@ def train_planned(planned: PlannedRun, *, force: bool = False, feedback: Feedbac
     context = ModelContext(dataset.n_users, dataset.n_items, config.dim, dataset.train, init_generator,
                            item_features=item_features)
     model = cls(context, planned.options).to(device)
-    feedback.log(f"[bold]{planned.model_name}[/bold] on {dataset.name} ({run.protocol}), seed {config.seed}, device {device}")
+    reporter = RunReporter(feedback, run_dir, run.to_dict(), config.epochs if cls.trainable else 0)
+    feedback = reporter.feedback  # the same, also writing the run's train.log
+    reporter.start(str(device))
     outcome = _fit(model, dataset, config, protocol=run.protocol, metric=run.metric, lr=run.lr,
-                   sampling_rng=sampling_rng, run_dir=run_dir, device=device, feedback=feedback, resume=resume)
+                   sampling_rng=sampling_rng, run_dir=run_dir, device=device, feedback=feedback, resume=resume,
+                   on_epoch=reporter.epoch)
     if outcome.status == "completed" and outcome.best_state is None:
         # NaN never beats the best so far: with no finite validation value there is no checkpoint to test.
         outcome.status = "diverged"
@@ -382,4 +389,5 @@ def train_planned(planned: PlannedRun, *, force: bool = False, feedback: Feedbac
         summary["n_test_users"] = int(len(per_user))
     summary.update(train_seconds=round(outcome.train_seconds, 3), eval_seconds=round(outcome.eval_seconds, 3))
     run_dir.finish(summary)
+    reporter.finish(summary)
     return RunResult(run_dir.path, outcome.status, summary)
