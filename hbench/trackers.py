@@ -48,13 +48,20 @@ class Tracker:
         if self.kind not in TRACKERS:
             raise HBenchError(f"--tracker must be one of {', '.join(TRACKERS)}, not {self.kind!r}")
 
-    def check_installed(self) -> None:
-        """An error naming the extra to install, before any run starts."""
-        module = {"mlflow": "mlflow", "tensorboard": "tensorboard"}[self.kind]
+    def check(self) -> None:
+        """Before any run starts: an error naming the extra to install, or MLflow's objection to the URI."""
         try:
-            __import__(module)
+            __import__(self.kind)
         except ImportError:
-            raise HBenchError(f"--tracker {self.kind} needs {module}: pip install 'hbench[{self.kind}]'") from None
+            raise HBenchError(f"--tracker {self.kind} needs {self.kind}: pip install 'hbench[{self.kind}]'") from None
+        if self.kind == "mlflow":
+            from mlflow.exceptions import MlflowException
+
+            try:
+                _mlflow_client(self).get_experiment_by_name(self.experiment)
+            except MlflowException as error:  # e.g. MLflow 3 refuses a file store unless MLFLOW_ALLOW_FILE_STORE=true
+                raise HBenchError(f"MLflow cannot use tracking URI {self.uri or '(default)'}: "
+                                  f"{str(error).splitlines()[0]}") from None
 
     def open_run(self, config: dict[str, Any], run_path: Path) -> TrackedRun:
         if self.kind == "mlflow":
@@ -81,13 +88,18 @@ def _run_name(config: dict[str, Any]) -> str:
     return f"{config['model']} {config['dataset']['name']} {config['group_hash'][:10]} seed {config['train']['seed']}"
 
 
+def _mlflow_client(tracker: Tracker) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    # The client, not mlflow's module-level "active run", so that nothing global is left behind.
+    return MlflowClient(tracking_uri=tracker.uri) if tracker.uri else MlflowClient()
+
+
 class _MlflowRun:
     def __init__(self, tracker: Tracker, config: dict[str, Any], run_path: Path) -> None:
         from mlflow.entities import Param
-        from mlflow.tracking import MlflowClient
 
-        # The client, not mlflow's module-level "active run", so that nothing global is left behind.
-        self.client = MlflowClient(tracking_uri=tracker.uri) if tracker.uri else MlflowClient()
+        self.client = _mlflow_client(tracker)
         experiment = self.client.get_experiment_by_name(tracker.experiment)
         experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(tracker.experiment)
         tags = {"hbench.run_dir": str(run_path), "hbench.config_hash": config["config_hash"],

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import sys
-import warnings
 
 import typer
-
-# geoopt decorates functions with torch.jit.script at import; newer torch warns about it on every run.
-warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
 
 from hbench.cli import datasets as datasets_commands
 from hbench.cli import demo as demo_commands

@@ -42,5 +42,5 @@ def trackers(kind: str | None, uri: str | None, experiment: str) -> tuple[Any, .
     from hbench.trackers import Tracker
 
     tracker = Tracker(kind, uri, experiment)
-    tracker.check_installed()
+    tracker.check()
     return (tracker,)

@@ -46,19 +46,15 @@ def table(
     all_configs: Annotated[bool, typer.Option("--all-configs", help="In sweep directories, every configuration, not only those selected on validation.")] = False,
 ) -> None:
     """Paper-style tables: one per dataset × protocol, mean ± std over seeds, best in bold, significance markers."""
-    from hbench.errors import HBenchError
-    from hbench.reports.collect import collect_runs
+    from hbench.api import table as render_table
     from hbench.reports.significance import SignificanceSettings
-    from hbench.reports.tables import FORMATS, build_tables, render
 
-    if fmt not in FORMATS:  # before any test runs
-        raise HBenchError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     settings = None
     if not no_test and test != "none":
         settings = SignificanceSettings(test=test, unit=unit, correction=correction, alpha=alpha, pairs=pairs,
                                         baseline=baseline, seed=seed, n_resamples=resamples)
-    tables = build_tables(collect_runs(results, selected_only=not all_configs), metric, significance=settings, with_paper=with_paper)
-    _emit(render(tables, fmt), output)
+    _emit(render_table(results, fmt, metric, significance=settings, with_paper=with_paper, all_configs=all_configs),
+          output)
 
 
 def compare(

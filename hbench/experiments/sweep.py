@@ -86,6 +86,11 @@ class SweepReport:
     def markdown(self) -> str:
         return (self.out / SUMMARY_MD).read_text()
 
+    def __repr__(self) -> str:
+        chosen = "; ".join(f"{s.model} {s.settings}" for s in self.selections)
+        return (f"<sweep {self.out}: {len(self.cells)} cells, {self.ran} run, {self.skipped} already finished, "
+                f"{self.failed} failed{'; selected ' + chosen if chosen else ''}>")
+
 
 def describe_plan(plan: SweepPlan) -> str:
     """The dry-run view: cells, what finished, what is left, and the time it should take."""

@@ -38,7 +38,7 @@ from hbench.evaluation.protocols import evaluate, get_protocol
 from hbench.models.base import ModelContext, Recommender
 from hbench.models.registry import get_model_class, parse_options
 from hbench.runs import RunDirectory, environment, package_version
-from hbench.training.runlog import RunReporter
+from hbench.training.runlog import RunReporter, metrics_text
 from hbench.training.sampling import NegativeSampler
 from hbench.ui import QUIET, Feedback
 
@@ -49,6 +49,9 @@ class RunResult:
     status: str  # completed | diverged
     metrics: dict[str, Any]
     skipped: bool = False  # an identical finished run already existed
+
+    def __repr__(self) -> str:
+        return f"<run {self.status}{' (skipped)' if self.skipped else ''}: {self.path} {metrics_text(self.metrics.get('test', {}))}>"
 
 
 def _seed_streams(seed: int) -> tuple[torch.Generator, np.random.Generator]:
