@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from hbench.experiments import SweepReport
     from hbench.reports.significance import SignificanceSettings
     from hbench.training.restore import RestoredRun
+    from hbench.trackers import Tracker
     from hbench.training.trainer import RunResult
 
 Progress = ProgressStyle | Feedback | None
@@ -46,9 +47,17 @@ def prepare(name: str, *, interactions: Path | str | None = None, train: Path | 
                            force=force, feedback=as_feedback(progress), custom=custom)
 
 
+def _feedback(progress: Progress, trackers: Sequence[Tracker]) -> Feedback:
+    for tracker in trackers:
+        tracker.check()
+    return dataclasses.replace(as_feedback(progress), trackers=tuple(trackers))
+
+
 def train(model: str, dataset: PreparedDataset | Path | str, *, out: Path | str = "results",
-          home: Path | None = None, force: bool = False, progress: Progress = None, **settings: Any) -> RunResult:
-    """Train `model` on a prepared dataset (the object, its directory or its name) into one run directory."""
+          home: Path | None = None, force: bool = False, progress: Progress = None, trackers: Sequence[Tracker] = (),
+          **settings: Any) -> RunResult:
+    """Train `model` on a prepared dataset (the object, its directory or its name) into one run directory;
+    `trackers`: `hbench.trackers.Tracker("mlflow" | "tensorboard", uri)` the run also reports to."""
     from hbench.config import TrainConfig
     from hbench.datasets.store import PreparedDataset
     from hbench.training.trainer import train as train_model
@@ -57,18 +66,20 @@ def train(model: str, dataset: PreparedDataset | Path | str, *, out: Path | str 
     ref = str(dataset.path) if isinstance(dataset, PreparedDataset) else str(dataset)
     config = TrainConfig(dataset=ref, **{k: v for k, v in settings.items() if k in fields})
     options = {k: v for k, v in settings.items() if k not in fields}
-    return train_model(model, config, options, out=Path(out), home=home, force=force, feedback=as_feedback(progress))
+    return train_model(model, config, options, out=Path(out), home=home, force=force,
+                       feedback=_feedback(progress, trackers))
 
 
 def sweep(spec: Path | str | dict[str, Any], out: Path | str | None = None, *, home: Path | None = None,
-          executor: str = "sequential", jobs: int = 1, device: str = "auto", progress: Progress = None) -> SweepReport:
+          executor: str = "sequential", jobs: int = 1, device: str = "auto", progress: Progress = None,
+          trackers: Sequence[Tracker] = ()) -> SweepReport:
     """Run a sweep spec (a .toml/.yaml file or the same as a dict) into `out` (default results/sweeps/<name>)."""
     from hbench.experiments import ExecutorOptions, load_spec, parse_spec, run_sweep
 
     parsed = parse_spec(spec, "the spec") if isinstance(spec, dict) else load_spec(Path(spec))
     target = Path(out) if out is not None else Path("results") / "sweeps" / parsed.name
     return run_sweep(parsed, target, home=home, executor=ExecutorOptions(executor=executor, jobs=jobs, device=device),
-                     feedback=as_feedback(progress))
+                     feedback=_feedback(progress, trackers))
 
 
 def table(results: Path | str = "results", fmt: str = "markdown", metrics: Sequence[str] | None = None, *,

@@ -18,6 +18,8 @@ import math
 import time
 from typing import Any
 
+from rich.markup import escape
+
 from hbench.runs import LOG, RunDirectory
 from hbench.ui import Feedback
 
@@ -57,9 +59,10 @@ class RunReporter:
             self._note_best(entry)
         resumed = f", resumed after epoch {history[-1]['epoch']}" if history else ""
         c = self.config
-        self.feedback.line(f"start {c['model']} on {c['dataset']['name']} ({c['protocol']}), seed {c['train']['seed']}, "
-                           f"device {device}, {f'{self.epochs} epochs' if self.epochs else 'no training'}{resumed} "
-                           f"-> {self.run_dir.path}")
+        text = (f"start {c['model']} on {c['dataset']['name']} ({c['protocol']}), seed {c['train']['seed']}, "
+                f"device {device}, {f'{self.epochs} epochs' if self.epochs else 'no training'}{resumed} "
+                f"-> {self.run_dir.path}")
+        self.feedback.log(escape(text))  # a log line, not only a plain one: a terminal shows it above the bars
 
     def _note_best(self, entry: dict[str, Any]) -> None:
         value = entry.get("valid", {}).get(self.metric, math.nan)

@@ -91,3 +91,18 @@ def test_tensorboard_event_files_hold_history_and_final_metrics(tiny_dataset, tm
     (final,) = events.Scalars("final/test/recall@20")
     assert final.value == pytest.approx(metrics["test"]["recall@20"], rel=1e-6) and final.step == metrics["best_epoch"]
     assert "config" in events.Tags()["tensors"] or "config/text_summary" in events.Tags()["tensors"]
+
+
+def test_python_api_takes_trackers(tiny_dataset, tmp_path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    import hbench
+    from hbench.trackers import Tracker
+
+    result = hbench.train("bpr", tiny_dataset, epochs=2, dim=8, out=tmp_path / "results",
+                          trackers=[Tracker("tensorboard", str(tmp_path / "tb"))])
+    relative = result.path.relative_to(tmp_path / "results")  # dataset/protocol/model/run below the log directory
+    events = EventAccumulator(str(tmp_path / "tb" / relative))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
