@@ -1,4 +1,9 @@
-"""hbench: benchmarking hyperbolic recommenders."""
+"""hbench: benchmarking hyperbolic recommenders.
+
+The verbs of the command line are functions here: `prepare`, `load_dataset`, `train`, `sweep`,
+`collect_runs`, `table` and `load_run` (see `hbench.api`). They are imported on first use, so that
+`import hbench` stays fast (torch loads only when a verb needs it).
+"""
 
 import os
 
@@ -9,3 +14,17 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
+
+_VERBS = {
+    "prepare": "hbench.api", "train": "hbench.api", "sweep": "hbench.api", "table": "hbench.api",
+    "load_run": "hbench.api", "load_dataset": "hbench.datasets.prepare", "collect_runs": "hbench.reports.collect",
+}
+__all__ = ["__version__", *_VERBS]
+
+
+def __getattr__(name: str) -> object:
+    if name in _VERBS:
+        import importlib
+
+        return getattr(importlib.import_module(_VERBS[name]), name)
+    raise AttributeError(f"module 'hbench' has no attribute {name!r}")

@@ -70,6 +70,17 @@ def coerce_setting(value: Any, hint: Any, name: str) -> Any:
     raise fail
 
 
+def flat_items(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested settings as (`a.b.c`, value) pairs, in order."""
+    items: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            items += flat_items(value, f"{prefix}{key}.")
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
 def coerce_fields(cls: type, values: dict[str, Any], where: str = "") -> dict[str, Any]:
     """Every entry of `values` (keyed by field name of dataclass `cls`) as its declared type."""
     hints = typing.get_type_hints(cls)

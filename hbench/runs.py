@@ -8,7 +8,7 @@
         per_user.parquet   per-user test metrics (user = internal id of the prepared dataset)
         checkpoint.pt      best model state (torch.save of a state dict; load with weights_only=True)
         resume.pt          while training: the state after the last finished epoch (removed when it ends)
-        train.log          log lines of the run when it ran inside a sweep
+        train.log          the run's log lines: start, one per epoch and evaluation, end (appended by each attempt)
 
 Every file is written atomically; `metrics.json` with status `completed` marks a finished run, and
 readers (tables, plots) look only at finished or diverged runs.
@@ -32,6 +32,7 @@ import torch
 
 from hbench.atomic import atomic_path, write_json, write_text
 from hbench.config import ResolvedRun
+from hbench.errors import HBenchError
 
 CONFIG, ENVIRONMENT, HISTORY, METRICS, PER_USER, CHECKPOINT, RESUME, LOG = (
     "config.json",
@@ -167,6 +168,18 @@ class RunDirectory:
 
     def load_checkpoint(self) -> dict[str, torch.Tensor]:
         return torch.load(self.path / CHECKPOINT, map_location="cpu", weights_only=True)
+
+
+def open_run(path: Path, *, need_checkpoint: bool = False) -> RunDirectory:
+    """A run directory that exists and holds config.json (and checkpoint.pt when asked), else a user error."""
+    path = Path(path)
+    if not path.exists():
+        raise HBenchError(f"run directory {path} does not exist")
+    if not (path / CONFIG).is_file():
+        raise HBenchError(f"{path} is not a run directory (no {CONFIG}; `hbench train` writes one per run)")
+    if need_checkpoint and not (path / CHECKPOINT).is_file():
+        raise HBenchError(f"{path} has no {CHECKPOINT} (the run stopped before its first validation)")
+    return RunDirectory(path)
 
 
 def selected_groups(root: Path) -> dict[Path, set[str]]:

@@ -1,14 +1,19 @@
 """Progress bars and log lines, always on stderr so that stdout carries only data.
 
 A `Feedback` object is passed down explicitly (no global console); `Feedback(quiet=True)` silences
-progress bars and informational lines but never errors.
+progress bars and informational lines but never errors. On a terminal long steps draw bars; elsewhere
+(`bars=False`: a log file, a cluster job's output) they print plain lines instead, which `line()` writes.
+A feedback with a `log_file` (a run's train.log) appends every line there too, also when quiet.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.text import Text
@@ -50,22 +55,58 @@ class CountColumn(ProgressColumn):
         return Text(f"{text} {unit}".rstrip(), style="progress.download")
 
 
+def _plain(message: str) -> str:
+    """A message without its rich markup, as a text file shows it."""
+    try:
+        return Text.from_markup(message).plain
+    except Exception:  # noqa: BLE001 - text that only looks like markup (brackets) is kept as it is
+        return message
+
+
 @dataclass
 class Feedback:
     """Where a long step reports progress and log lines (stderr), unless `quiet`."""
 
     quiet: bool = False
     console: Console = field(default_factory=lambda: Console(stderr=True))
-    bars: bool = True  # False: log lines only (a log file has no use for redrawn bars)
+    bars: bool = True  # False: plain log lines instead of bars (a log file has no use for redrawn bars)
+    log_every: int = 1  # training prints a plain line every N-th epoch (and the last)
+    log_file: Path | None = None  # every line is appended here too (a run's train.log), even when quiet
+    trackers: tuple[Any, ...] = ()  # experiment trackers each training run reports to (hbench.trackers)
     # rich allows one live display at a time: a bar opened inside another joins the outer display.
     _active: Progress | None = field(default=None, init=False, repr=False)
 
+    @classmethod
+    def for_stderr(cls, quiet: bool = False, **settings: Any) -> Feedback:
+        """Bars on a terminal, plain lines when stderr goes to a file or a pipe."""
+        console = Console(stderr=True)
+        return cls(quiet=quiet, console=console, bars=console.is_terminal, **settings)
+
+    def logging_to(self, log_file: Path) -> Feedback:
+        """The same feedback, also appending every line to `log_file`."""
+        copy = dataclasses.replace(self, log_file=log_file)
+        copy._active = self._active
+        return copy
+
+    def _append(self, message: str) -> None:
+        if self.log_file is not None:
+            with open(self.log_file, "a", encoding="utf-8") as log:
+                log.write(_plain(message) + "\n")
+
     def log(self, message: str) -> None:
+        self._append(message)
         if not self.quiet:
-            self.console.print(message, highlight=False)
+            self.console.print(message, highlight=False, soft_wrap=True)
+
+    def line(self, message: str) -> None:
+        """A plain progress line (no markup): on stderr where there are no bars, and in the log file."""
+        self._append(message)
+        if not self.quiet and not self.bars:
+            self.console.print(message, highlight=False, soft_wrap=True, markup=False)
 
     def warn(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+        self._append(f"warning: {message}")
+        self.console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
 
     @contextlib.contextmanager
     def progress(
@@ -102,3 +143,17 @@ class Feedback:
 
 
 QUIET = Feedback(quiet=True)
+
+ProgressStyle = Literal["rich", "log"]
+
+
+def as_feedback(progress: ProgressStyle | Feedback | None) -> Feedback:
+    """The Python API's `progress=`: "rich" bars, "log" plain lines (on stderr), None silence, or a Feedback."""
+    if isinstance(progress, Feedback):
+        return progress
+    if progress is None:
+        return QUIET
+    if progress not in ("rich", "log"):
+        raise ValueError(f"progress must be 'rich', 'log', None or a Feedback, not {progress!r}")
+    return Feedback(bars=progress == "rich")
+

@@ -1,4 +1,5 @@
-"""Shared fixtures. Real data lives in ../shared/data beside the checkout (never in the repository)."""
+"""Shared fixtures. Real data lives in $HBENCH_TEST_DATA, else ../shared/data beside the checkout (never in
+the repository)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,24 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+
+
+def shared_data_dir() -> Path:
+    """Where the real-data mirror is looked for: `$HBENCH_TEST_DATA`, else ../shared/data."""
+    explicit = os.environ.get("HBENCH_TEST_DATA")
+    return Path(explicit).expanduser().resolve() if explicit else (REPO / ".." / "shared" / "data").resolve()
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real-data mirror. CI sets HBENCH_REQUIRE_SHARED=1 so that a missing mirror fails loudly."""
-    if not (SHARED_DATA / "README.md").is_file():
+    found = shared_data_dir()
+    if not (found / "README.md").is_file():
+        message = f"real data not found at {found} (set HBENCH_TEST_DATA to the mirror's directory)"
         if os.environ.get("HBENCH_REQUIRE_SHARED") == "1":
-            pytest.fail(f"real data not found at {SHARED_DATA}")
-        pytest.skip(f"real data not found at {SHARED_DATA}")
-    return SHARED_DATA
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
 
 
 @pytest.fixture()

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import sys
-import warnings
 
 import typer
-
-# geoopt decorates functions with torch.jit.script at import; newer torch warns about it on every run.
-warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
 
 from hbench.cli import datasets as datasets_commands
 from hbench.cli import demo as demo_commands
 from hbench.cli import features as feature_commands
 from hbench.cli import plots as plot_commands
 from hbench.cli import reports as report_commands
+from hbench.cli import runs as run_commands
 from hbench.cli import sweep as sweep_commands
 from hbench.cli import train as train_commands
 from hbench.cli.common import Group, version_option
@@ -28,7 +25,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.callback()(version_option)
-for module in (datasets_commands, feature_commands, train_commands, sweep_commands, report_commands, plot_commands, demo_commands):
+for module in (datasets_commands, feature_commands, train_commands, sweep_commands, report_commands, run_commands,
+               plot_commands, demo_commands):
     module.register(app)
 
 

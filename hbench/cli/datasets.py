@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 from hbench.cli.common import Command, Home, Quiet, feedback, print_table
+from hbench.config import flat_items
 from hbench.datasets.hyperbolicity import DEFAULT_NODES, DEFAULT_SAMPLES, Hyperbolicity, estimate_hyperbolicity
 from hbench.datasets.prepare import CustomFiles, dataset_statistics, load_dataset, prepare_dataset
 from hbench.datasets.registry import list_datasets
@@ -107,7 +108,7 @@ def _print_statistics(ds: PreparedDataset) -> None:
     """Our statistics, with the source's published figure beside each one it publishes."""
     published = ds.manifest.get("spec", {}).get("published", {})
     rows = []
-    for key, value in _flatten(dataset_statistics(ds)):
+    for key, value in flat_items(dataset_statistics(ds)):
         reference = published.get(key)
         mark = "" if reference is None else f"{_fmt(reference)} {'✓' if reference == value else '✗'}"
         rows.append((key, _fmt(value), mark))
@@ -131,16 +132,6 @@ def hyperbolicity_rows(h: Hyperbolicity) -> list[tuple[str, str]]:
                   f"({h.component_users:,} users, {h.component_items:,} items; {h.components:,} component{'s' if h.components > 1 else ''} in all)"),
         ("sample", f"{h.pool:,} nodes (one BFS each), {h.quadruples:,} quadruples, seed {h.seed}"),
     ]
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    rows: list[tuple[str, Any]] = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            rows += _flatten(value, f"{prefix}{key}.")
-        else:
-            rows.append((f"{prefix}{key}", value))
-    return rows
 
 
 def _fmt(value: Any) -> str:

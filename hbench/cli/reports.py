@@ -51,23 +51,14 @@ def table(
     fragment: Annotated[bool, typer.Option("--fragment", help="HTML: only the <table> elements, not a whole page.")] = False,
 ) -> None:
     """Paper-style tables: one per dataset × protocol, mean ± std over seeds, best in bold, significance markers."""
-    from hbench.errors import HBenchError
-    from hbench.reports.collect import collect_runs
+    from hbench.api import table as render_table
     from hbench.reports.significance import SignificanceSettings
-    from hbench.reports.tables import FORMATS, build_tables, parse_labels, render
-
-    if fmt not in FORMATS:  # before any test runs
-        raise HBenchError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if fragment and fmt != "html":
-        raise HBenchError(f"--fragment is for --format html, not {fmt}")
-    labels = parse_labels(label or [])
     settings = None
     if not no_test and test != "none":
         settings = SignificanceSettings(test=test, unit=unit, correction=correction, alpha=alpha, pairs=pairs,
                                         baseline=baseline, seed=seed, n_resamples=resamples)
-    tables = build_tables(collect_runs(results, selected_only=not all_configs), metric, significance=settings,
-                          with_paper=with_paper, labels=labels, time_to_quality=time_to_quality)
-    _emit(render(tables, fmt, fragment=fragment), output)
+    _emit(render_table(results, fmt, metric, significance=settings, with_paper=with_paper, all_configs=all_configs,
+                       labels=label or [], fragment=fragment, time_to_quality=time_to_quality), output)
 
 
 def compare(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hbench.cli.common import Command, Home, Quiet, feedback, parse_int_list
+from hbench.cli.common import Command, Home, LogEvery, Quiet, TrackerKind, TrackerUri, feedback, parse_int_list, trackers
 from hbench.errors import HBenchError
 
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -75,7 +75,7 @@ def _flag_form(args: list[str], model: str | None = None) -> tuple[dict[str, Any
 
 def _run(spec: Any, out: Path | None, executor: str, jobs: int, address: str | None, cpus_per_cell: float,
          gpus_per_cell: float | None, ship_results: bool, device: str, dry_run: bool, home: Path | None,
-         quiet: bool) -> None:
+         quiet: bool, log_every: int, tracker: str | None, tracker_uri: str | None) -> None:
     from hbench.experiments import ExecutorOptions, describe_plan, plan_sweep, run_sweep
 
     out = out if out is not None else Path("results") / "sweeps" / spec.name
@@ -84,7 +84,7 @@ def _run(spec: Any, out: Path | None, executor: str, jobs: int, address: str | N
         return
     options = ExecutorOptions(executor=executor, jobs=jobs, address=address, cpus_per_cell=cpus_per_cell,
                               gpus_per_cell=gpus_per_cell, device=device, ship=ship_results)
-    fb = feedback(quiet)
+    fb = feedback(quiet, log_every=log_every, trackers=trackers(tracker, tracker_uri, spec.name))
     report = run_sweep(spec, out, home=home, executor=options, feedback=fb)
     typer.echo(report.markdown(), nl=False)
     fb.log(f"{report.ran} cells run, {report.skipped} already finished, {report.failed} failed, "
@@ -111,6 +111,9 @@ def sweep(
     ship_results: Ship = False,
     device: Device = "auto",
     dry_run: DryRun = False,
+    log_every: LogEvery = 1,
+    tracker: TrackerKind = None,
+    tracker_uri: TrackerUri = None,
     home: Home = None,
     quiet: Quiet = False,
 ) -> None:
@@ -129,7 +132,8 @@ def sweep(
         spec = parse_spec({"name": f"{target}-{'-'.join(dataset)}", "datasets": dataset, "seeds": _seeds(seeds, 1),
                            "protocol": protocol, "metric": metric, "train": train,
                            "models": [{"name": target, "options": options, "grid": grid}]}, "flags")
-    _run(spec, out, executor, jobs, address, cpus_per_cell, gpus_per_cell, ship_results, device, dry_run, home, quiet)
+    _run(spec, out, executor, jobs, address, cpus_per_cell, gpus_per_cell, ship_results, device, dry_run, home, quiet,
+         log_every, tracker, tracker_uri)
 
 
 def ablate(
@@ -148,6 +152,9 @@ def ablate(
     ship_results: Ship = False,
     device: Device = "auto",
     dry_run: DryRun = False,
+    log_every: LogEvery = 1,
+    tracker: TrackerKind = None,
+    tracker_uri: TrackerUri = None,
     home: Home = None,
     quiet: Quiet = False,
 ) -> None:
@@ -160,4 +167,5 @@ def ablate(
     seed_value = _seeds(seeds, 3)
     spec = ablation_spec(model, dataset, list(range(seed_value)) if isinstance(seed_value, int) else seed_value,
                          train, protocol, metric)
-    _run(spec, out, executor, jobs, address, cpus_per_cell, gpus_per_cell, ship_results, device, dry_run, home, quiet)
+    _run(spec, out, executor, jobs, address, cpus_per_cell, gpus_per_cell, ship_results, device, dry_run, home, quiet,
+         log_every, tracker, tracker_uri)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from hbench.cli.common import Command, Home, Quiet, feedback, parse_int_list, print_table
+from hbench.cli.common import Command, Home, LogEvery, Quiet, TrackerKind, TrackerUri, feedback, parse_int_list, print_table, trackers
 from hbench.config import TrainConfig
 from hbench.errors import HBenchError
 
@@ -90,6 +90,9 @@ def train(
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")] = "auto",
     out: Annotated[Path, typer.Option(help="Results root; one run directory per run below it.")] = Path("results"),
     force: Annotated[bool, typer.Option("--force", help="Train again even if this exact run has finished.")] = False,
+    log_every: LogEvery = 1,
+    tracker: TrackerKind = None,
+    tracker_uri: TrackerUri = None,
     home: Home = None,
     quiet: Quiet = False,
 ) -> None:
@@ -102,7 +105,7 @@ def train(
     model_options = parse_model_args(list(ctx.args), model_switches(model))
     seeds = parse_int_list(seed, "--seed") if seed else [0]
     ks = tuple(parse_int_list(k, "--k")) if k else _DEFAULTS["ks"]
-    fb = feedback(quiet)
+    fb = feedback(quiet, log_every=log_every, trackers=trackers(tracker, tracker_uri, "hbench"))
     failures = 0
     for s in seeds:
         config = TrainConfig(dataset=dataset, protocol=protocol, dim=dim, lr=lr, batch_size=batch_size, epochs=epochs,

@@ -33,6 +33,7 @@ from hbench.datasets.registry import (
     SplitKind,
     SplitOrder,
     get_dataset,
+    list_datasets,
 )
 from hbench.datasets.splits import (
     SeedStreams,
@@ -45,7 +46,7 @@ from hbench.datasets.splits import (
     sorted_unique,
 )
 from hbench.datasets.store import MANIFEST, Interactions, PreparedDataset, load_prepared, save_prepared
-from hbench.errors import HBenchError
+from hbench.errors import HBenchError, closest_names
 from hbench.paths import mirror_dirs, prepared_dir, raw_dir
 from hbench.ui import QUIET, Feedback
 
@@ -581,5 +582,11 @@ def load_dataset(ref: str | Path, home: Path | None = None) -> PreparedDataset:
         raise HBenchError(f"{path} is not a prepared dataset (no {MANIFEST}); run `hbench prepare NAME` first")
     target = prepared_dir(text, home)
     if not (target / MANIFEST).is_file():
-        raise HBenchError(f"dataset {text!r} is not prepared (nothing at {target}); run `hbench prepare {text}` first")
+        registered = {spec.name for spec in list_datasets()}
+        if text in registered:
+            raise HBenchError(f"dataset {text!r} is not prepared (nothing at {target}); run `hbench prepare {text}` first")
+        prepared = {p.parent.name for p in target.parent.glob(f"*/{MANIFEST}")}
+        guesses = closest_names(text, registered | prepared)
+        hint = f"did you mean {' or '.join(guesses)}?" if guesses else "`hbench datasets` lists the registered ones"
+        raise HBenchError(f"no dataset {text!r}, prepared or registered; {hint}")
     return load_prepared(target)

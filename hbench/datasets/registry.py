@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from hbench.errors import HBenchError
+from hbench.errors import HBenchError, closest_names
 
 SplitKind = Literal["loo", "ratio", "fixed"]
 SplitOrder = Literal["temporal", "random"]
@@ -112,7 +112,9 @@ def _registry() -> dict[str, DatasetSpec]:
 def get_dataset(name: str) -> DatasetSpec:
     datasets = _registry()
     if name not in datasets:
-        raise HBenchError(f"unknown dataset {name!r}; known: {', '.join(sorted(datasets))} (see `hbench datasets`)")
+        guesses = closest_names(name, datasets)
+        hint = f"did you mean {' or '.join(guesses)}? " if guesses else ""
+        raise HBenchError(f"unknown dataset {name!r}; {hint}known: {', '.join(sorted(datasets))} (see `hbench datasets`)")
     return datasets[name]
 
 

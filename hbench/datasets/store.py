@@ -49,6 +49,9 @@ class Interactions:
     def __len__(self) -> int:
         return int(self.users.shape[0])
 
+    def __repr__(self) -> str:
+        return f"<Interactions: {len(self):,} pairs{', timestamped' if self.timestamps is not None else ''}>"
+
     @classmethod
     def empty(cls) -> Interactions:
         return cls(np.zeros(0, np.int64), np.zeros(0, np.int64))
@@ -84,6 +87,10 @@ class PreparedDataset:
     def train_graph(self) -> TrainingGraph:
         """The training pairs as one CSR graph, built on first use (sampling, masking and graph models read it)."""
         return TrainingGraph.from_interactions(self.train, self.n_users, self.n_items)
+
+    def __repr__(self) -> str:
+        return (f"<dataset {self.name}: {self.n_users:,} users, {self.n_items:,} items, train {len(self.train):,} / "
+                f"valid {len(self.valid):,} / test {len(self.test):,}, protocol {self.default_protocol}: {self.path}>")
 
     @property
     def split_hash(self) -> str:

@@ -32,6 +32,8 @@ class CellTask:
     threads: int | None = None  # torch intra-op threads; None leaves torch's default
     ship: bool = False  # train in a scratch directory and return the files (no shared storage)
     shipped_run: dict[str, str] | None = None  # with ship: an interrupted run's files, for the worker to resume
+    log_every: int = 1  # an epoch line in the run's train.log every N epochs
+    trackers: tuple[Any, ...] = ()  # hbench.trackers.Tracker (plain data) the run reports to
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,7 @@ class CellOutcome:
 def execute_cell(task: CellTask) -> CellOutcome:
     """Train one cell (resuming it if it was interrupted); never raises, a failure is an outcome."""
     import torch
-    from rich.console import Console
 
-    from hbench.runs import LOG
     from hbench.training.trainer import plan_run, train_planned
     from hbench.ui import Feedback
 
@@ -65,10 +65,9 @@ def execute_cell(task: CellTask) -> CellOutcome:
             unpack_files(task.shipped_run, out)  # resume.pt and all: the worker resumes, as on shared storage
         planned = plan_run(task.cell.model, task.cell.config(task.device), task.cell.options, out=out, home=home)
         run_path = planned.run_dir.path
-        run_path.mkdir(parents=True, exist_ok=True)
-        with open(run_path / LOG, "a", encoding="utf-8") as log:
-            feedback = Feedback(console=Console(file=log, width=120, force_terminal=False), bars=False)
-            result = train_planned(planned, feedback=feedback)
+        # The run's lines go to its train.log (the trainer writes it); the sweep's own log says when cells end.
+        feedback = Feedback(quiet=True, bars=False, log_every=task.log_every, trackers=task.trackers)
+        result = train_planned(planned, feedback=feedback)
         files = pack_run_files(result.path, out) if task.ship else None
         path = str(Path(task.out) / result.path.relative_to(out)) if task.ship else str(result.path)
         message = result.metrics.get("message", "")

@@ -6,6 +6,7 @@ A sweep directory is an ordinary results directory (run directories in the usual
     failed.json         cells that raised an error, with the message (rewritten at the end of each run)
     selection.json      the configurations selected on validation (read by `hbench table`)
     sweep-summary.csv   every cell: configuration, status, validation and test metrics, seconds, path
+                        (relative to the sweep directory)
     sweep-summary.md    per configuration: mean ± std over seeds, the selected ones and why
 
 Selection looks at validation metrics only: for each dataset and model, the configuration with the highest
@@ -29,6 +30,7 @@ from hbench.atomic import write_json, write_text
 from hbench.errors import HBenchError
 from hbench.experiments.executors import (
     EXECUTORS,
+    CellOutcome,
     CellTask,
     pack_run_files,
     run_processes,
@@ -38,7 +40,7 @@ from hbench.experiments.executors import (
 )
 from hbench.experiments.plan import Cell, PlannedCell, SweepPlan, plan_sweep
 from hbench.experiments.spec import SweepSpec
-from hbench.runs import RESUME, SELECTION, SWEEP_PLAN
+from hbench.runs import METRICS, RESUME, SELECTION, SWEEP_PLAN
 from hbench.ui import QUIET, Feedback
 
 FAILED, SUMMARY_CSV, SUMMARY_MD = ("failed.json", "sweep-summary.csv", "sweep-summary.md")
@@ -83,6 +85,11 @@ class SweepReport:
 
     def markdown(self) -> str:
         return (self.out / SUMMARY_MD).read_text()
+
+    def __repr__(self) -> str:
+        chosen = "; ".join(f"{s.model} {s.settings}" for s in self.selections)
+        return (f"<sweep {self.out}: {len(self.cells)} cells, {self.ran} run, {self.skipped} already finished, "
+                f"{self.failed} failed{'; selected ' + chosen if chosen else ''}>")
 
 
 def describe_plan(plan: SweepPlan) -> str:
@@ -157,12 +164,15 @@ class _Execution:
         tasks = [CellTask(c.cell, str(self.out), str(self.home) if self.home else None, self.executor.device,
                           ship=self.executor.ship,
                           shipped_run=pack_run_files(c.run_dir.path, self.out)
-                          if self.executor.ship and c.state == "resumable" else None) for c in pending]
+                          if self.executor.ship and c.state == "resumable" else None,
+                          log_every=self.feedback.log_every, trackers=self.feedback.trackers) for c in pending]
+        numbers = {_cell_key(c.cell): f"cell {i}/{len(pending)}" for i, c in enumerate(pending, 1)}
         budget = self.spec.budget
         with self.feedback.progress(title, total=len(tasks), unit="cells") as bar:
             def on_start(cell: Cell) -> None:
                 self.counts["running"] += 1
                 bar.update(info=_status_line(self.counts, cell))
+                self.feedback.line(f"{numbers[_cell_key(cell)]} start: {_cell_text(cell)}")
 
             for outcome in _outcomes(tasks, self.executor, on_start):
                 self.ran += 1
@@ -183,6 +193,7 @@ class _Execution:
                     self.failures.pop(key, None)
                     self.counts["done" if outcome.status == "completed" else "diverged"] += 1
                 write_json(self.out / FAILED, self.failures)
+                self.feedback.line(f"{numbers[_cell_key(cell)]} end: {_cell_text(cell)}: {_outcome_text(outcome)}")
                 bar.advance(1)
                 bar.update(info=_status_line(self.counts, None))
                 if budget.max_hours is not None and time.perf_counter() - self.started > budget.max_hours * 3600:
@@ -257,6 +268,22 @@ def _outcomes(tasks: list[CellTask], options: ExecutorOptions, on_start) -> Any:
     return run_sequential(tasks, on_start)
 
 
+def _cell_text(cell: Cell) -> str:
+    settings = " ".join(f"{k}={v}" for k, v in cell.options.items())
+    return " ".join(p for p in (cell.train["dataset"], cell.model, cell.variant, settings, f"seed {cell.seed}") if p)
+
+
+def _outcome_text(outcome: CellOutcome) -> str:
+    """`completed in 12.3s, valid ndcg@10 0.3121, test ...` or the status and its message's last line."""
+    text = f"{outcome.status} in {outcome.seconds:.1f}s"
+    if outcome.status == "completed" and outcome.path is not None:
+        metrics = json.loads((Path(outcome.path) / METRICS).read_text())
+        metric = metrics["selection_metric"]
+        text += f", valid {metric} {metrics['valid'][metric]:.4f}"
+    lines = outcome.message.strip().splitlines()
+    return text + (f": {lines[-1]}" if lines else "")
+
+
 def _status_line(counts: dict[str, int], cell: Cell | None) -> str:
     text = f"done {counts['done']} · running {counts['running']} · diverged {counts['diverged']} · failed {counts['failed']}"
     if cell is not None:
@@ -285,7 +312,7 @@ def _cell_rows(out: Path) -> pd.DataFrame:
         row: dict[str, Any] = {
             "dataset": cell["train"]["dataset"], "model": cell["model"], "variant": cell["variant"],
             "seed": cell["train"]["seed"], "group_hash": cell["group_hash"], "config_hash": cell["config_hash"],
-            "path": str(run_dir.path), "settings": "",
+            "path": cell["path"], "settings": "",  # relative to the sweep directory, so it can move
             # resolved at plan time, so configurations that have not run yet still sit under their protocol
             "protocol": cell.get("protocol") or cell["train"].get("protocol"), "selection_metric": cell.get("metric"),
             "values": json.dumps({**{k: v for k, v in cell["train"].items() if k not in ("dataset", "seed")},

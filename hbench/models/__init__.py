@@ -1,5 +1,6 @@
 """Models. Importing this package registers the built-in ones."""
 
+import hbench.quiet_geoopt  # noqa: F401 - first, so that the models' `import geoopt` is silent
 from hbench.models import bpr, cml, hyperml, pop  # noqa: F401 - registration side effect
 from hbench.models import acf, vbpr  # noqa: F401 - registration side effect (visual models)
 from hbench.models import hgcf, lightgcn  # noqa: F401 - registration side effect (graph models)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from hbench.models.registry import get_model_class, parse_options
 from hbench.models.rows import RowGradients
 from hbench.runs import RunDirectory, environment, package_version
 from hbench.training.optim import RowAdam
+from hbench.training.runlog import RunReporter, metrics_text
 from hbench.training.sampling import EpochStream, NegativeSampler
 from hbench.ui import QUIET, Feedback
 
@@ -51,6 +53,9 @@ class RunResult:
     status: str  # completed | diverged
     metrics: dict[str, Any]
     skipped: bool = False  # an identical finished run already existed
+
+    def __repr__(self) -> str:
+        return f"<run {self.status}{' (skipped)' if self.skipped else ''}: {self.path} {metrics_text(self.metrics.get('test', {}))}>"
 
 
 def _seed_streams(seed: int) -> tuple[torch.Generator, np.random.Generator]:
@@ -184,6 +189,7 @@ def _fit(
     device: torch.device,
     feedback: Feedback,
     resume: dict[str, Any] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] = lambda entry: None,
 ) -> FitOutcome:
     """Epochs of sampled triples, validation every `eval_every` epochs, early stopping on `metric`.
 
@@ -290,6 +296,7 @@ def _fit(
                 stale = 0 if keep_if_best(entry["valid"], epoch) else stale + 1
             history.append(entry)
             run_dir.write_history(history)
+            on_epoch(entry)
             if epoch < config.epochs and stale < config.patience:
                 save_resume_state(epoch, drawn.rng_state_after)
             bar.advance(1)
@@ -421,9 +428,12 @@ def train_planned(planned: PlannedRun, *, force: bool = False, feedback: Feedbac
     context = ModelContext(dataset.n_users, dataset.n_items, config.dim, dataset.train, init_generator,
                            item_features=item_features, graph=dataset.train_graph)
     model = cls(context, planned.options).to(device)
-    feedback.log(f"[bold]{planned.model_name}[/bold] on {dataset.name} ({run.protocol}), seed {config.seed}, device {device}")
+    reporter = RunReporter(feedback, run_dir, run.to_dict(), config.epochs if cls.trainable else 0)
+    feedback = reporter.feedback  # the same, also writing the run's train.log
+    reporter.start(str(device))
     outcome = _fit(model, dataset, config, protocol=run.protocol, metric=run.metric, lr=run.lr,
-                   sampling_rng=sampling_rng, run_dir=run_dir, device=device, feedback=feedback, resume=resume)
+                   sampling_rng=sampling_rng, run_dir=run_dir, device=device, feedback=feedback, resume=resume,
+                   on_epoch=reporter.epoch)
     if outcome.status == "completed" and outcome.best_state is None:
         # NaN never beats the best so far: with no finite validation value there is no checkpoint to test.
         outcome.status = "diverged"
@@ -448,4 +458,5 @@ def train_planned(planned: PlannedRun, *, force: bool = False, feedback: Feedbac
     summary.update(train_seconds=round(outcome.train_seconds, 3), eval_seconds=round(outcome.eval_seconds, 3),
                    **time_to_quality(outcome.history, run.metric), quality_fraction=QUALITY_FRACTION)
     run_dir.finish(summary)
+    reporter.finish(summary)
     return RunResult(run_dir.path, outcome.status, summary)

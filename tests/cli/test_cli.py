@@ -20,12 +20,15 @@ def run(args: list[str], capsys) -> tuple[int, str, str]:
     ("args", "message"),
     [
         (["train", "nope", "--dataset", "x"], "error: unknown model 'nope'"),
-        (["train", "bpr", "--dataset", "not-prepared"], "run `hbench prepare not-prepared` first"),
+        (["train", "bpr", "--dataset", "not-prepared"], "error: no dataset 'not-prepared', prepared or registered"),
+        (["train", "bpr", "--dataset", "movielens-1m"], "run `hbench prepare movielens-1m` first"),
         (["train", "bpr"], "error: Missing option '--dataset'"),
         (["prepare", "no-such-dataset"], "error: unknown dataset 'no-such-dataset'"),
         (["train", "bpr", "--dataset", "x", "--dim", "many"], "error: Invalid value for '--dim'"),
         (["table", "/no/such/results"], "error: results directory /no/such/results does not exist"),
-        (["info", "nothing"], "error: dataset 'nothing' is not prepared"),
+        (["info", "nothing"], "error: no dataset 'nothing', prepared or registered; `hbench datasets` lists"),
+        (["info", "amazon-clotihng"], "did you mean amazon-clothing or amazon2014-clothing"),
+        (["prepare", "movielens-1"], "did you mean movielens-1m or movielens-100k"),
         (["models", "nope"], "error: unknown model 'nope'"),
     ],
 )

@@ -45,6 +45,8 @@ def test_sweep_runs_every_cell_once_and_selects_on_validation(tiny_dataset, tmp_
     assert report.ran == 6 and report.failed == 0 and report.skipped == 0
     cells = pd.read_csv(out / "sweep-summary.csv")
     assert len(cells) == 6 and set(cells["status"]) == {"completed"}
+    # Paths are relative to the sweep directory, wherever the sweep ran from.
+    assert all(not Path(p).is_absolute() and (out / p / "metrics.json").is_file() for p in cells["path"])
 
     # Selection by hand: the hyperml configuration with the higher mean validation metric over its 2 seeds.
     by_c: dict[float, list[float]] = {}

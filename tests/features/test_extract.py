@@ -236,7 +236,7 @@ def test_cli_errors_are_one_line(tiny_dataset, capsys, offline_torch_home) -> No
         (["features", "tiny", "--encoder", "nope"], "error: unknown encoder 'nope'"),
         (["features", "tiny", "--encoder", "inception_v3"], "error: no weights for inception_v3 offline"),
         (["features", "tiny", "--device", "cuda:7"], "error: device cuda:7 requested"),
-        (["features", "missing-dataset"], "error: dataset 'missing-dataset' is not prepared"),
+        (["features", "missing-dataset"], "error: no dataset 'missing-dataset', prepared or registered"),
     ):
         with pytest.raises(SystemExit) as exit_info:
             main(args)

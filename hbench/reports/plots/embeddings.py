@@ -18,10 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hbench.datasets.store import MANIFEST, Interactions, PreparedDataset, load_prepared
+from hbench.datasets.store import Interactions, PreparedDataset
 from hbench.errors import HBenchError
-from hbench.paths import prepared_dir
-from hbench.reports.plots.rundirs import open_run, run_label
+from hbench.reports.plots.rundirs import run_label
 from hbench.ui import QUIET, Feedback
 
 # Largest √c‖x‖ used: points geoopt projected in float32 can round onto the boundary, where artanh is infinite.
@@ -208,49 +207,6 @@ class RunEmbeddings:
         return item_popularity(self.dataset.train, self.dataset.n_items)
 
 
-def run_dataset(config: dict[str, Any], home: Path | None = None) -> PreparedDataset:
-    """The run's prepared dataset: at the path recorded in config.json, else by name under `home`.
-
-    Either must have the run's split hash: popularity counts and checkpoint rows are only meaningful
-    for the split the run was trained on.
-    """
-    recorded = config["dataset"]
-    expected = recorded["split_hash"]
-    tried = []
-    candidates = ([Path(recorded["path"])] if recorded.get("path") else []) + [prepared_dir(recorded["name"], home)]
-    for path in dict.fromkeys(candidates):  # the same folder once
-        if not (path / MANIFEST).is_file():
-            tried.append(f"{path} (not there)")
-            continue
-        dataset = load_prepared(path)
-        if dataset.split_hash == expected:
-            return dataset
-        tried.append(f"{path} (another split)")
-    raise HBenchError(f"cannot find dataset {recorded['name']!r} with the run's split {expected[:10]}: tried "
-                      f"{'; '.join(tried)}; pass --home where it was prepared")
-
-
-def _run_features(dataset: PreparedDataset, features_id: dict[str, str] | None) -> Any:
-    """The exact image features the run was trained with (visual models), as a float32 tensor."""
-    if not features_id:
-        return None
-    import json
-
-    import torch
-
-    from hbench.features.extract import MANIFEST as FEATURES_MANIFEST
-    from hbench.features.extract import FeatureArtifact, features_root
-
-    root = features_root(dataset)
-    for manifest_path in sorted(root.glob(f"*/{FEATURES_MANIFEST}")) if root.is_dir() else []:
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("key") == features_id["key"]:
-            array = FeatureArtifact(manifest_path.parent, manifest).features()
-            return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-    raise HBenchError(f"the {features_id['encoder']} features this run was trained with ({features_id['key'][:10]}) "
-                      f"are no longer under {root}; run `hbench features {dataset.name} --encoder {features_id['encoder']}`")
-
-
 def load_run_embeddings(path: Path, home: Path | None = None, *, purpose: str = "this plot",
                         feedback: Feedback = QUIET) -> RunEmbeddings:
     """Rebuild the run's model from config.json and checkpoint.pt and take its representations.
@@ -258,34 +214,20 @@ def load_run_embeddings(path: Path, home: Path | None = None, *, purpose: str = 
     Refuses a run whose geometry is not the Poincaré ball (Euclidean models have no hyperbolic distance
     from the origin).
     """
-    import torch
-
     from hbench.geometry import PoincareDistance
-    from hbench.models.base import ModelContext
-    from hbench.models.registry import get_model_class, parse_options
+    from hbench.training.restore import restore_run
 
-    run = open_run(path, need_checkpoint=True)
-    config = run.read_config()
-    cls = get_model_class(config["model"])
-    options = parse_options(cls, config["model_options"])
-    feedback.log(f"loading dataset {config['dataset']['name']!r} and the checkpoint of {run.path}")
-    dataset = run_dataset(config, home)
-    context = ModelContext(dataset.n_users, dataset.n_items, int(config["train"]["dim"]), dataset.train,
-                           torch.Generator().manual_seed(0),  # every parameter is then overwritten by the checkpoint
-                           item_features=_run_features(dataset, config["dataset"].get("features")))
-    model = cls(context, options)
-    model.load_state_dict(run.load_checkpoint())
-    model.eval()
-    reps = model.representations()
+    run = restore_run(path, home, feedback=feedback)
+    reps = run.representations()
     if not isinstance(reps.geometry, PoincareDistance):
-        raise HBenchError(f"{purpose} needs a hyperbolic run, but {config['model']} in {run.path} scores with the "
+        raise HBenchError(f"{purpose} needs a hyperbolic run, but {run.config['model']} in {run.path} scores with the "
                           f"Euclidean '{reps.geometry.name}' geometry (no Poincaré ball)")
     return RunEmbeddings(
         path=run.path,
-        config=config,
-        label=run_label(config),
+        config=run.config,
+        label=run_label(run.config),
         users=reps.users.detach().cpu().double().numpy(),
         items=reps.items.detach().cpu().double().numpy(),
         c=float(reps.geometry.c),
-        dataset=dataset,
+        dataset=run.dataset,
     )

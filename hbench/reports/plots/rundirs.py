@@ -6,19 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from hbench.errors import HBenchError
-from hbench.runs import CHECKPOINT, CONFIG, HISTORY, RunDirectory
-
-
-def open_run(path: Path, *, need_checkpoint: bool = False) -> RunDirectory:
-    """A run directory that exists and holds config.json (and checkpoint.pt when asked), else a user error."""
-    path = Path(path)
-    if not path.exists():
-        raise HBenchError(f"run directory {path} does not exist")
-    if not (path / CONFIG).is_file():
-        raise HBenchError(f"{path} is not a run directory (no {CONFIG}; `hbench train` writes one per run)")
-    if need_checkpoint and not (path / CHECKPOINT).is_file():
-        raise HBenchError(f"{path} has no {CHECKPOINT} (the run stopped before its first validation)")
-    return RunDirectory(path)
+from hbench.runs import CONFIG, HISTORY, RunDirectory, open_run
 
 
 def runs_below(paths: list[Path]) -> list[RunDirectory]:
