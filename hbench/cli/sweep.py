@@ -34,6 +34,9 @@ def register(app: typer.Typer) -> None:
         "e.g. hbench sweep hyperml --dataset amazon-sports --c 0.5,1,2 --gamma 0,0.2 --seeds 3"))(sweep)
     app.command("ablate", cls=Command, context_settings=_EXTRA, epilog=(
         "Other --name value flags fix training settings for every variant, e.g. --epochs 20."))(ablate)
+    app.command("tune", cls=Command, context_settings=_EXTRA, epilog=(
+        "Other --name value flags fix training settings for every trial, e.g. --epochs 30 --dim 50. "
+        "Example: hbench tune -d amazon-sports --models bpr,cml,hyperml,lightgcn,hgcf --trials 20 --seeds 5"))(tune)
 
 
 def _seeds(given: list[str] | None, default: int) -> Any:
@@ -134,6 +137,48 @@ def sweep(
                            "models": [{"name": target, "options": options, "grid": grid}]}, "flags")
     _run(spec, out, executor, jobs, address, cpus_per_cell, gpus_per_cell, ship_results, device, dry_run, home, quiet,
          log_every, tracker, tracker_uri)
+
+
+def tune(
+    ctx: typer.Context,
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Prepared dataset name or directory.")],
+    models: Annotated[str, typer.Option("--models", help="Comma-separated models, each searched with the same budget.")],
+    trials: Annotated[int, typer.Option("--trials", help="TPE trials per model (seed 0 each).")] = 20,
+    seeds: Seeds = None,
+    protocol: Annotated[str | None, typer.Option(help="loo | full | auc (default: the dataset's).")] = None,
+    metric: Annotated[str | None, typer.Option(help="Validation metric that selects (default: the protocol's).")] = None,
+    search_seed: Annotated[int, typer.Option("--search-seed", help="Seed of the TPE sampler.")] = 0,
+    out: Out = None,
+    executor: Executor = "sequential",
+    jobs: Jobs = 1,
+    device: Device = "auto",
+    log_every: LogEvery = 1,
+    home: Home = None,
+    quiet: Quiet = False,
+) -> None:
+    """Equal-budget tuning: the same TPE search for every model on validation, then each winner over the seeds."""
+    from hbench.experiments import ExecutorOptions
+    from hbench.experiments.tune import budget_text
+    from hbench.experiments.tune import tune as run_tune
+
+    options, train, grid = _flag_form(list(ctx.args))
+    if options or grid:
+        raise HBenchError(f"tune takes training settings only (e.g. --epochs 30); unknown or swept: "
+                          f"{', '.join([*options, *grid])}")
+    seed_value = _seeds(seeds, 5)
+    seed_list = list(range(seed_value)) if isinstance(seed_value, int) else seed_value
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    target = out if out is not None else Path("results") / "tune" / Path(dataset).name
+    fb = feedback(quiet, log_every=log_every)
+    report = run_tune(dataset, names, trials, seed_list, target, train=train, protocol=protocol, metric=metric,
+                      search_seed=search_seed, home=home, executor=ExecutorOptions(executor=executor, jobs=jobs,
+                                                                                   device=device), feedback=fb)
+    typer.echo(report.seeds.markdown(), nl=False)
+    typer.echo(budget_text(report.budget))
+    fb.log(f"search in {target / 'search'}, winners over {len(seed_list)} seeds in {target / 'seeds'}: "
+           f"`hbench table {target / 'seeds'}`")
+    if report.seeds.failed:
+        raise typer.Exit(3)
 
 
 def ablate(

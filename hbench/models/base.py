@@ -79,6 +79,8 @@ class Recommender(nn.Module):
     trainable: ClassVar[bool] = True
     needs_features: ClassVar[bool] = False  # the trainer then loads `hbench features` output into the context
     summary: ClassVar[str] = ""
+    # `hbench tune`'s space: option or training setting -> an Axis ({low, high, log} or {choices}).
+    search_space: ClassVar[dict[str, dict[str, Any]]] = {}
     # `hbench ablate` preset: variant name -> options that switch one part off (empty: the full model).
     ablations: ClassVar[dict[str, dict[str, Any]]] = {}
 

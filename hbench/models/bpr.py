@@ -28,6 +28,8 @@ class BPRMF(Recommender):
     Options = BPROptions
     default_lr = 3e-2  # chosen on validation: results/reference/defaults-search
     default_batch_size = 8192
+    # Log ranges for rates and regularisation (Rendle et al. 2019); the equal-budget search of `hbench tune`.
+    search_space = {"lr": {"low": 1e-3, "high": 1e-1, "log": True}, "reg": {"low": 1e-5, "high": 1e-1, "log": True}}
 
     def __init__(self, context: ModelContext, options: BPROptions) -> None:
         super().__init__(context, options)

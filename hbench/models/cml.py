@@ -30,6 +30,8 @@ class CML(Recommender):
     Options = CMLOptions
     default_lr = 1e-2  # chosen on validation: results/reference/defaults-search
     default_batch_size = 8192
+    # Log ranges for rates and regularisation (Rendle et al. 2019); the equal-budget search of `hbench tune`.
+    search_space = {"lr": {"low": 1e-3, "high": 1e-1, "log": True}, "margin": {"low": 0.1, "high": 2.0}}
 
     def __init__(self, context: ModelContext, options: CMLOptions) -> None:
         super().__init__(context, options)

@@ -67,6 +67,9 @@ class HGCF(Recommender):
     # The authors' learning rate and batch (10,000 triples) for their loss summed over the batch.
     default_lr = 1e-3
     default_batch_size = 10_000
+    # Log ranges for rates and regularisation (Rendle et al. 2019); the equal-budget search of `hbench tune`.
+    search_space = {"lr": {"low": 1e-4, "high": 1e-2, "log": True},
+                    "weight_decay": {"low": 1e-4, "high": 1e-1, "log": True}, "margin": {"low": 0.05, "high": 1.0}}
 
     def __init__(self, context: ModelContext, options: HGCFOptions) -> None:
         super().__init__(context, options)

@@ -51,6 +51,8 @@ class LightGCN(Recommender):
     Options = LightGCNOptions
     default_lr = 1e-3  # the paper's (Adam, batch 2048)
     default_batch_size = 2048
+    # Log ranges for rates and regularisation (Rendle et al. 2019); the equal-budget search of `hbench tune`.
+    search_space = {"lr": {"low": 1e-4, "high": 1e-2, "log": True}, "reg": {"low": 1e-6, "high": 1e-2, "log": True}}
 
     def __init__(self, context: ModelContext, options: LightGCNOptions) -> None:
         super().__init__(context, options)

@@ -26,6 +26,7 @@ from hbench.errors import HBenchError
 from hbench.evaluation.ranking import Representations
 from hbench.evaluation.topk import top_k
 from hbench.models.base import ModelContext, Recommender
+from hbench.training.trainer import representations
 from hbench.models.registry import get_model_class, parse_options
 from hbench.paths import prepared_dir
 from hbench.runs import open_run
@@ -91,8 +92,7 @@ class RestoredRun:
                 f"{self.path}>")
 
     def representations(self) -> Representations:
-        with torch.no_grad():
-            return self.model.representations()
+        return representations(self.model)
 
     @cached_property
     def user_ids(self) -> np.ndarray:
@@ -134,7 +134,8 @@ def restore_run(path: Path | str, home: Path | None = None, *, feedback: Feedbac
     dataset = run_dataset(config, home)
     context = ModelContext(dataset.n_users, dataset.n_items, int(config["train"]["dim"]), dataset.train,
                            torch.Generator().manual_seed(0),  # every parameter is then overwritten by the checkpoint
-                           item_features=run_features(dataset, config["dataset"].get("features")))
+                           item_features=run_features(dataset, config["dataset"].get("features")),
+                           graph=dataset.train_graph)
     model = cls(context, options)
     model.load_state_dict(run.load_checkpoint())
     model.eval()

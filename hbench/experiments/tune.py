@@ -1,0 +1,106 @@
+"""Equal-budget tuning (Rendle et al. 2019; Dacrema et al. 2019): every model gets the same search.
+
+`tune(dataset, models, trials, seeds)` runs two sweeps:
+
+1. `search/`: per model, `trials` TPE trials (Optuna) over the search space the model class declares
+   (`Recommender.search_space`: log ranges for learning rates and regularisation), each trial trained with
+   seed 0 under the same training settings; the objective is the validation selection metric only.
+2. `seeds/`: per model, its best trial (highest validation metric) trained over `seeds` (seed 0 again:
+   the same configuration and seed give the same numbers, and the stage stays a self-contained sweep).
+
+Both stages are ordinary resumable sweeps: an interrupted tune resumes where it stopped (TPE trials are
+recorded before they run). `tune.json` in the output directory records the budget each model got.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hbench.atomic import write_json
+from hbench.errors import HBenchError
+from hbench.experiments.spec import TRAIN_KEYS, SweepSpec, parse_spec
+from hbench.experiments.sweep import ExecutorOptions, SweepReport, run_sweep
+from hbench.models.registry import get_model_class
+from hbench.ui import QUIET, Feedback
+
+TUNE_LOG = "tune.json"
+
+
+@dataclass(frozen=True)
+class TuneReport:
+    out: Path
+    search: SweepReport
+    seeds: SweepReport
+    budget: dict[str, Any]
+
+
+def search_spec(dataset: str, models: list[str], trials: int, *, train: dict[str, Any] | None = None,
+                protocol: str | None = None, metric: str | None = None, search_seed: int = 0) -> SweepSpec:
+    """Stage 1: one TPE search per model over its declared space, seed 0."""
+    entries = []
+    for name in models:
+        cls = get_model_class(name)
+        if not cls.search_space:
+            raise HBenchError(f"model {name!r} declares no search space; `hbench tune` needs one (see CONTRIBUTING.md)")
+        entries.append({"name": name, "search": {"method": "tpe", "trials": trials, "seed": search_seed,
+                                                 "space": cls.search_space}})
+    return parse_spec({"name": f"tune-{Path(dataset).name}-search", "datasets": [dataset], "seeds": [0],
+                       "protocol": protocol, "metric": metric, "train": dict(train or {}), "models": entries}, "tune")
+
+
+def _winner_settings(search: SweepReport, model: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model options, training settings) of the run that won `model`'s search."""
+    chosen = [s for s in search.selections if s.model == model]
+    if not chosen:
+        raise HBenchError(f"the search of {model!r} has no finished trial to select")
+    group = chosen[0].group_hash
+    for config_path in sorted(search.out.rglob("config.json")):
+        config = json.loads(config_path.read_text())
+        if config.get("group_hash") == group:
+            train = {k: v for k, v in config["train"].items() if k in TRAIN_KEYS and k != "lr"}
+            return dict(config["model_options"]), {**train, "lr": config["lr"]}
+    raise HBenchError(f"the run directory of {model!r}'s selected trial is missing under {search.out}")
+
+
+def seeds_spec(dataset: str, search: SweepReport, models: list[str], seeds: list[int], *,
+               protocol: str | None = None, metric: str | None = None) -> SweepSpec:
+    """Stage 2: each model's winning configuration over every seed."""
+    entries = []
+    for name in models:
+        options, train = _winner_settings(search, name)
+        entries.append({"name": name, "options": options, "train": train})
+    return parse_spec({"name": f"tune-{Path(dataset).name}-seeds", "datasets": [dataset], "seeds": seeds,
+                       "protocol": protocol, "metric": metric, "models": entries}, "tune")
+
+
+def tune(dataset: str, models: list[str], trials: int, seeds: list[int], out: Path, *,
+         train: dict[str, Any] | None = None, protocol: str | None = None, metric: str | None = None,
+         search_seed: int = 0, home: Path | None = None, executor: ExecutorOptions = ExecutorOptions(),
+         feedback: Feedback = QUIET) -> TuneReport:
+    """Search every model with the same budget on validation, then run each winner over `seeds`."""
+    if trials < 1:
+        raise HBenchError(f"--trials must be at least 1, got {trials}")
+    if not models:
+        raise HBenchError("--models names no model")
+    first = search_spec(dataset, models, trials, train=train, protocol=protocol, metric=metric,
+                        search_seed=search_seed)
+    budget = {"trials_per_model": trials, "trial_seeds": [0], "final_seeds": seeds, "train": dict(train or {}),
+              "search": "Optuna TPE over each model's declared space, selection on validation only",
+              "spaces": {name: get_model_class(name).search_space for name in models}}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / TUNE_LOG, budget)
+    searched = run_sweep(first, out / "search", home=home, executor=executor, feedback=feedback)
+    if searched.stopped_by_budget or searched.failed:
+        raise HBenchError(f"the search did not finish ({searched.failed} failed cells); rerun to resume")
+    final = run_sweep(seeds_spec(dataset, searched, models, seeds, protocol=protocol, metric=metric), out / "seeds",
+                      home=home, executor=executor, feedback=feedback)
+    return TuneReport(out, searched, final, budget)
+
+
+def budget_text(budget: dict[str, Any]) -> str:
+    """One sentence stating the budget every model got (for summaries and captions)."""
+    return (f"Equal budget: every model had {budget['trials_per_model']} TPE trials (seed 0) over its declared "
+            f"search space, selected on validation, then {len(budget['final_seeds'])} seeds of the winner.")
