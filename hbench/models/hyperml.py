@@ -47,7 +47,7 @@ class HyperMLOptions:
     gamma: float = option(0.2, "weight γ of the distortion term L_D (0 disables it)")
     margin: float = option(1.0, "hinge margin m on squared hyperbolic distances")
     parametrization: Literal["ball", "tangent"] = option(
-        "ball", "points as ManifoldParameters on the ball (Riemannian Adam) or tangent vectors mapped by exp0"
+        "tangent", "points as ManifoldParameters on the ball (Riemannian Adam) or tangent vectors mapped by exp0"
     )
     init_std: float = option(0.01, "standard deviation of the normal initialisation (tangent space at 0)")
 
@@ -75,7 +75,7 @@ class HyperML(Recommender):
     ablations = {
         "full": {},
         "no distortion term (γ = 0)": {"gamma": 0.0},
-        "tangent-space parameters": {"parametrization": "tangent"},
+        "ball parameters (Riemannian Adam)": {"parametrization": "ball"},
     }
 
     def __init__(self, context: ModelContext, options: HyperMLOptions) -> None:

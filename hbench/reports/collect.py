@@ -69,7 +69,11 @@ def run_settings(config: dict) -> list[str]:
     if cls is not None:
         defaults = {f.name: f.default for f in dataclasses.fields(cls.Options)}
         parts += [f"{k}={v}" for k, v in sorted(config["model_options"].items()) if defaults.get(k) != v]
-        if config["lr"] != cls.default_lr_for(parse_options(cls, config["model_options"])):
+        try:  # the rate this configuration trains with by default (it may depend on an option)
+            default_lr = cls.default_lr_for(parse_options(cls, config["model_options"]))
+        except HBenchError:  # options of another hbench version: compare with the model's plain default
+            default_lr = cls.default_lr
+        if config["lr"] != default_lr:
             parts.append(f"lr={config['lr']:g}")
     train_defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     if cls is not None:  # runs record the batch size they resolved; the model's default is not a setting

@@ -8,6 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from hbench.models.registry import available_models, parse_options
+
+
+def default_lr(model: str, options: dict | None = None) -> float:
+    """The model's own default rate, as a run trained without --lr records it (labels show only departures)."""
+    cls = available_models().get(model)
+    return cls.default_lr_for(parse_options(cls, options or {})) if cls is not None else 1e-3
+
 
 def write_run(root: Path, model: str, seed: int, *, per_user: pd.DataFrame | None = None, test: dict | None = None,
               dataset: str = "toy", protocol: str = "loo", split: str = "split-one", group: str | None = None,
@@ -17,7 +25,7 @@ def write_run(root: Path, model: str, seed: int, *, per_user: pd.DataFrame | Non
     group = group or hashlib.sha256(json.dumps([model, split, options or {}], sort_keys=True).encode()).hexdigest()
     path = root / dataset / protocol / model / f"{group[:10]}-seed{seed}"
     path.mkdir(parents=True)
-    config = {"model": model, "model_options": options or {}, "lr": 1e-3, "protocol": protocol, "metric": "ndcg@10",
+    config = {"model": model, "model_options": options or {}, "lr": default_lr(model, options), "protocol": protocol, "metric": "ndcg@10",
               "train": {"seed": seed, "dim": 64, "dataset": dataset},
               "dataset": {"name": dataset, "split_hash": split, **(dataset_info or {})}, "group_hash": group, "config_hash": f"{group}{seed}"}
     (path / "config.json").write_text(json.dumps(config))

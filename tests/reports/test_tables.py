@@ -13,13 +13,14 @@ import pytest
 from hbench.errors import HBenchError
 from hbench.reports.collect import collect_runs
 from hbench.reports.tables import build_tables, render
+from tests.reports.runfiles import default_lr
 
 
 def _write_run(root: Path, model: str, seed: int, test: dict, *, split: str = "s1", options: dict | None = None,
                status: str = "completed", group: str | None = None) -> None:
     path = root / f"{model}-{group or 'g'}-{split}-{seed}"
     path.mkdir(parents=True)
-    config = {"model": model, "model_options": options or {}, "lr": 1e-3,
+    config = {"model": model, "model_options": options or {}, "lr": default_lr(model),
               "train": {"seed": seed, "dim": 64, "dataset": "toy"}, "protocol": "loo", "metric": "ndcg@10",
               "dataset": {"name": "toy", "split_hash": split}, "group_hash": group or f"{model}{options}{split}"}
     (path / "config.json").write_text(json.dumps(config))
@@ -104,7 +105,7 @@ def test_settings_shared_by_every_row_move_under_the_table(tmp_path: Path) -> No
     for model, options in (("bpr", {"dim": 32}), ("hyperml", {"dim": 32, "c": 0.5})):
         path = tmp_path / model
         path.mkdir()
-        config = {"model": model, "model_options": {"c": options["c"]} if "c" in options else {}, "lr": 1e-3,
+        config = {"model": model, "model_options": {"c": options["c"]} if "c" in options else {}, "lr": default_lr(model),
                   "train": {"seed": 0, "dim": options["dim"], "dataset": "toy"}, "protocol": "loo",
                   "metric": "ndcg@10", "dataset": {"name": "toy", "split_hash": "s"}, "group_hash": model}
         (path / "config.json").write_text(json.dumps(config))
