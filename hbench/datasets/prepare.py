@@ -377,7 +377,8 @@ def _spec_record(spec: DatasetSpec) -> dict[str, Any]:
 
 
 def _raw_files(
-    spec: DatasetSpec, custom: CustomFiles | None, home: Path | None, sources: list[Path] | None, feedback: Feedback
+    spec: DatasetSpec, custom: CustomFiles | None, home: Path | None, sources: list[Path] | None, feedback: Feedback,
+    force: bool,
 ) -> tuple[dict[str, Path], dict[str, str], dict[str, Any]]:
     """The raw files (fetched, or the user's files in place), their hashes, and what else keys the cache."""
     if custom is not None:
@@ -390,7 +391,7 @@ def _raw_files(
         return roles, _source_hashes(roles, _custom_source_keys(roles)), extra_key
     from hbench.datasets.download import fetch_raw_files
 
-    files = fetch_raw_files(spec, raw_dir(spec.name, home), mirror_dirs(sources), feedback)
+    files = fetch_raw_files(spec, raw_dir(spec.name, home), mirror_dirs(sources), feedback, trust_records=not force)
     return files, _source_hashes(files), {}
 
 
@@ -431,18 +432,24 @@ def prepare_dataset(
     force: bool = False,
     feedback: Feedback = QUIET,
     custom: CustomFiles | None = None,
+    accept_statistics: bool = False,
 ) -> PreparedDataset:
     """Prepare dataset `name` (or the user's `custom` files) under `home` and return it.
 
     Raw files are looked up in `sources` (offline mirrors) before any download. Nothing is rebuilt when
     the prepared directory already matches the options and the raw files' hashes, unless `force`.
+
+    Raw files without a pinned hash are verified by their content: with the dataset's default options
+    they must give the published users, items and interactions. Only then is their hash recorded; a file
+    that fails (or that its reader refuses) is deleted from the raw cache. `force` verifies recorded files
+    again; `accept_statistics` records files whose statistics differ (a source that changed on purpose).
     """
     if custom is not None and custom.name != name:
         raise HBenchError(f"custom dataset is called {custom.name!r}, not {name!r}")
     spec = custom_spec(custom) if custom is not None else get_dataset(check_name(name))
     # Options are checked before anything is downloaded.
     options = resolve_options(spec.defaults, overrides)
-    files, source_hashes, extra_key = _raw_files(spec, custom, home, sources, feedback)
+    files, source_hashes, extra_key = _raw_files(spec, custom, home, sources, feedback, force)
     cache_key = sha256_json(
         {"prepare_version": PREPARE_VERSION, "options": options_dict(options), "sources": source_hashes, **extra_key}
     )
@@ -452,7 +459,20 @@ def prepare_dataset(
         return cached
 
     started = time.perf_counter()
-    built = _build(name, spec, files, options, feedback)
+    raw_cache = raw_dir(spec.name, home)
+    from hbench.datasets.download import forget, record_hashes, unverified_names
+
+    unverified = [] if custom is not None else unverified_names(spec, raw_cache)
+    check = None if custom is not None or not (force or unverified) else _PublishedCheck(spec, accept_statistics)
+    try:
+        built = _build(name, spec, files, options, feedback, check)
+    except Exception:
+        # The file is refused or wrong: it must not stay in the cache to be taken as the source next time.
+        if custom is None and (deleted := forget(spec, raw_cache, recorded_too=force)):
+            feedback.log(f"removed {', '.join(deleted)} from {raw_cache}: not verified")
+        raise
+    if custom is None:
+        record_hashes(spec, raw_cache, source_hashes)
     manifest_extra = {
         "protocol": options.protocol,
         "options": options_dict(options),
@@ -482,16 +502,44 @@ def prepare_dataset(
     return load_prepared(target)
 
 
+@dataclass(frozen=True)
+class _PublishedCheck:
+    """Raw files are checked against the statistics their source publishes (with its default options)."""
+
+    spec: DatasetSpec
+    accept: bool
+
+    def __call__(self, raw: RawData, cleaned: Preprocessed, options: PrepareOptions, feedback: Feedback) -> None:
+        published = {k: v for k, v in self.spec.published.items() if k in ("users", "items", "interactions")}
+        if not published:
+            return
+        if options != self.spec.defaults:
+            cleaned = preprocess(_interaction_frame(raw, self.spec.defaults.split)[0], self.spec.defaults)
+        ours = {"users": cleaned.n_users, "items": cleaned.n_items, "interactions": len(cleaned.frame)}
+        differ = [f"{ours[k]:,} {k} (published: {v:,})" for k, v in published.items() if ours[k] != v]
+        if not differ:
+            return
+        message = (f"{self.spec.name}: the raw files give {', '.join(differ)}; they are truncated or not the "
+                   "published files")
+        if not self.accept:
+            raise HBenchError(f"{message}. They are removed from the cache: fetch them again or pass --source DIR "
+                              "with the right files (--accept-statistics prepares them anyway)")
+        feedback.warn(f"{message}; accepted (--accept-statistics)")
+
+
 def _build(
-    name: str, spec: DatasetSpec, files: Mapping[str, Path], options: PrepareOptions, feedback: Feedback
+    name: str, spec: DatasetSpec, files: Mapping[str, Path], options: PrepareOptions, feedback: Feedback,
+    check: _PublishedCheck | None = None,
 ) -> _Built:
-    """Read, preprocess, split and sample candidates."""
+    """Read, preprocess, split and sample candidates (after `check` of the raw files' statistics, if any)."""
     feedback.log(f"{name}: reading {', '.join(sorted(files))}")
     raw = spec.reader(files)
     images = raw.images
     frame, has_valid = _interaction_frame(raw, options.split)
-    del raw  # the reader's frames; only the image source lives on, until the store is written
     cleaned = preprocess(frame, options)
+    if check is not None:
+        check(raw, cleaned, options, feedback)
+    del raw  # the reader's frames; only the image source lives on, until the store is written
     for step in cleaned.steps:
         feedback.log(
             f"  {step['step']}: {step['users']:,} users, {step['items']:,} items, {step['interactions']:,} interactions"
