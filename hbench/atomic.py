@@ -8,6 +8,7 @@ half-written result where a reader would take it for a finished one.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -67,6 +68,33 @@ def atomic_directory(target: Path | str) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def remove_stale_temporaries(folder: Path | str, older_than: float, name: str | None = None) -> list[Path]:
+    """Delete what interrupted atomic writes left in `folder` (`.NAME.XXXX.tmp`, `.NAME.old`; only those of
+    target `name` when given) that is older than `older_than` (a time.time() value).
+
+    Call it holding the lock of every writer of those targets, with the time the lock was acquired: anything
+    older belongs to a process that died.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.glob(f".{'*' if name is None else glob.escape(name)}.*")):
+        if not (path.name.endswith(".tmp") or path.name.endswith(".old")):
+            continue
+        try:
+            if path.lstat().st_mtime >= older_than:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(path)
+    return removed
 
 
 def write_bytes(target: Path | str, data: bytes) -> None:

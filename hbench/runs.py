@@ -16,22 +16,25 @@ readers (tables, plots) look only at finished or diverged runs.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import platform
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 import torch
 
-from hbench.atomic import atomic_path, write_json, write_text
+from hbench.atomic import atomic_path, remove_stale_temporaries, write_json, write_text
 from hbench.config import ResolvedRun
+from hbench.locks import hold
 
 CONFIG, ENVIRONMENT, HISTORY, METRICS, PER_USER, CHECKPOINT, RESUME, LOG = (
     "config.json",
@@ -47,6 +50,24 @@ CONFIG, ENVIRONMENT, HISTORY, METRICS, PER_USER, CHECKPOINT, RESUME, LOG = (
 # Written by a sweep in its directory: the configurations it selected on validation (`hbench table` shows
 # only those below that directory unless asked for all).
 SELECTION = "selection.json"
+
+
+class _HasRunDirectory(Protocol):
+    run_dir: RunDirectory
+
+
+_Result = TypeVar("_Result")
+
+
+def one_process_per_run(train: Callable[..., _Result]) -> Callable[..., _Result]:
+    """Decorate a function of a planned run (first argument, with a `run_dir`) to hold that run's directory."""
+
+    @functools.wraps(train)
+    def holding(planned: _HasRunDirectory, *args: Any, **kwargs: Any) -> _Result:
+        with planned.run_dir.exclusive():
+            return train(planned, *args, **kwargs)
+
+    return holding
 
 
 def package_version(name: str) -> str:
@@ -95,6 +116,15 @@ class RunDirectory:
     def for_run(cls, out: Path, run: ResolvedRun) -> RunDirectory:
         seed = run.train["seed"]
         return cls(out / run.dataset["name"] / run.protocol / run.model / f"{run.group_hash[:10]}-seed{seed}")
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold this run directory for one process: a second `train` of the same run refuses instead of
+        resuming a live one. Leftover temporary files of a dead writer are removed once it is held."""
+        busy = f"{self.path} is being trained by another hbench process; wait for it to finish"
+        with hold(self.path.parent / f".{self.path.name}.lock", busy=busy, wait=False) as locked_at:
+            remove_stale_temporaries(self.path, locked_at)
+            yield
 
     def status(self) -> str | None:
         """`completed`/`diverged` for a finished run, None when absent or unfinished."""

@@ -19,7 +19,7 @@ from typing import Any, get_args
 import numpy as np
 import pandas as pd
 
-from hbench.atomic import atomic_directory, sha256_file, sha256_json, write_json
+from hbench.atomic import atomic_directory, remove_stale_temporaries, sha256_file, sha256_json, write_json
 from hbench.datasets import formats
 from hbench.datasets.images import INDEX as IMAGE_INDEX
 from hbench.datasets.images import ImageStore, image_files_fingerprint, item_keys, write_image_store
@@ -46,6 +46,7 @@ from hbench.datasets.splits import (
 )
 from hbench.datasets.store import MANIFEST, Interactions, PreparedDataset, load_prepared, save_prepared
 from hbench.errors import HBenchError
+from hbench.locks import hold
 from hbench.paths import mirror_dirs, prepared_dir, raw_dir
 from hbench.ui import QUIET, Feedback
 
@@ -449,6 +450,22 @@ def prepare_dataset(
     spec = custom_spec(custom) if custom is not None else get_dataset(check_name(name))
     # Options are checked before anything is downloaded.
     options = resolve_options(spec.defaults, overrides)
+    target = prepared_dir(name, home)
+    # One preparation of a dataset at a time: a second process waits, then finds the first one's result.
+    with hold(target.parent / f".{name}.lock", busy=f"{name}: another hbench process is preparing it; waiting",
+              wait=True, on_wait=feedback.log) as locked_at:
+        leftovers = remove_stale_temporaries(target.parent, locked_at, name)
+        if custom is None:
+            leftovers += remove_stale_temporaries(raw_dir(name, home), locked_at)
+        for leftover in leftovers:
+            feedback.log(f"removed {leftover}, left by an interrupted preparation")
+        return _prepare_locked(name, spec, options, custom, sources, home, force, feedback, accept_statistics)
+
+
+def _prepare_locked(
+    name: str, spec: DatasetSpec, options: PrepareOptions, custom: CustomFiles | None, sources: list[Path] | None,
+    home: Path | None, force: bool, feedback: Feedback, accept_statistics: bool,
+) -> PreparedDataset:
     files, source_hashes, extra_key = _raw_files(spec, custom, home, sources, feedback, force)
     cache_key = sha256_json(
         {"prepare_version": PREPARE_VERSION, "options": options_dict(options), "sources": source_hashes, **extra_key}

@@ -36,7 +36,7 @@ from hbench.evaluation.metrics import summarise
 from hbench.evaluation.protocols import evaluate, get_protocol
 from hbench.models.base import ModelContext, Recommender
 from hbench.models.registry import get_model_class, parse_options
-from hbench.runs import RunDirectory, environment, package_version
+from hbench.runs import RunDirectory, environment, one_process_per_run, package_version
 from hbench.training.sampling import NegativeSampler
 from hbench.ui import QUIET, Feedback
 
@@ -333,6 +333,7 @@ def train(
                          feedback=feedback)
 
 
+@one_process_per_run
 def train_planned(planned: PlannedRun, *, force: bool = False, feedback: Feedback = QUIET) -> RunResult:
     """Train (or resume, or skip) one planned run."""
     config, dataset, run, run_dir = planned.config, planned.dataset, planned.run, planned.run_dir
