@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from hbench.errors import HBenchError
+
 _CHUNK = 1 << 20
 
 
@@ -117,6 +119,24 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_json(path: Path | str, *, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A JSON object hbench wrote, or an HBenchError saying the file is damaged (not text, not JSON, not an
+    object, or missing one of the `required` keys)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise HBenchError(f"{path} is damaged ({reason}); delete it or run the command that writes it again") from None
+    except OSError as exc:
+        raise HBenchError(f"cannot read {path}: {exc.strerror or exc}") from None
+    missing = [key for key in required if not isinstance(data, dict) or key not in data]
+    if not isinstance(data, dict) or missing:
+        what = f"lacks {', '.join(missing)}" if isinstance(data, dict) else "is not a JSON object"
+        raise HBenchError(f"{path} is damaged (it {what}); delete it or run the command that writes it again")
+    return data
 
 
 def sha256_file(path: Path | str) -> str:

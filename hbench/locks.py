@@ -24,10 +24,12 @@ def hold(lock_file: Path, *, busy: str, wait: bool, on_wait: Callable[[str], Non
     When another process holds it: with `wait`, `on_wait(busy)` is called and the lock is waited for;
     otherwise an HBenchError says `busy`.
     """
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(lock_file)
     try:
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
+    except OSError as exc:  # --out on a file, a read-only place: the first write fails here
+        raise HBenchError(f"cannot write in {lock_file.parent}: {exc.strerror or exc}") from None
     except Timeout:
         if not wait:
             raise HBenchError(busy) from None

@@ -32,8 +32,9 @@ from typing import Any, Protocol, TypeVar
 import pandas as pd
 import torch
 
-from hbench.atomic import atomic_path, remove_stale_temporaries, write_json, write_text
+from hbench.atomic import atomic_path, read_json, remove_stale_temporaries, write_json, write_text
 from hbench.config import ResolvedRun
+from hbench.errors import HBenchError
 from hbench.locks import hold
 
 CONFIG, ENVIRONMENT, HISTORY, METRICS, PER_USER, CHECKPOINT, RESUME, LOG = (
@@ -129,7 +130,7 @@ class RunDirectory:
     def status(self) -> str | None:
         """`completed`/`diverged` for a finished run, None when absent or unfinished."""
         metrics = self.path / METRICS
-        return json.loads(metrics.read_text())["status"] if metrics.is_file() else None
+        return str(read_json(metrics, required=("status",))["status"]) if metrics.is_file() else None
 
     def start(self, run: ResolvedRun, env: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -173,7 +174,7 @@ class RunDirectory:
         return int(history[-1]["epoch"]) if history else None
 
     def note_resumed(self, epoch: int, device: str) -> None:
-        env = json.loads((self.path / ENVIRONMENT).read_text())
+        env = read_json(self.path / ENVIRONMENT)
         env.setdefault("resumed", []).append({
             "after_epoch": epoch, "device": device, "git_revision": git_revision(),
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
@@ -184,14 +185,19 @@ class RunDirectory:
         (self.path / RESUME).unlink(missing_ok=True)
 
     def read_config(self) -> dict[str, Any]:
-        return json.loads((self.path / CONFIG).read_text())
+        return read_json(self.path / CONFIG)
 
     def read_metrics(self) -> dict[str, Any]:
-        return json.loads((self.path / METRICS).read_text())
+        return read_json(self.path / METRICS, required=("status",))
 
     def read_history(self) -> list[dict[str, Any]]:
         path = self.path / HISTORY
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+        if not path.is_file():
+            return []
+        try:
+            return [json.loads(line) for line in path.read_bytes().decode("utf-8").splitlines()]
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise HBenchError(f"{path} is damaged ({exc}); delete it or train the run again") from None
 
     def load_checkpoint(self) -> dict[str, torch.Tensor]:
         return torch.load(self.path / CHECKPOINT, map_location="cpu", weights_only=True)
@@ -201,7 +207,7 @@ def selected_groups(root: Path) -> dict[Path, set[str]]:
     """For every sweep directory below `root` (or `root` itself), the group hashes it selected."""
     found = {}
     for path in sorted(Path(root).rglob(SELECTION)):
-        found[path.parent] = set(json.loads(path.read_text())["selected_groups"])
+        found[path.parent] = set(read_json(path, required=("selected_groups",))["selected_groups"])
     return found
 
 

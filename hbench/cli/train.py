@@ -73,11 +73,11 @@ def train(
 ) -> None:
     """Train a model on a prepared dataset; write config, history, metrics, per-user metrics and checkpoint."""
     # torch is imported only by the commands that need it, so that `hbench prepare/info` start fast.
-    from hbench.models.registry import get_model_class
+    from hbench.models.registry import get_model_class, parse_options
     from hbench.training.trainer import train as train_model
 
     model_options = parse_model_args(list(ctx.args))
-    get_model_class(model)  # fail fast on an unknown model, before any data is loaded
+    parse_options(get_model_class(model), model_options)  # fail fast on a bad model or option, before any data loads
     fb = feedback(quiet)
     failures = 0
     for s in seed or [0]:

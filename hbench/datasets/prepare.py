@@ -8,7 +8,6 @@ unchanged, so preparing twice is a no-op and the same seed always gives the same
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,12 +46,11 @@ from hbench.datasets.splits import (
 from hbench.datasets.store import MANIFEST, Interactions, PreparedDataset, load_prepared, save_prepared
 from hbench.errors import HBenchError
 from hbench.locks import hold
-from hbench.paths import mirror_dirs, prepared_dir, raw_dir
+from hbench.paths import check_slug, mirror_dirs, prepared_dir, raw_dir
 from hbench.ui import QUIET, Feedback
 
 # Bump when a change to preparation changes what a prepared dataset holds: older ones are then rebuilt.
 PREPARE_VERSION = 1
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _QUANTILES = {"min": 0.0, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p90": 0.9, "max": 1.0}
 
 
@@ -182,10 +180,8 @@ def options_dict(options: PrepareOptions) -> dict[str, Any]:
 
 
 def check_name(name: str) -> str:
-    """A dataset name is also a folder name: letters, digits, '.', '_' and '-'."""
-    if not _NAME.match(name):
-        raise HBenchError(f"dataset name {name!r} must be letters, digits, '.', '_' or '-' (no slashes or spaces)")
-    return name
+    """A dataset name is also a folder name."""
+    return check_slug(name, "dataset name")
 
 
 def custom_spec(custom: CustomFiles) -> DatasetSpec:
