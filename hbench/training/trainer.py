@@ -37,6 +37,7 @@ from hbench.evaluation.protocols import evaluate, get_protocol
 from hbench.models.base import ModelContext, Recommender
 from hbench.models.registry import get_model_class, parse_options
 from hbench.runs import RunDirectory, environment, one_process_per_run, package_version
+from hbench.training.degenerate import degenerate_best
 from hbench.training.sampling import NegativeSampler
 from hbench.ui import QUIET, Feedback
 
@@ -359,6 +360,8 @@ def train_planned(planned: PlannedRun, *, force: bool = False, feedback: Feedbac
         # NaN never beats the best so far: with no finite validation value there is no checkpoint to test.
         outcome.status = "diverged"
         outcome.message = f"validation {run.metric} was not a number at any of {outcome.epochs_run} epoch(s)"
+    if outcome.status == "completed" and (reason := degenerate_best(model, outcome.best_state)) is not None:
+        outcome.status, outcome.message = "diverged", reason
 
     summary: dict[str, Any] = {
         "status": outcome.status, "message": outcome.message, "model": planned.model_name, "dataset": dataset.name,
