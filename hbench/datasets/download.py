@@ -18,6 +18,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import ssl
 import time
 import urllib.error
@@ -245,9 +246,15 @@ def _find_in_mirrors(name: str, pinned: str | None, ctx: _Context) -> Path | Non
         return candidate
     hits = ctx.search(name)
     if expected is not None:
-        return next((hit for hit in hits if sha256_file(hit) == expected), None)
+        for hit in hits:
+            actual = sha256_file(hit)
+            if actual == expected:
+                return hit
+            ctx.rejected.append(f"{hit} (SHA-256 {actual[:12]}…, expected {expected[:12]}…)")
+        return None
     if len(hits) > 1 and len({sha256_file(hit) for hit in hits}) > 1:
         ctx.feedback.warn(f"{name}: several different mirror files ({', '.join(map(str, hits))}); ignoring them")
+        ctx.rejected += [f"{hit} (one of {len(hits)} different files of that name)" for hit in hits]
         return None
     return hits[0] if hits else None
 
@@ -347,8 +354,13 @@ class _Retry(Exception):
     """A transient failure: the transfer is tried again (resuming from the .part file)."""
 
 
-def _supply_hint(raw: RawFile) -> str:
-    return f"put {raw.name} in a directory and pass --source DIR (or set HBENCH_MIRROR)"
+def _supply_hint(raw: RawFile, ctx: _Context) -> str:
+    """What to do without a download, naming the mirror files that were found and refused."""
+    if not ctx.sources:
+        return f"put {raw.name} in a directory and pass --source DIR (or set HBENCH_MIRROR)"
+    searched = ", ".join(map(str, ctx.sources))
+    refused = f"; refused: {'; '.join(ctx.rejected)}" if ctx.rejected else ""
+    return f"no usable {raw.name} in the --source folders ({searched}){refused}"
 
 
 def _download(raw: RawFile, target: Path, ctx: _Context) -> str:
@@ -360,7 +372,7 @@ def _download(raw: RawFile, target: Path, ctx: _Context) -> str:
             break
         except _Retry as exc:
             if attempt == ctx.retries:
-                raise HBenchError(f"cannot download {raw.name} from {raw.url} ({exc}); {_supply_hint(raw)}") from exc
+                raise HBenchError(f"cannot download {raw.name} from {raw.url} ({exc}); {_supply_hint(raw, ctx)}") from exc
             delay = ctx.backoff * 2**attempt
             ctx.feedback.warn(f"{raw.name}: {exc}; retrying in {delay:.1f} s")
             time.sleep(delay)
@@ -392,10 +404,20 @@ def _transfer(raw: RawFile, part: Path, ctx: _Context) -> None:
             raise _Retry(f"HTTP {exc.code} {exc.reason}") from exc
         else:
             raise HBenchError(
-                f"cannot download {raw.name} from {raw.url} (HTTP {exc.code} {exc.reason}); {_supply_hint(raw)}"
+                f"cannot download {raw.name} from {raw.url} (HTTP {exc.code} {exc.reason}); {_supply_hint(raw, ctx)}"
             ) from exc
     except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException, ssl.SSLError) as exc:
+        if _unreachable(exc):  # retrying cannot help: fail at once instead of stalling through the retries
+            raise HBenchError(
+                f"cannot download {raw.name} from {raw.url} ({_describe(exc)}); {_supply_hint(raw, ctx)}"
+            ) from None
         raise _Retry(_describe(exc)) from exc
+
+
+def _unreachable(exc: Exception) -> bool:
+    """A host that does not resolve or refuses the connection: not an interrupted transfer."""
+    reason = getattr(exc, "reason", exc)
+    return isinstance(reason, socket.gaierror | ConnectionRefusedError) or isinstance(exc, ConnectionRefusedError)
 
 
 def _describe(exc: Exception) -> str:
