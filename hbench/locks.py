@@ -28,14 +28,14 @@ def hold(lock_file: Path, *, busy: str, wait: bool, on_wait: Callable[[str], Non
     try:
         lock_file.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
-    except OSError as exc:  # --out on a file, a read-only place: the first write fails here
-        raise HBenchError(f"cannot write in {lock_file.parent}: {exc.strerror or exc}") from None
-    except Timeout:
+    except Timeout:  # (a TimeoutError, hence an OSError: caught first)
         if not wait:
             raise HBenchError(busy) from None
         if on_wait is not None:
             on_wait(busy)
         lock.acquire()
+    except OSError as exc:  # --out on a file, a read-only place: the first write fails here
+        raise HBenchError(f"cannot write in {lock_file.parent}: {exc.strerror or exc}") from None
     try:
         yield time.time()
     finally:

@@ -123,7 +123,8 @@ class RunDirectory:
         """Hold this run directory for one process: a second `train` of the same run refuses instead of
         resuming a live one. Leftover temporary files of a dead writer are removed once it is held."""
         busy = f"{self.path} is being trained by another hbench process; wait for it to finish"
-        with hold(self.path.parent / f".{self.path.name}.lock", busy=busy, wait=False) as locked_at:
+        # Inside the run directory (hidden, never shipped or listed), so that model folders hold only runs.
+        with hold(self.path / ".train.lock", busy=busy, wait=False) as locked_at:
             remove_stale_temporaries(self.path, locked_at)
             yield
 

@@ -94,5 +94,5 @@ def test_second_train_of_a_live_run_refuses_instead_of_resuming(tiny_dataset, tm
     planned = plan_run("bpr", config, out=out)
     with planned.run_dir.exclusive(), pytest.raises(HBenchError, match="being trained by another hbench process"):
         train("bpr", config, out=out)
-    assert not planned.run_dir.path.exists()
+    assert planned.run_dir.status() is None and not (planned.run_dir.path / "config.json").exists()
     assert train("bpr", config, out=out).status == "completed"  # released: trains normally
