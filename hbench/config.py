@@ -100,7 +100,7 @@ class Range:
 
 
 def _number(value: float) -> str:
-    return str(value) if isinstance(value, int) else f"{value:g}"
+    return str(value)  # as the user would type it back: 0.0 stays a float, 16384 an int
 
 
 def setting(default: Any, *, range: Range | None = None, flag: str | None = None, **metadata: Any) -> Any:  # noqa: A002
