@@ -8,6 +8,7 @@ half-written result where a reader would take it for a finished one.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -16,6 +17,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from hbench.errors import HBenchError
 
 _CHUNK = 1 << 20
 
@@ -69,6 +72,33 @@ def atomic_directory(target: Path | str) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
+def remove_stale_temporaries(folder: Path | str, older_than: float, name: str | None = None) -> list[Path]:
+    """Delete what interrupted atomic writes left in `folder` (`.NAME.XXXX.tmp`, `.NAME.old`; only those of
+    target `name` when given) that is older than `older_than` (a time.time() value).
+
+    Call it holding the lock of every writer of those targets, with the time the lock was acquired: anything
+    older belongs to a process that died.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.glob(f".{'*' if name is None else glob.escape(name)}.*")):
+        if not (path.name.endswith(".tmp") or path.name.endswith(".old")):
+            continue
+        try:
+            if path.lstat().st_mtime >= older_than:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(path)
+    return removed
+
+
 def write_bytes(target: Path | str, data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
@@ -89,6 +119,24 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_json(path: Path | str, *, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A JSON object hbench wrote, or an HBenchError saying the file is damaged (not text, not JSON, not an
+    object, or missing one of the `required` keys)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise HBenchError(f"{path} is damaged ({reason}); delete it or run the command that writes it again") from None
+    except OSError as exc:
+        raise HBenchError(f"cannot read {path}: {exc.strerror or exc}") from None
+    missing = [key for key in required if not isinstance(data, dict) or key not in data]
+    if not isinstance(data, dict) or missing:
+        what = f"lacks {', '.join(missing)}" if isinstance(data, dict) else "is not a JSON object"
+        raise HBenchError(f"{path} is damaged (it {what}); delete it or run the command that writes it again")
+    return data
 
 
 def sha256_file(path: Path | str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -81,10 +83,70 @@ def flat_items(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return items
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting admits: `at_least` <= value (or `above` < value) <= `at_most`.
+
+    Declared once per setting (in its dataclass field's metadata under "range") and checked by
+    `check_ranges`, whichever way the value arrived (flag, spec file, Python). Floats must also be finite.
+    """
+
+    at_least: float | None = None
+    above: float | None = None
+    at_most: float | None = None
+
+    def admits(self, value: float) -> bool:
+        return ((self.at_least is None or value >= self.at_least) and (self.above is None or value > self.above)
+                and (self.at_most is None or value <= self.at_most))
+
+    def __str__(self) -> str:
+        parts = []
+        if self.above is not None:
+            parts.append("positive" if self.above == 0 else f"greater than {_number(self.above)}")
+        if self.at_least is not None:
+            parts.append("non-negative" if self.at_least == 0 else f"at least {_number(self.at_least)}")
+        if self.at_most is not None:
+            parts.append(f"at most {_number(self.at_most)}")
+        return " and ".join(parts) or "any number"
+
+
+def _number(value: float) -> str:
+    return str(value)  # as the user would type it back: 0.0 stays a float, 16384 an int
+
+
+def setting(default: Any, *, range: Range | None = None, flag: str | None = None, **metadata: Any) -> Any:  # noqa: A002
+    """A dataclass field of a setting, with the range it admits and the flag that sets it (default --name)."""
+    return field(default=default, metadata={**metadata, "range": range, "flag": flag})
+
+
+def flag_name(f: dataclasses.Field[Any]) -> str:
+    return f.metadata.get("flag") or f"--{f.name.replace('_', '-')}"
+
+
+def check_ranges(settings: Any) -> None:
+    """Every numeric field of the dataclass instance `settings` within its declared range, and finite.
+
+    Tuples are checked element by element; None (an unset optional) passes.
+    """
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        bounds = f.metadata.get("range")
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, bool) or not isinstance(item, int | float):
+                continue
+            if isinstance(item, float) and not math.isfinite(item):
+                raise HBenchError(f"{flag_name(f)} must be a finite number, got {item}")
+            if bounds is not None and not bounds.admits(item):
+                raise HBenchError(f"{flag_name(f)} must be {bounds}, got {_number(item)}")
+
+
 def coerce_fields(cls: type, values: dict[str, Any], where: str = "") -> dict[str, Any]:
     """Every entry of `values` (keyed by field name of dataclass `cls`) as its declared type."""
     hints = typing.get_type_hints(cls)
     return {key: coerce_setting(value, hints[key], f"{where}{key}") for key, value in values.items()}
+
+
+MAX_DIM = 16384
 
 
 @dataclass(frozen=True)
@@ -101,15 +163,16 @@ class TrainConfig:
 
     dataset: str
     protocol: str | None = None
-    dim: int = 64
-    lr: float | None = None
-    batch_size: int | None = None
-    epochs: int = 100
-    patience: int = 5
-    eval_every: int = 1
-    negatives: int = 1
-    seed: int = 0
-    ks: tuple[int, ...] = (10, 20)
+    # Bounded so that a typo fails here, not as an allocation of n_users x dim floats.
+    dim: int = setting(64, range=Range(at_least=1, at_most=MAX_DIM))
+    lr: float | None = setting(None, range=Range(above=0))
+    batch_size: int | None = setting(None, range=Range(at_least=1, at_most=1 << 24))
+    epochs: int = setting(100, range=Range(at_least=1))
+    patience: int = setting(5, range=Range(at_least=1))
+    eval_every: int = setting(1, range=Range(at_least=1))
+    negatives: int = setting(1, range=Range(at_least=1, at_most=1 << 16))
+    seed: int = setting(0, range=Range(at_least=0, at_most=2**63 - 1))
+    ks: tuple[int, ...] = setting((10, 20), range=Range(at_least=1), flag="--k")
     metric: str | None = None
     optimizer: str = "sparse"
     features: str | None = None
@@ -119,6 +182,7 @@ class TrainConfig:
         # Settings arrive from flags, TOML, YAML and Python; one typed form keeps the run hash stable.
         for key, value in coerce_fields(TrainConfig, asdict(self)).items():
             object.__setattr__(self, key, value)
+        check_ranges(self)
 
     def identity(self) -> dict[str, Any]:
         data = asdict(self)

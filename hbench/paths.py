@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import platformdirs
+
+from hbench.errors import HBenchError
+
+
+_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_slug(name: object, what: str) -> str:
+    """`name`, which becomes a folder name, if it is a plain one: letters, digits, '.', '_' and '-', starting
+    with a letter or digit (so never '..', a path or a hidden name); otherwise an HBenchError about `what`."""
+    if not isinstance(name, str) or not _SLUG.match(name):
+        raise HBenchError(f"{what} {name!r} must be letters, digits, '.', '_' or '-' (starting with a letter or "
+                          "digit, at most 128): it names a folder")
+    return name
 
 
 def hbench_home(home: Path | str | None = None) -> Path:

@@ -16,23 +16,26 @@ readers (tables, plots) look only at finished or diverged runs.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import platform
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 import torch
 
-from hbench.atomic import atomic_path, write_json, write_text
+from hbench.atomic import atomic_path, read_json, remove_stale_temporaries, write_json, write_text
 from hbench.config import ResolvedRun
 from hbench.errors import HBenchError
+from hbench.locks import hold
 
 CONFIG, ENVIRONMENT, HISTORY, METRICS, PER_USER, CHECKPOINT, RESUME, LOG = (
     "config.json",
@@ -50,6 +53,24 @@ CONFIG, ENVIRONMENT, HISTORY, METRICS, PER_USER, CHECKPOINT, RESUME, LOG = (
 SELECTION = "selection.json"
 # Written by a sweep in its directory: its spec and every cell (run path relative to it, variant name).
 SWEEP_PLAN = "sweep.json"
+
+
+class _HasRunDirectory(Protocol):
+    run_dir: RunDirectory
+
+
+_Result = TypeVar("_Result")
+
+
+def one_process_per_run(train: Callable[..., _Result]) -> Callable[..., _Result]:
+    """Decorate a function of a planned run (first argument, with a `run_dir`) to hold that run's directory."""
+
+    @functools.wraps(train)
+    def holding(planned: _HasRunDirectory, *args: Any, **kwargs: Any) -> _Result:
+        with planned.run_dir.exclusive():
+            return train(planned, *args, **kwargs)
+
+    return holding
 
 
 def package_version(name: str) -> str:
@@ -99,10 +120,20 @@ class RunDirectory:
         seed = run.train["seed"]
         return cls(out / run.dataset["name"] / run.protocol / run.model / f"{run.group_hash[:10]}-seed{seed}")
 
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold this run directory for one process: a second `train` of the same run refuses instead of
+        resuming a live one. Leftover temporary files of a dead writer are removed once it is held."""
+        busy = f"{self.path} is being trained by another hbench process; wait for it to finish"
+        # Inside the run directory (hidden, never shipped or listed), so that model folders hold only runs.
+        with hold(self.path / ".train.lock", busy=busy, wait=False) as locked_at:
+            remove_stale_temporaries(self.path, locked_at)
+            yield
+
     def status(self) -> str | None:
         """`completed`/`diverged` for a finished run, None when absent or unfinished."""
         metrics = self.path / METRICS
-        return json.loads(metrics.read_text())["status"] if metrics.is_file() else None
+        return str(read_json(metrics, required=("status",))["status"]) if metrics.is_file() else None
 
     def start(self, run: ResolvedRun, env: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -146,7 +177,7 @@ class RunDirectory:
         return int(history[-1]["epoch"]) if history else None
 
     def note_resumed(self, epoch: int, device: str) -> None:
-        env = json.loads((self.path / ENVIRONMENT).read_text())
+        env = read_json(self.path / ENVIRONMENT)
         env.setdefault("resumed", []).append({
             "after_epoch": epoch, "device": device, "git_revision": git_revision(),
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
@@ -157,14 +188,19 @@ class RunDirectory:
         (self.path / RESUME).unlink(missing_ok=True)
 
     def read_config(self) -> dict[str, Any]:
-        return json.loads((self.path / CONFIG).read_text())
+        return read_json(self.path / CONFIG)
 
     def read_metrics(self) -> dict[str, Any]:
-        return json.loads((self.path / METRICS).read_text())
+        return read_json(self.path / METRICS, required=("status",))
 
     def read_history(self) -> list[dict[str, Any]]:
         path = self.path / HISTORY
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+        if not path.is_file():
+            return []
+        try:
+            return [json.loads(line) for line in path.read_bytes().decode("utf-8").splitlines()]
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise HBenchError(f"{path} is damaged ({exc}); delete it or train the run again") from None
 
     def load_checkpoint(self) -> dict[str, torch.Tensor]:
         return torch.load(self.path / CHECKPOINT, map_location="cpu", weights_only=True)
@@ -186,7 +222,7 @@ def selected_groups(root: Path) -> dict[Path, set[str]]:
     """For every sweep directory below `root` (or `root` itself), the group hashes it selected."""
     found = {}
     for path in sorted(Path(root).rglob(SELECTION)):
-        found[path.parent] = set(json.loads(path.read_text())["selected_groups"])
+        found[path.parent] = set(read_json(path, required=("selected_groups",))["selected_groups"])
     return found
 
 

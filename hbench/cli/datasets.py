@@ -38,7 +38,8 @@ def datasets(home: Home = None) -> None:
 def prepare(
     name: Annotated[str, typer.Argument(help="A registered dataset (see `hbench datasets`) or `custom`.")],
     source: Annotated[list[Path] | None, typer.Option("--source", help="Local directory holding the raw files (offline mirror); repeatable. Also $HBENCH_MIRROR.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Prepare again even if an identical preparation exists.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Prepare again even if an identical preparation exists; verify the raw files anew.")] = False,
+    accept_statistics: Annotated[bool, typer.Option("--accept-statistics", help="Accept raw files whose statistics differ from the published ones (a source that changed on purpose).")] = False,
     split: Annotated[str | None, typer.Option(help="loo | ratio | fixed (default: the dataset's).")] = None,
     order: Annotated[str | None, typer.Option(help="temporal | random.")] = None,
     ratios: Annotated[str | None, typer.Option(help="train,valid,test fractions for --split ratio, e.g. 0.8,0.1,0.1.")] = None,
@@ -80,7 +81,8 @@ def prepare(
     elif any(v is not None for v in (interactions, train, valid, test, as_name, columns, sep, images, image_column)):
         raise HBenchError("--interactions/--train/--valid/--test/--name/--columns/--sep/--images/--image-column are "
                           "for `hbench prepare custom` only")
-    ds = prepare_dataset(custom.name if custom else name, overrides=overrides, sources=source, home=home, force=force, feedback=feedback(quiet), custom=custom)
+    ds = prepare_dataset(custom.name if custom else name, overrides=overrides, sources=source, home=home, force=force, feedback=feedback(quiet), custom=custom,
+                         accept_statistics=accept_statistics)
     _print_statistics(ds)
 
 

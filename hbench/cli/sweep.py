@@ -132,7 +132,7 @@ def sweep(
         if not dataset:
             raise HBenchError(f"{target!r} is not a spec file; the flag form needs --dataset")
         options, train, grid = _flag_form(list(ctx.args), target)
-        spec = parse_spec({"name": f"{target}-{'-'.join(dataset)}", "datasets": dataset, "seeds": _seeds(seeds, 1),
+        spec = parse_spec({"name": f"{target}-{'-'.join(Path(d).name for d in dataset)}", "datasets": dataset, "seeds": _seeds(seeds, 1),
                            "protocol": protocol, "metric": metric, "train": train,
                            "models": [{"name": target, "options": options, "grid": grid}]}, "flags")
     _run(spec, out, executor, jobs, address, cpus_per_cell, gpus_per_cell, ship_results, device, dry_run, home, quiet,

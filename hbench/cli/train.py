@@ -98,11 +98,11 @@ def train(
 ) -> None:
     """Train a model on a prepared dataset; write config, history, metrics, per-user metrics and checkpoint."""
     # torch is imported only by the commands that need it, so that `hbench prepare/info` start fast.
-    from hbench.models.registry import get_model_class
+    from hbench.models.registry import get_model_class, parse_options
     from hbench.training.trainer import train as train_model
 
-    get_model_class(model)  # fail fast on an unknown model, before any data is loaded
     model_options = parse_model_args(list(ctx.args), model_switches(model))
+    parse_options(get_model_class(model), model_options)  # fail fast on a bad model or option, before any data loads
     seeds = parse_int_list(seed, "--seed") if seed else [0]
     ks = tuple(parse_int_list(k, "--k")) if k else _DEFAULTS["ks"]
     fb = feedback(quiet, log_every=log_every, trackers=trackers(tracker, tracker_uri, "hbench"))

@@ -5,8 +5,10 @@ local path to verified bytes: each plain `RawFile.name`, and for an archive each
 its base name (the archive itself is an implementation detail the reader never sees).
 
 Every byte a reader gets is checked against a SHA-256: the pinned one when the spec knows it, otherwise
-the one recorded in `dest/hashes.json` the first time the file was obtained, so that a source that
-changes under a published benchmark is noticed instead of silently producing different numbers.
+the one recorded in `dest/hashes.json`, so that a source that changes under a published benchmark is
+noticed instead of silently producing different numbers. Fetching never records a hash: a truncated or
+wrong first download would become the reference. The caller records them (`record_hashes`) once the files
+have parsed and matched the source's published statistics, and forgets files that did not (`forget`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import ssl
 import time
 import urllib.error
@@ -47,12 +50,15 @@ def fetch_raw_files(
     retries: int = 4,
     backoff: float = 1.0,
     timeout: float = 60.0,
+    trust_records: bool = True,
 ) -> dict[str, Path]:
     """Local paths to verified bytes for every file `spec`'s reader needs, fetching what is missing.
 
     Network is used only for files found neither in `dest` nor in `sources` (searched in order).
+    `trust_records=False` checks unpinned files against nothing recorded (`prepare --force` verifies them
+    anew, through their statistics).
     """
-    ctx = _Context(spec, Path(dest), [Path(s) for s in sources], feedback, retries, backoff, timeout)
+    ctx = _Context(spec, Path(dest), [Path(s) for s in sources], feedback, retries, backoff, timeout, trust_records)
     ctx.dest.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for raw in spec.raw_files:
@@ -77,25 +83,13 @@ class _Context:
     retries: int
     backoff: float
     timeout: float
+    trust_records: bool = True
     _indexes: dict[Path, dict[str, list[Path]]] = field(default_factory=dict)
+    # Files the deeper mirror search found under the right name but refused, with the reason (for the error).
+    rejected: list[str] = field(default_factory=list)
 
-    # ---- hashes recorded for unpinned files -------------------------------------------------------
     def recorded(self, name: str) -> str | None:
-        return self._records().get(name)
-
-    def record(self, name: str, sha256: str) -> None:
-        records = self._records()
-        if records.get(name) != sha256:
-            write_json(self.dest / HASHES, {**records, name: sha256})
-
-    def _records(self) -> dict[str, str]:
-        path = self.dest / HASHES
-        if not path.exists():
-            return {}
-        try:
-            return dict(json.loads(path.read_text("utf-8")))
-        except (ValueError, TypeError) as exc:
-            raise HBenchError(f"{path} is not a valid hash record ({exc}); delete it to record hashes anew") from exc
+        return recorded_hashes(self.dest).get(name) if self.trust_records else None
 
     # ---- offline mirrors -----------------------------------------------------------------------------
     def exact_locations(self, name: str) -> Iterator[Path]:
@@ -112,6 +106,70 @@ class _Context:
                 self._indexes[src] = _index_tree(src, _MIRROR_DEPTH)
             hits += self._indexes[src].get(name, [])
         return hits
+
+
+# ---- hashes recorded for unpinned files ---------------------------------------------------------------
+
+
+def unpinned_names(spec: DatasetSpec) -> list[str]:
+    """Names of the raw files (archives and members) whose hash the spec does not pin."""
+    names: list[str] = []
+    for raw in spec.raw_files:
+        if not raw.sha256:
+            names.append(raw.name)
+        names += [_member_name(member) for member, sha in raw.members.items() if not sha]
+    return names
+
+
+def recorded_hashes(dest: Path) -> dict[str, str]:
+    path = Path(dest) / HASHES
+    if not path.exists():
+        return {}
+    try:
+        records = json.loads(path.read_text("utf-8"))
+        if not isinstance(records, dict) or not all(isinstance(v, str) for v in records.values()):
+            raise ValueError("not an object of file names and hashes")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HBenchError(f"{path} is not a valid hash record ({exc}); delete it to record hashes anew") from None
+    return records
+
+
+def record_hashes(spec: DatasetSpec, dest: Path, known: dict[str, str]) -> None:
+    """Record the SHA-256 of every unpinned raw file in `dest` (`known`: hashes already computed, by name).
+
+    Called only after the files parsed and their statistics matched the published ones.
+    """
+    records = recorded_hashes(dest)
+    updated = dict(records)
+    for name in unpinned_names(spec):
+        path = Path(dest) / name
+        if path.is_file():
+            updated[name] = known.get(name) or sha256_file(path)
+    if updated != records:
+        write_json(Path(dest) / HASHES, updated)
+
+
+def unverified_names(spec: DatasetSpec, dest: Path) -> list[str]:
+    """Unpinned raw files in `dest` whose hash has not been recorded (never verified)."""
+    records = recorded_hashes(dest)
+    return [name for name in unpinned_names(spec) if name not in records and (Path(dest) / name).is_file()]
+
+
+def forget(spec: DatasetSpec, dest: Path, *, recorded_too: bool) -> list[str]:
+    """Delete the unverified unpinned raw files from `dest` (with `recorded_too`, the recorded ones and their
+    records as well): what a failed verification leaves. Returns the names deleted."""
+    records = recorded_hashes(dest)
+    deleted = []
+    for name in unpinned_names(spec):
+        if recorded_too or name not in records:
+            path = Path(dest) / name
+            if path.is_file():
+                path.unlink()
+                deleted.append(name)
+            records.pop(name, None)
+    if recorded_too and (Path(dest) / HASHES).exists():
+        write_json(Path(dest) / HASHES, records)
+    return deleted
 
 
 def _index_tree(root: Path, depth: int) -> dict[str, list[Path]]:
@@ -137,7 +195,8 @@ def _expected(name: str, pinned: str | None, ctx: _Context) -> tuple[str | None,
     if pinned:
         return pinned.lower(), "pinned"
     recorded = ctx.recorded(name)
-    return recorded, f"recorded in {ctx.dest / HASHES}"
+    return recorded, (f"recorded in {ctx.dest / HASHES} when it was verified; if the source changed, "
+                      f"`hbench prepare {ctx.spec.name} --force` verifies it anew")
 
 
 def _fetch_file(raw: RawFile, ctx: _Context) -> Path:
@@ -146,9 +205,10 @@ def _fetch_file(raw: RawFile, ctx: _Context) -> Path:
     if _cached_ok(target, expected, ctx):
         return target
     found = _find_in_mirrors(raw.name, raw.sha256, ctx)
-    actual = _copy_into(found, target, ctx) if found is not None else _download(raw, target, ctx)
-    if expected is None:
-        ctx.record(raw.name, actual)
+    if found is not None:
+        _copy_into(found, target, ctx)
+    else:
+        _download(raw, target, ctx)
     return target
 
 
@@ -157,12 +217,10 @@ def _cached_ok(target: Path, expected: str | None, ctx: _Context) -> bool:
     if not target.is_file():
         return False
     try:
-        actual = verify_file(target, expected)
+        verify_file(target, expected)
     except HBenchError as exc:
         ctx.feedback.warn(f"{exc}; fetching it again")
         return False
-    if expected is None:
-        ctx.record(target.name, actual)
     return True
 
 
@@ -188,9 +246,15 @@ def _find_in_mirrors(name: str, pinned: str | None, ctx: _Context) -> Path | Non
         return candidate
     hits = ctx.search(name)
     if expected is not None:
-        return next((hit for hit in hits if sha256_file(hit) == expected), None)
+        for hit in hits:
+            actual = sha256_file(hit)
+            if actual == expected:
+                return hit
+            ctx.rejected.append(f"{hit} (SHA-256 {actual[:12]}…, expected {expected[:12]}…)")
+        return None
     if len(hits) > 1 and len({sha256_file(hit) for hit in hits}) > 1:
         ctx.feedback.warn(f"{name}: several different mirror files ({', '.join(map(str, hits))}); ignoring them")
+        ctx.rejected += [f"{hit} (one of {len(hits)} different files of that name)" for hit in hits]
         return None
     return hits[0] if hits else None
 
@@ -231,9 +295,7 @@ def _fetch_archive_members(raw: RawFile, ctx: _Context) -> dict[str, Path]:
         return paths
     if archive is None:
         archive = ctx.dest / raw.name
-        actual = _download(raw, archive, ctx)
-        if not raw.sha256:
-            ctx.record(raw.name, actual)
+        _download(raw, archive, ctx)
     for member, pinned in missing.values():
         _extract_member(archive, member, pinned, ctx)
     return paths
@@ -254,9 +316,7 @@ def _copy_extracted_members(missing: dict[str, tuple[str, str | None]], ctx: _Co
         return False
     for name, path in found.items():
         assert path is not None
-        actual = _copy_into(path, ctx.dest / name, ctx)
-        if missing[name][1] is None:
-            ctx.record(name, actual)
+        _copy_into(path, ctx.dest / name, ctx)
     return True
 
 
@@ -276,8 +336,6 @@ def _extract_member(archive: Path, member: str, pinned: str | None, ctx: _Contex
         raise HBenchError(f"{archive} has no member {member}; the archive is not the expected one") from exc
     except zipfile.BadZipFile as exc:
         raise HBenchError(f"{archive} is not a valid zip archive ({exc}); delete it and fetch it again") from exc
-    if expected is None:
-        ctx.record(name, digest)
 
 
 def _copy_stream(src: BinaryIO | IO[bytes], target: Path) -> str:
@@ -296,8 +354,13 @@ class _Retry(Exception):
     """A transient failure: the transfer is tried again (resuming from the .part file)."""
 
 
-def _supply_hint(raw: RawFile) -> str:
-    return f"put {raw.name} in a directory and pass --source DIR (or set HBENCH_MIRROR)"
+def _supply_hint(raw: RawFile, ctx: _Context) -> str:
+    """What to do without a download, naming the mirror files that were found and refused."""
+    if not ctx.sources:
+        return f"put {raw.name} in a directory and pass --source DIR (or set HBENCH_MIRROR)"
+    searched = ", ".join(map(str, ctx.sources))
+    refused = f"; refused: {'; '.join(ctx.rejected)}" if ctx.rejected else ""
+    return f"no usable {raw.name} in the --source folders ({searched}){refused}"
 
 
 def _download(raw: RawFile, target: Path, ctx: _Context) -> str:
@@ -309,7 +372,7 @@ def _download(raw: RawFile, target: Path, ctx: _Context) -> str:
             break
         except _Retry as exc:
             if attempt == ctx.retries:
-                raise HBenchError(f"cannot download {raw.name} from {raw.url} ({exc}); {_supply_hint(raw)}") from exc
+                raise HBenchError(f"cannot download {raw.name} from {raw.url} ({exc}); {_supply_hint(raw, ctx)}") from exc
             delay = ctx.backoff * 2**attempt
             ctx.feedback.warn(f"{raw.name}: {exc}; retrying in {delay:.1f} s")
             time.sleep(delay)
@@ -341,10 +404,20 @@ def _transfer(raw: RawFile, part: Path, ctx: _Context) -> None:
             raise _Retry(f"HTTP {exc.code} {exc.reason}") from exc
         else:
             raise HBenchError(
-                f"cannot download {raw.name} from {raw.url} (HTTP {exc.code} {exc.reason}); {_supply_hint(raw)}"
+                f"cannot download {raw.name} from {raw.url} (HTTP {exc.code} {exc.reason}); {_supply_hint(raw, ctx)}"
             ) from exc
     except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException, ssl.SSLError) as exc:
+        if _unreachable(exc):  # retrying cannot help: fail at once instead of stalling through the retries
+            raise HBenchError(
+                f"cannot download {raw.name} from {raw.url} ({_describe(exc)}); {_supply_hint(raw, ctx)}"
+            ) from None
         raise _Retry(_describe(exc)) from exc
+
+
+def _unreachable(exc: Exception) -> bool:
+    """A host that does not resolve or refuses the connection: not an interrupted transfer."""
+    reason = getattr(exc, "reason", exc)
+    return isinstance(reason, socket.gaierror | ConnectionRefusedError) or isinstance(exc, ConnectionRefusedError)
 
 
 def _describe(exc: Exception) -> str:

@@ -14,6 +14,7 @@ import gzip
 import json
 import operator
 import re
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,11 +85,27 @@ def _parse_review(line: str, path: Path, number: int) -> dict[str, Any]:
         return json.loads(line)
     except json.JSONDecodeError:
         pass
+    except RecursionError:  # nested deeper than any review: a hostile or damaged line
+        raise HBenchError(f"{path.name} line {number}: nested too deeply to be a review") from None
     # Some of McAuley's files are Python literals (single quotes); literal_eval evaluates no code.
     try:
         return ast.literal_eval(line)
-    except (ValueError, SyntaxError) as exc:
-        raise HBenchError(f"{path.name} line {number}: neither JSON nor a Python literal ({exc})") from None
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+        reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise HBenchError(f"{path.name} line {number}: neither JSON nor a Python literal ({reason})") from None
+
+
+def _append_review(review: Any, path: Path, number: int, users: list[str], items: list[str], ratings: list[float],
+                   times: list[int]) -> None:
+    try:
+        user, item = str(review["reviewerID"]), str(review["asin"])
+        rating, time = float(review["overall"]), int(review["unixReviewTime"])
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+        raise HBenchError(f"{path.name} line {number}: bad or missing field {exc}") from None
+    users.append(user)
+    items.append(item)
+    ratings.append(rating)
+    times.append(time)
 
 
 def make_amazon2014_reader(file_name: str) -> Reader:
@@ -96,19 +113,20 @@ def make_amazon2014_reader(file_name: str) -> Reader:
 
     def read_amazon2014(files: Mapping[str, Path]) -> RawData:
         path = _need(files, file_name)
-        users, items, ratings, times = [], [], [], []
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                review = _parse_review(line, path, number)
-                try:
-                    users.append(str(review["reviewerID"]))
-                    items.append(str(review["asin"]))
-                    ratings.append(float(review["overall"]))
-                    times.append(int(review["unixReviewTime"]))
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise HBenchError(f"{path.name} line {number}: bad or missing field {exc}") from None
+        users: list[str] = []
+        items: list[str] = []
+        ratings: list[float] = []
+        times: list[int] = []
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                for number, line in enumerate(fh, 1):
+                    if line.strip():
+                        _append_review(_parse_review(line, path, number), path, number, users, items, ratings, times)
+        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut stream ends in EOFError
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise HBenchError(f"{path.name}: not a complete gzip file ({reason}); fetch it again") from None
+        except UnicodeDecodeError as exc:
+            raise HBenchError(f"{path.name}: not UTF-8 text after decompression ({exc.reason})") from None
         # Reviews of one day share a unixReviewTime: the file position breaks those ties.
         return RawData(interactions=_frame(users, items, ratings, times, np.arange(len(users))))
 

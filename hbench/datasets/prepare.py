@@ -8,7 +8,6 @@ unchanged, so preparing twice is a no-op and the same seed always gives the same
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any, get_args
 import numpy as np
 import pandas as pd
 
-from hbench.atomic import atomic_directory, sha256_file, sha256_json, write_json
+from hbench.atomic import atomic_directory, remove_stale_temporaries, sha256_file, sha256_json, write_json
 from hbench.datasets import formats
 from hbench.datasets.images import INDEX as IMAGE_INDEX
 from hbench.datasets.images import ImageStore, image_files_fingerprint, item_keys, write_image_store
@@ -47,12 +46,12 @@ from hbench.datasets.splits import (
 )
 from hbench.datasets.store import MANIFEST, Interactions, PreparedDataset, load_prepared, save_prepared
 from hbench.errors import HBenchError, closest_names
-from hbench.paths import mirror_dirs, prepared_dir, raw_dir
+from hbench.locks import hold
+from hbench.paths import check_slug, mirror_dirs, prepared_dir, raw_dir
 from hbench.ui import QUIET, Feedback
 
 # Bump when a change to preparation changes what a prepared dataset holds: older ones are then rebuilt.
 PREPARE_VERSION = 1
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _QUANTILES = {"min": 0.0, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p90": 0.9, "max": 1.0}
 
 
@@ -189,10 +188,8 @@ def options_dict(options: PrepareOptions) -> dict[str, Any]:
 
 
 def check_name(name: str) -> str:
-    """A dataset name is also a folder name: letters, digits, '.', '_' and '-'."""
-    if not _NAME.match(name):
-        raise HBenchError(f"dataset name {name!r} must be letters, digits, '.', '_' or '-' (no slashes or spaces)")
-    return name
+    """A dataset name is also a folder name."""
+    return check_slug(name, "dataset name")
 
 
 def custom_spec(custom: CustomFiles) -> DatasetSpec:
@@ -385,7 +382,8 @@ def _spec_record(spec: DatasetSpec) -> dict[str, Any]:
 
 
 def _raw_files(
-    spec: DatasetSpec, custom: CustomFiles | None, home: Path | None, sources: list[Path] | None, feedback: Feedback
+    spec: DatasetSpec, custom: CustomFiles | None, home: Path | None, sources: list[Path] | None, feedback: Feedback,
+    force: bool,
 ) -> tuple[dict[str, Path], dict[str, str], dict[str, Any]]:
     """The raw files (fetched, or the user's files in place), their hashes, and what else keys the cache."""
     if custom is not None:
@@ -400,7 +398,7 @@ def _raw_files(
         return roles, _source_hashes(roles, _custom_source_keys(roles)), extra_key
     from hbench.datasets.download import fetch_raw_files
 
-    files = fetch_raw_files(spec, raw_dir(spec.name, home), mirror_dirs(sources), feedback)
+    files = fetch_raw_files(spec, raw_dir(spec.name, home), mirror_dirs(sources), feedback, trust_records=not force)
     return files, _source_hashes(files), {}
 
 
@@ -441,18 +439,40 @@ def prepare_dataset(
     force: bool = False,
     feedback: Feedback = QUIET,
     custom: CustomFiles | None = None,
+    accept_statistics: bool = False,
 ) -> PreparedDataset:
     """Prepare dataset `name` (or the user's `custom` files) under `home` and return it.
 
     Raw files are looked up in `sources` (offline mirrors) before any download. Nothing is rebuilt when
     the prepared directory already matches the options and the raw files' hashes, unless `force`.
+
+    Raw files without a pinned hash are verified by their content: with the dataset's default options
+    they must give the published users, items and interactions. Only then is their hash recorded; a file
+    that fails (or that its reader refuses) is deleted from the raw cache. `force` verifies recorded files
+    again; `accept_statistics` records files whose statistics differ (a source that changed on purpose).
     """
     if custom is not None and custom.name != name:
         raise HBenchError(f"custom dataset is called {custom.name!r}, not {name!r}")
     spec = custom_spec(custom) if custom is not None else get_dataset(check_name(name))
     # Options are checked before anything is downloaded.
     options = resolve_options(spec.defaults, overrides)
-    files, source_hashes, extra_key = _raw_files(spec, custom, home, sources, feedback)
+    target = prepared_dir(name, home)
+    # One preparation of a dataset at a time: a second process waits, then finds the first one's result.
+    with hold(target.parent / f".{name}.lock", busy=f"{name}: another hbench process is preparing it; waiting",
+              wait=True, on_wait=feedback.log) as locked_at:
+        leftovers = remove_stale_temporaries(target.parent, locked_at, name)
+        if custom is None:
+            leftovers += remove_stale_temporaries(raw_dir(name, home), locked_at)
+        for leftover in leftovers:
+            feedback.log(f"removed {leftover}, left by an interrupted preparation")
+        return _prepare_locked(name, spec, options, custom, sources, home, force, feedback, accept_statistics)
+
+
+def _prepare_locked(
+    name: str, spec: DatasetSpec, options: PrepareOptions, custom: CustomFiles | None, sources: list[Path] | None,
+    home: Path | None, force: bool, feedback: Feedback, accept_statistics: bool,
+) -> PreparedDataset:
+    files, source_hashes, extra_key = _raw_files(spec, custom, home, sources, feedback, force)
     cache_key = sha256_json(
         {"prepare_version": PREPARE_VERSION, "options": options_dict(options), "sources": source_hashes, **extra_key}
     )
@@ -462,7 +482,20 @@ def prepare_dataset(
         return cached
 
     started = time.perf_counter()
-    built = _build(name, spec, files, options, feedback)
+    raw_cache = raw_dir(spec.name, home)
+    from hbench.datasets.download import forget, record_hashes, unverified_names
+
+    unverified = [] if custom is not None else unverified_names(spec, raw_cache)
+    check = None if custom is not None or not (force or unverified) else _PublishedCheck(spec, accept_statistics)
+    try:
+        built = _build(name, spec, files, options, feedback, check)
+    except Exception:
+        # The file is refused or wrong: it must not stay in the cache to be taken as the source next time.
+        if custom is None and (deleted := forget(spec, raw_cache, recorded_too=force)):
+            feedback.log(f"removed {', '.join(deleted)} from {raw_cache}: not verified")
+        raise
+    if custom is None:
+        record_hashes(spec, raw_cache, source_hashes)
     manifest_extra = {
         "protocol": options.protocol,
         "options": options_dict(options),
@@ -493,16 +526,44 @@ def prepare_dataset(
     return load_prepared(target)
 
 
+@dataclass(frozen=True)
+class _PublishedCheck:
+    """Raw files are checked against the statistics their source publishes (with its default options)."""
+
+    spec: DatasetSpec
+    accept: bool
+
+    def __call__(self, raw: RawData, cleaned: Preprocessed, options: PrepareOptions, feedback: Feedback) -> None:
+        published = {k: v for k, v in self.spec.published.items() if k in ("users", "items", "interactions")}
+        if not published:
+            return
+        if options != self.spec.defaults:
+            cleaned = preprocess(_interaction_frame(raw, self.spec.defaults.split)[0], self.spec.defaults)
+        ours = {"users": cleaned.n_users, "items": cleaned.n_items, "interactions": len(cleaned.frame)}
+        differ = [f"{ours[k]:,} {k} (published: {v:,})" for k, v in published.items() if ours[k] != v]
+        if not differ:
+            return
+        message = (f"{self.spec.name}: the raw files give {', '.join(differ)}; they are truncated or not the "
+                   "published files")
+        if not self.accept:
+            raise HBenchError(f"{message}. They are removed from the cache: fetch them again or pass --source DIR "
+                              "with the right files (--accept-statistics prepares them anyway)")
+        feedback.warn(f"{message}; accepted (--accept-statistics)")
+
+
 def _build(
-    name: str, spec: DatasetSpec, files: Mapping[str, Path], options: PrepareOptions, feedback: Feedback
+    name: str, spec: DatasetSpec, files: Mapping[str, Path], options: PrepareOptions, feedback: Feedback,
+    check: _PublishedCheck | None = None,
 ) -> _Built:
-    """Read, preprocess, split and sample candidates."""
+    """Read, preprocess, split and sample candidates (after `check` of the raw files' statistics, if any)."""
     feedback.log(f"{name}: reading {', '.join(sorted(files))}")
     raw = spec.reader(files)
     images = raw.images
     frame, has_valid = _interaction_frame(raw, options.split)
-    del raw  # the reader's frames; only the image source lives on, until the store is written
     cleaned = preprocess(frame, options)
+    if check is not None:
+        check(raw, cleaned, options, feedback)
+    del raw  # the reader's frames; only the image source lives on, until the store is written
     for step in cleaned.steps:
         feedback.log(
             f"  {step['step']}: {step['users']:,} users, {step['items']:,} items, {step['interactions']:,} interactions"

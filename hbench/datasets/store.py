@@ -25,13 +25,56 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hbench.atomic import sha256_file, sha256_json, write_json
+from hbench.atomic import read_json, sha256_file, sha256_json, write_json
 from hbench.datasets.graph import TrainingGraph
 from hbench.errors import HBenchError
+from hbench.paths import check_slug
 
 MANIFEST = "manifest.json"
 SPLIT_FILES = ("train.parquet", "valid.parquet", "test.parquet")
 NEGATIVE_FILES = ("valid_negatives.npy", "test_negatives.npy")
+# File name -> (size, mtime, ctime, inode) and hash at its last verification; ctime cannot be set back by
+# the user, so a file rewritten in place is always re-hashed.
+VERIFIED = ".verified.json"
+
+
+def _inside(name: str) -> bool:
+    parts = Path(name).parts
+    return bool(parts) and not Path(name).is_absolute() and ".." not in parts
+
+
+def check_files(directory: Path, files: dict[str, str], name: str, *, rehash: bool = False) -> None:
+    """Every file of a prepared dataset has the hash its manifest records (the split a run is tested on
+    is the split its split hash names); only files whose stat changed since their last check are re-hashed."""
+    cache_path = directory / VERIFIED
+    try:
+        cache = {} if rehash or not cache_path.is_file() else read_json(cache_path)
+    except HBenchError:
+        cache = {}  # a damaged cache only costs re-hashing
+    updated = dict(cache)
+    for file_name, expected in sorted(files.items()):
+        path = directory / file_name
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise HBenchError(
+                f"{path} is missing from the prepared dataset; run `hbench prepare {name} --force`"
+            ) from None
+        signature = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        if cache.get(file_name) == {"stat": signature, "sha256": expected}:
+            continue
+        actual = sha256_file(path)
+        if actual != expected:
+            raise HBenchError(
+                f"{path} changed since it was prepared (sha256 {actual[:12]}…, manifest says {expected[:12]}…); "
+                f"run `hbench prepare {name} --force`"
+            )
+        updated[file_name] = {"stat": signature, "sha256": expected}
+    if updated != cache:
+        try:
+            write_json(cache_path, updated)
+        except OSError:
+            pass  # a read-only dataset is checked in full each time
 
 
 @dataclass(frozen=True)
@@ -149,21 +192,21 @@ def save_prepared(
 
 
 def load_prepared(directory: Path, *, verify: bool = False) -> PreparedDataset:
-    """Load a prepared dataset; with `verify`, re-hash every file against the manifest."""
-    import json
+    """Load a prepared dataset after checking its files against the manifest's hashes.
 
+    The check is cheap (`check_files`): a file is re-hashed only when its size or times changed since it
+    was last verified. `verify` re-hashes every file regardless.
+    """
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
         raise HBenchError(f"{directory} is not a prepared dataset (no {MANIFEST}); run `hbench prepare` first")
-    manifest = json.loads(manifest_path.read_text())
-    if verify:
-        for file_name, expected in manifest["files"].items():
-            actual = sha256_file(directory / file_name)
-            if actual != expected:
-                raise HBenchError(
-                    f"{directory / file_name} changed since it was prepared (sha256 {actual[:12]}…, "
-                    f"manifest says {expected[:12]}…); run `hbench prepare {manifest['name']} --force`"
-                )
+    manifest = read_json(manifest_path, required=("name", "n_users", "n_items", "files"))
+    check_slug(manifest["name"], f"{manifest_path}: the dataset name")
+    files = manifest["files"]
+    if not isinstance(files, dict) or not all(isinstance(v, str) and _inside(k) for k, v in files.items()):
+        raise HBenchError(f"{manifest_path} is damaged (its file list is not names and hashes); "
+                          f"run `hbench prepare {manifest['name']} --force`")
+    check_files(directory, files, str(manifest["name"]), rehash=verify)
     parts = [Interactions.from_frame(pd.read_parquet(directory / f)) for f in SPLIT_FILES]
     negatives = [
         np.load(directory / f, allow_pickle=False).astype(np.int64) if (directory / f).exists() else None

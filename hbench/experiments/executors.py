@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hbench.errors import HBenchError
+from hbench.experiments.orphans import die_with_parent
 from hbench.experiments.plan import Cell
 
 EXECUTORS = ("sequential", "processes", "ray")
@@ -130,7 +131,8 @@ def run_processes(tasks: Sequence[CellTask], jobs: int, on_start: Callable[[Cell
         free_gpus = list(gpus)
         running: dict[Future[CellOutcome], tuple[Cell, int | None]] = {}
         # spawn: a fresh interpreter per worker (fork would copy torch's thread pools and CUDA state).
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             broken = False
             while (queue and not broken) or running:
                 while queue and not broken and len(running) < jobs:

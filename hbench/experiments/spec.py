@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hbench.config import TrainConfig, coerce_fields, coerce_setting
 from hbench.errors import HBenchError
+from hbench.paths import check_slug
 
 # Settings a spec may fix or sweep; dataset and seed are the spec's own axes, device a property of a machine.
 # Selection compares configurations by one validation metric on one protocol's candidates; sweeping
@@ -132,6 +133,12 @@ class SweepSpec(_Strict):
     models: list[ModelEntry] = Field(min_length=1)
     budget: Budget = Budget()
     select: bool = True  # False: every configuration is a result of its own (ablations)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder_name(cls, name: str) -> str:
+        # The name becomes the sweep's directory under the results root: never a path.
+        return check_slug(name, "sweep name")
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -246,7 +253,10 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> SweepSpec:
     """Read a TOML (.toml) or YAML (.yaml/.yml) spec file; `overrides` replace top-level keys (e.g. seeds)."""
     if not path.is_file():
         raise HBenchError(f"spec file {path} does not exist")
-    text = path.read_text()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise HBenchError(f"{path}: a spec file is UTF-8 text, but byte {error.start} is not ({error.reason})") from None
     try:
         if path.suffix == ".toml":
             data = tomllib.loads(text)
@@ -254,8 +264,9 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> SweepSpec:
             data = yaml.safe_load(text)
         else:
             raise HBenchError(f"spec file {path} must end in .toml, .yaml or .yml")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
-        raise HBenchError(f"{path}: not valid {path.suffix[1:].upper()}: {str(error).splitlines()[0]}") from None
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, RecursionError) as error:
+        first = (str(error).splitlines() or [type(error).__name__])[0]
+        raise HBenchError(f"{path}: not valid {path.suffix[1:].upper()}: {first}") from None
     if not isinstance(data, dict):
         raise HBenchError(f"{path}: a spec is a mapping of keys (name, datasets, seeds, models, ...)")
     data.setdefault("name", path.stem)

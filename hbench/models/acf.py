@@ -52,7 +52,7 @@ from hbench.errors import HBenchError
 from hbench.evaluation.ranking import Representations
 from hbench.geometry import PoincareDistance, SquaredEuclidean
 from hbench.geometry.poincare import poincare_distance
-from hbench.models.base import LossTerms, ModelContext, Recommender, normal_init, option
+from hbench.models.base import LossTerms, ModelContext, Range, Recommender, normal_init, option
 from hbench.models.hyperml import DISTORTION_EPS
 from hbench.models.registry import register_model
 from hbench.models.vbpr import item_features
@@ -64,34 +64,33 @@ _SQRT_FLOOR = 1e-18  # ‖·‖ = sqrt(max(‖·‖², floor)): finite gradients
 @dataclass(frozen=True)
 class VACFOptions:
     hyperbolic: bool = option(False, "Poincaré-ball model with the multi-task loss (false: Euclidean only, = vacf)")
-    neighbours: int = option(10, "L: neighbours sampled from the user's training history (padded and masked if fewer)")
+    neighbours: int = option(
+        10, "L: neighbours sampled from the user's training history (padded and masked if fewer)", Range(at_least=1)
+    )
     attention: bool = option(True, "attention weights over the neighbours (false: uniform weights, no attention MLP)")
-    attention_hidden: int = option(64, "hidden units of the attention MLP")
+    attention_hidden: int = option(64, "hidden units of the attention MLP", Range(at_least=1))
     visual: bool = option(True, "add projected image features W_f f to items and attention (false: no features needed)")
     normalize_features: bool = option(True, "divide the features by their mean L2 norm (one scalar) before use")
     loss: Literal["hinge", "bpr"] = option("hinge", "ranking loss: hinge on squared distances, or BPR on −distance")
-    margin: float = option(1.0, "hinge margin m on squared distances (HyperML's value)")
-    c: float = option(1.0, "curvature parameter c > 0 of the ball (hyperbolic only; the paper finds large c hurts)")
+    margin: float = option(1.0, "hinge margin m on squared distances (HyperML's value)", Range(at_least=0))
+    c: float = option(
+        1.0, "curvature parameter c > 0 of the ball (hyperbolic only; the paper finds large c hurts)", Range(above=0)
+    )
     learnable_c: bool = option(False, "learn c (kept positive through geoopt's softplus; hyperbolic only)")
-    gamma: float = option(1.0, "γ: weight of the Euclidean loss L_euc next to L_hyp (0: no Euclidean loss; hyperbolic only)")
-    lambda_adj: float = option(0.2, "λ_adj: weight of the adjustment loss L_adj (0: none; hyperbolic only)")
+    gamma: float = option(
+        1.0, "γ: weight of the Euclidean loss L_euc next to L_hyp (0: no Euclidean loss; hyperbolic only)",
+        Range(at_least=0),
+    )
+    lambda_adj: float = option(
+        0.2, "λ_adj: weight of the adjustment loss L_adj (0: none; hyperbolic only)", Range(at_least=0)
+    )
     parametrization: Literal["tangent", "ball"] = option(
         "tangent", "U, V, P as tangent vectors at 0 mapped by exp0, or ManifoldParameters on the ball (hyperbolic only)"
     )
-    reg: float = option(0.0, "L2 weight on the batch's final tangent vectors ũ_i, ṽ_j, ṽ_k")
-    init_std: float = option(0.01, "standard deviation of the normal initialisation of U, V, P and W_f")
-
-    def __post_init__(self) -> None:
-        # Here rather than in the model, so that a sweep spec's values are checked before anything runs.
-        for flag, value, low in (("--neighbours", self.neighbours, 1), ("--attention-hidden", self.attention_hidden, 1)):
-            if value < low:
-                raise HBenchError(f"{flag} must be at least {low}, got {value}")
-        for flag, value in (("--margin", self.margin), ("--gamma", self.gamma),
-                            ("--lambda-adj", self.lambda_adj), ("--reg", self.reg)):
-            if not value >= 0:
-                raise HBenchError(f"{flag} must be non-negative, got {value}")
-        if not self.c > 0:
-            raise HBenchError(f"--c must be positive, got {self.c}")
+    reg: float = option(0.0, "L2 weight on the batch's final tangent vectors ũ_i, ṽ_j, ṽ_k", Range(at_least=0))
+    init_std: float = option(
+        0.01, "standard deviation of the normal initialisation of U, V, P and W_f", Range(above=0)
+    )
 
 
 @dataclass(frozen=True)

@@ -26,15 +26,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hbench.config import Range, setting
 from hbench.datasets.graph import TrainingGraph
 from hbench.datasets.store import Interactions
 from hbench.evaluation.ranking import Representations
 from hbench.models.rows import RowGradients, gather_rows
 
 
-def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse/typer wording
-    """A model option with its documentation (shown by `hbench models NAME`)."""
-    return field(default=default, metadata={"help": help})
+def option(default: Any, help: str, range: Range | None = None) -> Any:  # noqa: A002 - mirrors argparse/typer wording
+    """A model option with its documentation and the values it admits (both shown by `hbench models NAME`).
+
+    The range is checked by `parse_options`, through which flags, spec files and the Python API all pass.
+    """
+    return setting(default, range=range, help=help)
 
 
 @dataclass(frozen=True)

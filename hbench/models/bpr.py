@@ -10,15 +10,15 @@ from torch import nn
 
 from hbench.evaluation.ranking import Representations
 from hbench.geometry import DotProduct
-from hbench.models.base import LossTerms, ModelContext, Recommender, normal_init, option
+from hbench.models.base import LossTerms, ModelContext, Range, Recommender, normal_init, option
 from hbench.models.registry import register_model
 
 
 @dataclass(frozen=True)
 class BPROptions:
-    reg: float = option(1e-2, "L2 weight on the embeddings and biases of each batch")
+    reg: float = option(1e-2, "L2 weight on the embeddings and biases of each batch", Range(at_least=0))
     item_bias: bool = option(True, "learn an item bias b_i")
-    init_std: float = option(0.1, "standard deviation of the normal initialisation")
+    init_std: float = option(0.1, "standard deviation of the normal initialisation", Range(above=0))
 
 
 @register_model

@@ -12,15 +12,15 @@ from torch import nn
 
 from hbench.evaluation.ranking import Representations
 from hbench.geometry import SquaredEuclidean
-from hbench.models.base import LossTerms, ModelContext, Recommender, normal_init, option
+from hbench.models.base import LossTerms, ModelContext, Range, Recommender, normal_init, option
 from hbench.models.registry import register_model
 
 
 @dataclass(frozen=True)
 class CMLOptions:
-    margin: float = option(0.5, "hinge margin m on squared distances")
-    max_norm: float = option(1.0, "embeddings are clipped to this norm after every step")
-    init_std: float = option(0.1, "standard deviation of the normal initialisation (before clipping)")
+    margin: float = option(0.5, "hinge margin m on squared distances", Range(at_least=0))
+    max_norm: float = option(1.0, "embeddings are clipped to this norm after every step", Range(above=0))
+    init_std: float = option(0.1, "standard deviation of the normal initialisation (before clipping)", Range(above=0))
 
 
 @register_model

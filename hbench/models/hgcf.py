@@ -27,36 +27,25 @@ from typing import Literal
 import geoopt
 import torch
 
-from hbench.errors import HBenchError
 from hbench.evaluation.ranking import Representations
 from hbench.geometry import PoincareDistance
 from hbench.geometry.poincare import poincare_distance
-from hbench.models.base import LossTerms, ModelContext, Recommender, option
+from hbench.models.base import LossTerms, ModelContext, Range, Recommender, option
 from hbench.models.graph import Propagation
 from hbench.models.registry import register_model
 
 
 @dataclass(frozen=True)
 class HGCFOptions:
-    layers: int = option(3, "propagation layers L (the authors' `--num-layers 4` means 3)")
-    margin: float = option(0.1, "hinge margin m on squared hyperbolic distances (Amazon-CD: 0.1)")
-    weight_decay: float = option(5e-3, "weight decay of Riemannian SGD (Amazon-CD: 0.005)")
-    momentum: float = option(0.95, "momentum of Riemannian SGD")
-    init_scale: float = option(0.1, "tangent vectors start uniform in [−s, s] (hyperboloid scale)")
+    # At least one layer: the output sums layers 1..L.
+    layers: int = option(3, "propagation layers L (the authors' `--num-layers 4` means 3)", Range(at_least=1))
+    margin: float = option(0.1, "hinge margin m on squared hyperbolic distances (Amazon-CD: 0.1)", Range(at_least=0))
+    weight_decay: float = option(5e-3, "weight decay of Riemannian SGD (Amazon-CD: 0.005)", Range(at_least=0))
+    momentum: float = option(0.95, "momentum of Riemannian SGD", Range(at_least=0, at_most=0.999))
+    init_scale: float = option(0.1, "tangent vectors start uniform in [−s, s] (hyperboloid scale)", Range(above=0))
     normalisation: Literal["symmetric", "row", "row_self"] = option(
         "row_self", "adjacency normalisation: (D+I)^-1 (A+I) (the authors'), D^-1 A, or D^-1/2 A D^-1/2")
 
-    def __post_init__(self) -> None:
-        if self.layers < 1:
-            raise HBenchError(f"--layers must be at least 1 (the output sums layers 1..L), got {self.layers}")
-        if not self.margin >= 0:
-            raise HBenchError(f"--margin must be at least 0, got {self.margin}")
-        if not self.weight_decay >= 0:
-            raise HBenchError(f"--weight-decay must be at least 0, got {self.weight_decay}")
-        if not 0 <= self.momentum < 1:
-            raise HBenchError(f"--momentum must lie in [0, 1), got {self.momentum}")
-        if not self.init_scale > 0:
-            raise HBenchError(f"--init-scale must be positive, got {self.init_scale}")
 
 
 @register_model

@@ -30,11 +30,10 @@ import geoopt
 import torch
 from torch import nn
 
-from hbench.errors import HBenchError
 from hbench.evaluation.ranking import Representations
 from hbench.geometry import PoincareDistance
 from hbench.geometry.poincare import poincare_distance
-from hbench.models.base import LossTerms, ModelContext, Recommender, normal_init, option
+from hbench.models.base import LossTerms, ModelContext, Range, Recommender, normal_init, option
 from hbench.models.registry import register_model
 
 # ε of the distortion ratio: keeps L_D finite for coincident points (the public reimplementation uses 1e-9).
@@ -43,18 +42,15 @@ DISTORTION_EPS = 1e-9
 
 @dataclass(frozen=True)
 class HyperMLOptions:
-    c: float = option(1.0, "curvature parameter c > 0 of the ball (sectional curvature −c)")
-    gamma: float = option(0.2, "weight γ of the distortion term L_D (0 disables it)")
-    margin: float = option(1.0, "hinge margin m on squared hyperbolic distances")
+    c: float = option(1.0, "curvature parameter c > 0 of the ball (sectional curvature −c)", Range(above=0))
+    gamma: float = option(0.2, "weight γ of the distortion term L_D (0 disables it)", Range(at_least=0))
+    margin: float = option(1.0, "hinge margin m on squared hyperbolic distances", Range(at_least=0))
     parametrization: Literal["ball", "tangent"] = option(
         "tangent", "points as ManifoldParameters on the ball (Riemannian Adam) or tangent vectors mapped by exp0"
     )
-    init_std: float = option(0.01, "standard deviation of the normal initialisation (tangent space at 0)")
-
-    def __post_init__(self) -> None:
-        # Here rather than in the model, so that a sweep spec's values are checked before anything runs.
-        if not self.c > 0:
-            raise HBenchError(f"--c must be positive, got {self.c}")
+    init_std: float = option(
+        0.01, "standard deviation of the normal initialisation (tangent space at 0)", Range(above=0)
+    )
 
 
 @register_model

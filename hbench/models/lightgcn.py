@@ -19,29 +19,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hbench.errors import HBenchError
 from hbench.evaluation.ranking import Representations
 from hbench.geometry import DotProduct
-from hbench.models.base import LossTerms, ModelContext, Recommender, normal_init, option
+from hbench.models.base import LossTerms, ModelContext, Range, Recommender, normal_init, option
 from hbench.models.graph import Propagation
 from hbench.models.registry import register_model
 
 
 @dataclass(frozen=True)
 class LightGCNOptions:
-    layers: int = option(3, "propagation layers K (0: matrix factorisation with the same loss)")
-    reg: float = option(1e-4, "weight λ of the L2 term on the batch's ego embeddings")
-    init_std: float = option(0.1, "standard deviation of the normal initialisation")
+    layers: int = option(3, "propagation layers K (0: matrix factorisation with the same loss)", Range(at_least=0))
+    reg: float = option(1e-4, "weight λ of the L2 term on the batch's ego embeddings", Range(at_least=0))
+    init_std: float = option(0.1, "standard deviation of the normal initialisation", Range(above=0))
     normalisation: Literal["symmetric", "row", "row_self"] = option(
         "symmetric", "adjacency normalisation: D^-1/2 A D^-1/2 (paper), D^-1 A, or (D+I)^-1 (A+I)")
 
-    def __post_init__(self) -> None:
-        if self.layers < 0:
-            raise HBenchError(f"--layers must be at least 0, got {self.layers}")
-        if not self.reg >= 0:
-            raise HBenchError(f"--reg must be at least 0, got {self.reg}")
-        if not self.init_std > 0:
-            raise HBenchError(f"--init-std must be positive, got {self.init_std}")
 
 
 @register_model

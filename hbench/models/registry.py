@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
-from hbench.config import coerce_setting, type_name
+from hbench.config import check_ranges, coerce_setting, type_name
 from hbench.errors import HBenchError
 from hbench.models.base import ModelContext, Recommender
 
@@ -55,7 +55,9 @@ def option_help(cls: type[Recommender]) -> list[tuple[str, str, Any, str]]:
     rows = []
     for f in dataclasses.fields(cls.Options):
         hint = typing.get_type_hints(cls.Options)[f.name]
-        rows.append((f"--{f.name.replace('_', '-')}", type_name(hint), f.default, f.metadata.get("help", "")))
+        bounds = f.metadata.get("range")
+        kind = type_name(hint) + (f", {bounds}" if bounds is not None else "")
+        rows.append((f"--{f.name.replace('_', '-')}", kind, f.default, f.metadata.get("help", "")))
     return rows
 
 
@@ -69,7 +71,9 @@ def parse_options(cls: type[Recommender], raw: Mapping[str, Any]) -> Any:
             known = ", ".join(f"--{n.replace('_', '-')}" for n in hints) or "none"
             raise HBenchError(f"model {cls.name!r} has no option --{name.replace('_', '-')} (its options: {known})")
         values[name] = coerce_setting(value, hints[name], f"--{name.replace('_', '-')}")
-    return cls.Options(**values)
+    options = cls.Options(**values)
+    check_ranges(options)  # the one check of every option's declared range
+    return options
 
 
 def create_model(name: str, context: ModelContext, options: Mapping[str, Any] | None = None) -> Recommender:

@@ -21,7 +21,7 @@ from torch import nn
 from hbench.errors import HBenchError
 from hbench.evaluation.ranking import Representations
 from hbench.geometry import DotProduct
-from hbench.models.base import LossTerms, ModelContext, Recommender, normal_init, option
+from hbench.models.base import LossTerms, ModelContext, Range, Recommender, normal_init, option
 from hbench.models.registry import register_model
 
 
@@ -52,13 +52,17 @@ def item_features(context: ModelContext, model_name: str, *, normalize: bool) ->
 
 @dataclass(frozen=True)
 class VBPROptions:
-    visual_dim: int = option(0, "K' = size of θ_u and E f_i (0: half of --dim); γ_u, γ_i get the rest of --dim")
-    reg: float = option(1e-2, "L2 weight on the batch's γ, θ rows and item biases (as bpr's --reg)")
-    reg_visual: float = option(0.0, "L2 weight on the shared projection E and visual bias β'")
+    visual_dim: int = option(
+        0, "K' = size of θ_u and E f_i (0: half of --dim); γ_u, γ_i get the rest of --dim", Range(at_least=0)
+    )
+    reg: float = option(
+        1e-2, "L2 weight on the batch's γ, θ rows and item biases (as bpr's --reg)", Range(at_least=0)
+    )
+    reg_visual: float = option(0.0, "L2 weight on the shared projection E and visual bias β'", Range(at_least=0))
     item_bias: bool = option(True, "learn an item bias β_i")
     visual_bias: bool = option(True, "learn the visual bias β' (the term β'·f_i)")
     normalize_features: bool = option(True, "divide the features by their mean L2 norm (one scalar) before use")
-    init_std: float = option(0.1, "standard deviation of the normal initialisation (γ, θ, E)")
+    init_std: float = option(0.1, "standard deviation of the normal initialisation (γ, θ, E)", Range(above=0))
 
 
 @register_model

@@ -426,6 +426,9 @@ class SignificanceSettings:
         return "greater" if self.pairs == "baseline" else "two-sided"
 
 
+AGAINST_THE_MEAN = "the test's direction disagrees with the reported means"
+
+
 @dataclass(frozen=True)
 class RowKey:
     """What significance needs of a table row: identity, model, label and the column means."""
@@ -461,6 +464,11 @@ class SignificanceReport:
     @property
     def family_size(self) -> int:
         return sum(1 for c in self.comparisons if not math.isnan(c.outcome.p_value))
+
+    @property
+    def against_the_mean(self) -> tuple[Comparison, ...]:
+        """Comparisons the test rejected in the direction opposite to the reported means (left unmarked)."""
+        return tuple(c for c in self.comparisons if c.note == AGAINST_THE_MEAN)
 
     @property
     def untested(self) -> tuple[Comparison, ...]:
@@ -511,6 +519,9 @@ class SignificanceReport:
                     f"two-sided {test} over all pairs of rows (the better one by "
                     f"{'the signed-rank sum' if s.test == 'wilcoxon' else 'the sign of the mean difference'}), "
                     f"{unit}{'; ' + n_text if n_text else ''}; α = {s.alpha}, {correction}.")
+        if self.against_the_mean:
+            text += (f" {len(self.against_the_mean)} comparison(s) not marked: the test's direction disagrees with "
+                     "the reported means (on the matched pairs it favours the row with the worse mean).")
         if self.untested:
             reasons = sorted({c.outcome.note or c.note for c in self.untested})
             text += f" {len(self.untested)} comparison(s) not testable ({'; '.join(reasons)})."
@@ -561,25 +572,16 @@ def table_significance(runs: pd.DataFrame, rows: Sequence[RowKey], metrics: Sequ
                              n_resamples=settings.n_resamples, with_ci=settings.test == "bootstrap")
         comparisons.append(Comparison(metric, candidate, baseline, outcome, effect, paired.seeds))
     adjusted, rejected = correct([c.outcome.p_value for c in comparisons], settings.correction, settings.alpha)
+    means = {r.group_hash: r.means for r in rows}
     final = []
     for c, p_adj, reject in zip(comparisons, adjusted, rejected):
-        better = c.outcome.leader > 0
-        if settings.pairs == "all" and reject and c.outcome.leader < 0:
-            # Rows were ordered by their means over all seeds; on the matched pairs, by what the test
-            # measures, the other one won.
-            c = _swapped(c)
-            better = True
-        final.append(replace(c, p_adjusted=float(p_adj), significant=bool(reject and better)))
+        # A marker says "this cell is better": it needs the test's direction (on the matched pairs) and the
+        # reported means to agree. A signed-rank test can favour the row with the lower mean; then no marker.
+        gap = direction(c.metric) * ((means[c.candidate][c.metric] or 0.0) - (means[c.baseline][c.metric] or 0.0))
+        agree = c.outcome.leader > 0 and gap > 0
+        note = AGAINST_THE_MEAN if reject and not agree else c.note
+        final.append(replace(c, p_adjusted=float(p_adj), significant=bool(reject and agree), note=note))
     return SignificanceReport(settings, tuple(final), baselines, settings.baseline is None)
-
-
-def _swapped(c: Comparison) -> Comparison:
-    """The same two-sided comparison read from the other row (A and B exchanged)."""
-    e = c.effect
-    effect = replace(e, mean_a=e.mean_b, mean_b=e.mean_a, difference=-e.difference, ci_low=-e.ci_high,
-                     ci_high=-e.ci_low, d_z=-e.d_z)
-    return replace(c, candidate=c.baseline, baseline=c.candidate, effect=effect,
-                   outcome=replace(c.outcome, leader=-c.outcome.leader))
 
 
 def _best_baseline(rows: Sequence[RowKey], metric: str) -> RowKey | None:

@@ -40,7 +40,8 @@ from hbench.evaluation.ranking import Representations
 from hbench.models.base import ModelContext, Recommender
 from hbench.models.registry import get_model_class, parse_options
 from hbench.models.rows import RowGradients
-from hbench.runs import RunDirectory, environment, package_version
+from hbench.runs import RunDirectory, environment, one_process_per_run, package_version
+from hbench.training.degenerate import degenerate_best
 from hbench.training.optim import RowAdam
 from hbench.training.runlog import RunReporter, metrics_text
 from hbench.training.sampling import EpochStream, NegativeSampler
@@ -156,12 +157,7 @@ def _feature_artifact(cls: type[Recommender], options: Any, dataset: PreparedDat
 
 
 def _check_config(config: TrainConfig) -> None:
-    for name, value in (("--epochs", config.epochs), ("--batch-size", config.batch_size or 1), ("--dim", config.dim),
-                        ("--eval-every", config.eval_every), ("--negatives", config.negatives)):
-        if value < 1:
-            raise HBenchError(f"{name} must be at least 1, got {value}")
-    if config.patience < 1:
-        raise HBenchError(f"--patience must be at least 1, got {config.patience}")
+    # Numeric ranges are TrainConfig's own (checked when it is built).
     if config.optimizer not in OPTIMIZERS:
         raise HBenchError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not {config.optimizer!r}")
 
@@ -405,6 +401,7 @@ def train(
                          feedback=feedback)
 
 
+@one_process_per_run
 def train_planned(planned: PlannedRun, *, force: bool = False, feedback: Feedback = QUIET) -> RunResult:
     """Train (or resume, or skip) one planned run."""
     config, dataset, run, run_dir = planned.config, planned.dataset, planned.run, planned.run_dir
@@ -438,6 +435,8 @@ def train_planned(planned: PlannedRun, *, force: bool = False, feedback: Feedbac
         # NaN never beats the best so far: with no finite validation value there is no checkpoint to test.
         outcome.status = "diverged"
         outcome.message = f"validation {run.metric} was not a number at any of {outcome.epochs_run} epoch(s)"
+    if outcome.status == "completed" and (reason := degenerate_best(model, outcome.best_state)) is not None:
+        outcome.status, outcome.message = "diverged", reason
 
     summary: dict[str, Any] = {
         "status": outcome.status, "message": outcome.message, "model": planned.model_name, "dataset": dataset.name,

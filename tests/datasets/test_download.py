@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hbench.datasets.download import HASHES, fetch_raw_files
+from hbench.datasets.download import HASHES, fetch_raw_files, record_hashes
 from hbench.datasets.registry import DatasetSpec, PrepareOptions, RawData, RawFile
 from hbench.errors import HBenchError
 from hbench.ui import QUIET
@@ -195,8 +195,11 @@ def test_unpinned_hash_is_recorded_and_a_changed_source_detected(server, dest):
     url, state = server
     state.files["/a.bin"] = PAYLOAD
     spec = make_spec(RawFile("a.bin", f"{url}/a.bin"))
-    fetch_raw_files(spec, dest, [], QUIET, **FAST)
+    paths = fetch_raw_files(spec, dest, [], QUIET, **FAST)
+    assert not (dest / HASHES).exists()  # fetching alone never records: the file is not verified yet
+    record_hashes(spec, dest, {})
     assert json.loads((dest / HASHES).read_text()) == {"a.bin": sha(PAYLOAD)}
+    assert paths["a.bin"].read_bytes() == PAYLOAD
     (dest / "a.bin").unlink()
     state.files["/a.bin"] = PAYLOAD + b"changed"
     with pytest.raises(HBenchError, match="recorded in .*the download is corrupt or the source changed"):
@@ -276,6 +279,7 @@ def test_unpinned_ambiguous_recursive_hits_are_ignored(dest, closed_url, tmp_pat
         fetch_raw_files(spec, dest, [mirror], QUIET, retries=0, **FAST)
     (mirror / "y" / "f.txt").write_bytes(b"one")  # the same bytes twice is not ambiguous
     assert fetch_raw_files(spec, dest, [mirror], QUIET, retries=0, **FAST)["f.txt"].read_bytes() == b"one"
+    record_hashes(spec, dest, {})
     assert json.loads((dest / HASHES).read_text()) == {"f.txt": sha(b"one")}
 
 
@@ -350,4 +354,5 @@ def test_archive_is_downloaded_when_no_mirror_has_it(shared_data, server, dest, 
     spec = make_spec(RawFile("ml-100k.zip", f"{url}/ml-100k.zip", members={"ml-100k/u.data": sha(data)}))
     paths = fetch_raw_files(spec, dest, [tmp_path / "nothing-here"], QUIET, **FAST)
     assert paths["u.data"].read_bytes() == data
+    record_hashes(spec, dest, {})
     assert json.loads((dest / HASHES).read_text()) == {"ml-100k.zip": sha(archive.read_bytes())}

@@ -145,8 +145,13 @@ def test_movielens_1m_from_a_mirror_zip(tmp_path: Path, hbench_home: Path) -> No
     rows = [f"{u}::{i}::{1 + (u * i) % 5}::{978300000 + 10 * i}" for u in range(1, 4) for i in range(1, 8)]
     with zipfile.ZipFile(tmp_path / "ml-1m.zip", "w") as zf:
         zf.writestr("ml-1m/ratings.dat", "\n".join(rows) + "\n")
+    # A 21-rating stand-in is not MovieLens 1M: refused unless accepted explicitly (issue 13.2).
+    with pytest.raises(HBenchError, match="the raw files give 3 users .published: 6,040."):
+        prepare_dataset("movielens-1m", overrides={"negatives": 0, "protocol": "full"}, sources=[tmp_path],
+                        home=hbench_home)
     ds = prepare_dataset(
-        "movielens-1m", overrides={"negatives": 0, "protocol": "full"}, sources=[tmp_path], home=hbench_home
+        "movielens-1m", overrides={"negatives": 0, "protocol": "full"}, sources=[tmp_path], home=hbench_home,
+        accept_statistics=True,
     )
     assert (ds.n_users, ds.n_items, len(ds.train)) == (3, 7, 15)
     assert ds.test.items.tolist() == [6, 6, 6]  # item 7 (internal 6) is the latest of every user

@@ -107,8 +107,12 @@ def test_builtin_containers_need_no_globals():
 def test_numpy_arrays_need_the_numpy_globals(array, protocol):
     data = pickle.dumps(array, protocol=protocol)
     loaded = restricted_loads(data, NUMPY_ARRAY_GLOBALS)
-    assert loaded.dtype == array.dtype and loaded.shape == array.shape
-    assert list(loaded.ravel()) == list(array.ravel())
+    if array.dtype.hasobject:
+        # An array of objects is never built: its elements come back as a list.
+        assert loaded == array.tolist()
+    else:
+        assert loaded.dtype == array.dtype and loaded.shape == array.shape
+        assert list(loaded.ravel()) == list(array.ravel())
     with pytest.raises(HBenchError, match="refusing to unpickle"):
         restricted_loads(data)
 
@@ -122,7 +126,7 @@ def test_python2_latin1_strings_pass_through_encoding():
     data = py2_pickle({b"caf\xe9": [1, 2], b"imgs": b"\xff\xd8\xff\xe0"})
     assert restricted_loads(data, encoding="latin1") == {"café": [1, 2], "imgs": "\xff\xd8\xff\xe0"}
     assert restricted_loads(data, encoding="bytes") == {b"caf\xe9": [1, 2], b"imgs": b"\xff\xd8\xff\xe0"}
-    with pytest.raises(UnicodeDecodeError):
+    with pytest.raises(HBenchError, match="not a valid pickle.*codec can't decode"):
         restricted_loads(data)
 
 

@@ -226,7 +226,8 @@ def test_settings_are_validated() -> None:
         SignificanceSettings(pairs="all", baseline="bpr")
 
 
-def test_all_pairs_credits_the_winner_on_the_matched_pairs(tmp_path) -> None:
+def test_all_pairs_never_marks_against_the_reported_means(tmp_path) -> None:
+    """Issue 13.9 (this test credited "b" before): the test favours b, the table shows a better: no marker."""
     from hbench.reports.collect import collect_runs
     from hbench.reports.significance import RowKey, table_significance
 
@@ -240,5 +241,7 @@ def test_all_pairs_credits_the_winner_on_the_matched_pairs(tmp_path) -> None:
     rows = [RowKey(group["a"], "a", "a", {"hr@10": 0.5 + 1e-9}), RowKey(group["b"], "b", "b", {"hr@10": 0.5})]
     report = table_significance(runs, rows, ["hr@10"], SignificanceSettings(pairs="all"))
     (c,) = report.comparisons
-    assert c.significant and (c.candidate, c.baseline) == (group["b"], group["a"])
-    assert c.effect.difference == pytest.approx(0.5) and report.beats(group["b"], "hr@10") == [group["a"]]
+    assert c.outcome.leader < 0 and c.p_adjusted < 0.05  # the test does reject, for b
+    assert not c.significant and report.beats(group["b"], "hr@10") == [] and report.beats(group["a"], "hr@10") == []
+    assert report.against_the_mean == (c,)
+    assert "1 comparison(s) not marked: the test's direction disagrees" in report.describe({})
