@@ -104,7 +104,7 @@ def test_hyperml_gamma_zero_drops_the_distortion_term() -> None:
 
 
 def test_hyperml_ball_parameters_are_manifold_parameters() -> None:
-    model = create_model("hyperml", _context(), {"c": "2.0"})
+    model = create_model("hyperml", _context(), {"c": "2.0", "parametrization": "ball"})
     assert isinstance(model.user_embedding, geoopt.ManifoldParameter)
     assert model.user_embedding.manifold.c.item() == pytest.approx(2.0)
     with pytest.raises(HBenchError, match="--c must be positive"):

@@ -59,7 +59,7 @@ def test_mlflow_logs_every_sweep_cell_under_the_sweeps_name(tiny_dataset, tmp_pa
     _cli(["sweep", "bpr", "-d", str(tiny_dataset.path), "--dim", "8", "--epochs", "2", "--seeds", "2", "--quiet",
           "--out", str(tmp_path / "sweep"), "--tracker", "mlflow", "--tracker-uri", uri], capsys)
     client = MlflowClient(tracking_uri=uri)
-    runs = client.search_runs([client.get_experiment_by_name(f"bpr-{tiny_dataset.path}").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name(f"bpr-{tiny_dataset.path.name}").experiment_id])
     sweep = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert sorted(r.data.tags["hbench.config_hash"] for r in runs) == sorted(c["config_hash"] for c in sweep["cells"])
 
