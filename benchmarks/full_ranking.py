@@ -17,8 +17,8 @@ import torch
 from tabulate import tabulate
 
 from hbench.datasets.prepare import prepare_dataset
-from hbench.evaluation.ranking import Representations, count_full, default_budget
-from hbench.geometry import DotProduct, PoincareDistance
+from hbench.evaluation.ranking import count_full, default_budget
+from hbench.geometry import DotProduct, PoincareDistance, Representations
 from hbench.geometry.poincare import poincare_distance_matrix
 
 try:

@@ -32,8 +32,7 @@ from hbench.config import TrainConfig
 from hbench.datasets.prepare import CustomFiles, prepare_dataset
 from hbench.evaluation.metrics import summarise
 from hbench.evaluation.protocols import evaluate
-from hbench.evaluation.ranking import Representations
-from hbench.geometry import DotProduct
+from hbench.geometry import DotProduct, Representations
 from hbench.runs import RunDirectory
 from hbench.training.trainer import train
 

@@ -20,7 +20,8 @@ import pandas as pd
 from hbench.datasets.store import PreparedDataset
 from hbench.errors import HBenchError
 from hbench.evaluation.metrics import per_user_metrics
-from hbench.evaluation.ranking import Representations, count_full, count_sampled
+from hbench.evaluation.ranking import count_full, count_sampled
+from hbench.geometry import Representations
 from hbench.ui import QUIET, Feedback
 
 DEFAULT_KS = (10, 20)

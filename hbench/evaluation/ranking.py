@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from hbench.datasets.store import Interactions
-from hbench.geometry.scoring import Geometry
+from hbench.geometry import Representations
 from hbench.ui import QUIET, Feedback
 
 DEFAULT_BUDGET_ELEMENTS = 1 << 25  # 32M float32 scores ≈ 128 MiB per block on an accelerator
@@ -30,15 +30,6 @@ CPU_BUDGET_ELEMENTS = 1 << 20
 def default_budget(device: torch.device) -> int:
     """Scores per block: cache-sized on the CPU, large on accelerators (fewer kernel launches)."""
     return CPU_BUDGET_ELEMENTS if device.type == "cpu" else DEFAULT_BUDGET_ELEMENTS
-
-
-@dataclass(frozen=True)
-class Representations:
-    """What every model hands to evaluation: user points, item points and how to score them."""
-
-    users: torch.Tensor
-    items: torch.Tensor
-    geometry: Geometry
 
 
 @dataclass(frozen=True)

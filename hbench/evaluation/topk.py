@@ -16,7 +16,7 @@ import scipy.sparse
 import torch
 
 from hbench.datasets.store import Interactions
-from hbench.evaluation.ranking import Representations
+from hbench.geometry import Representations
 
 BLOCK_SCORES = 1 << 24  # scores held at once per block (64 MiB of float32)
 

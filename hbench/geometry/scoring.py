@@ -20,15 +20,23 @@ product** of augmented vectors, so hyperbolic full ranking costs what a dot prod
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Literal, Protocol, get_args
 
 import torch
 
 from hbench.geometry.poincare import MIN_CONFORMAL_GAP, poincare_distance
 
+# The space a geometry's points live in: what a report means by a Euclidean or a hyperbolic model.
+GeometryFamily = Literal["euclidean", "hyperbolic"]
+GEOMETRY_FAMILIES: tuple[GeometryFamily, ...] = get_args(GeometryFamily)
+
 
 class Geometry(Protocol):
+    """A scoring rule. `name` is written into exported files; `family` is the space its points live in, the
+    value a model declares as `Recommender.family`."""
+
     name: str
+    family: ClassVar[GeometryFamily]
 
     def item_cache(self, items: torch.Tensor) -> torch.Tensor:
         """Augmented item matrix [n_items, d'] reused by every user block."""
@@ -45,6 +53,7 @@ class DotProduct:
     """s(u, v) = ⟨u, v⟩ (a bias is folded in as an extra coordinate by the model)."""
 
     name: str = "dot"
+    family: ClassVar[GeometryFamily] = "euclidean"
 
     def item_cache(self, items: torch.Tensor) -> torch.Tensor:
         return items
@@ -60,6 +69,7 @@ class SquaredEuclidean:
     """s(u, v) = −‖u − v‖² (CML)."""
 
     name: str = "squared_euclidean"
+    family: ClassVar[GeometryFamily] = "euclidean"
 
     def item_cache(self, items: torch.Tensor) -> torch.Tensor:
         return torch.cat([items, items.pow(2).sum(-1, keepdim=True)], dim=1)
@@ -76,6 +86,7 @@ class PoincareDistance:
 
     c: float = 1.0
     name: str = "poincare"
+    family: ClassVar[GeometryFamily] = "hyperbolic"
 
     def item_cache(self, items: torch.Tensor) -> torch.Tensor:
         # The conformal gap 1 − c‖y‖² is computed in float64: it loses all precision near the boundary in float32.

@@ -5,15 +5,24 @@ from hbench.models import bpr, cml, hyperml, pop  # noqa: F401 - registration si
 from hbench.models import acf, vbpr  # noqa: F401 - registration side effect (visual models)
 from hbench.models import hgcf, lightgcn  # noqa: F401 - registration side effect (graph models)
 from hbench.models.base import LossTerms, ModelContext, Recommender, option
-from hbench.models.registry import available_models, create_model, get_model_class, register_model
+from hbench.models.registry import (
+    ModelTraits,
+    available_models,
+    create_model,
+    get_model_class,
+    model_traits,
+    register_model,
+)
 
 __all__ = [
     "LossTerms",
     "ModelContext",
+    "ModelTraits",
     "Recommender",
     "available_models",
     "create_model",
     "get_model_class",
+    "model_traits",
     "option",
     "register_model",
 ]

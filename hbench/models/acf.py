@@ -49,8 +49,7 @@ from torch import nn
 
 from hbench.datasets.store import Interactions
 from hbench.errors import HBenchError
-from hbench.evaluation.ranking import Representations
-from hbench.geometry import PoincareDistance, SquaredEuclidean
+from hbench.geometry import PoincareDistance, Representations, SquaredEuclidean
 from hbench.geometry.poincare import poincare_distance
 from hbench.models.base import LossTerms, ModelContext, Range, Recommender, normal_init, option
 from hbench.models.hyperml import DISTORTION_EPS
@@ -146,6 +145,7 @@ def _norm(squared: torch.Tensor) -> torch.Tensor:
 @register_model
 class VACF(Recommender):
     name = "vacf"
+    family = "euclidean"
     summary = "visual attentive CF over sampled neighbours (Euclidean, after ACF)"
     Options = VACFOptions
     default_lr = 1e-3
@@ -317,6 +317,8 @@ class VACF(Recommender):
 @register_model
 class HVACF(VACF):
     name = "hvacf"
+    family = "hyperbolic"  # with the default --hyperbolic true; `--hyperbolic false` scores as vacf does
+    proposed = True
     summary = "hyperbolic visual attentive CF: Poincaré ball, multi-task loss (reconstruction of Shimizu et al. 2024)"
     Options = HVACFOptions
     ablations = {

@@ -7,7 +7,12 @@ The trainer, negative sampler, evaluation and checkpointing are shared by every 
   generator);
 * returns `Representations` (user points, item points, geometry) for evaluation;
 * returns a `LossTerms` for a batch of (user, positive item, negative items) triples;
-* may keep its parameters feasible after each optimiser step in `constrain_()` (e.g. CML's unit ball).
+* may keep its parameters feasible after each optimiser step in `constrain_()` (e.g. CML's unit ball);
+* declares what reports need to know about it as class attributes: `family`, the geometry its
+  representations live in ("euclidean" or "hyperbolic", the `family` of the geometry `representations()`
+  returns with the default options), and `proposed`, whether it is one of the methods the benchmark
+  evaluates (the models of the papers hbench reproduces) rather than a baseline they are compared with:
+  significance tests pick their default baseline among the models that are not proposed.
 
 Embedding tables (one row per user or item) are read with `lookup()` and listed by `embedding_tables()`:
 their gradients then arrive as rows (`hbench.models.rows`), and the trainer updates only the rows a batch
@@ -29,7 +34,7 @@ from torch import nn
 from hbench.config import Range, setting
 from hbench.datasets.graph import TrainingGraph
 from hbench.datasets.store import Interactions
-from hbench.evaluation.ranking import Representations
+from hbench.geometry import GeometryFamily, Representations
 from hbench.models.rows import RowGradients, gather_rows
 
 
@@ -72,9 +77,17 @@ class NoOptions:
 
 
 class Recommender(nn.Module):
-    """Base class of every model. Subclasses set `Options`, `default_lr`, and implement the hooks."""
+    """Base class of every model. Subclasses set `name`, `family`, `Options`, `default_lr`, and implement the hooks.
+
+    `family` has no default: a model must say whether it scores in Euclidean space or on the Poincaré ball
+    (`register_model` refuses one that does not). `proposed` defaults to False (a baseline).
+    """
 
     name: ClassVar[str] = ""
+    # The geometry family of `representations()` under the default options (the contract test checks it).
+    family: ClassVar[GeometryFamily]
+    # One of the methods under test, not a baseline: significance tests choose their baseline among the others.
+    proposed: ClassVar[bool] = False
     Options: ClassVar[type] = NoOptions
     default_lr: ClassVar[float] = 1e-3
     # Training triples per step when none is given. Models whose step costs the touched rows (lazy Adam)

@@ -8,8 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hbench.evaluation.ranking import Representations
-from hbench.geometry import DotProduct
+from hbench.geometry import DotProduct, Representations
 from hbench.models.base import LossTerms, ModelContext, Range, Recommender, normal_init, option
 from hbench.models.registry import register_model
 
@@ -24,6 +23,7 @@ class BPROptions:
 @register_model
 class BPRMF(Recommender):
     name = "bpr"
+    family = "euclidean"
     summary = "BPR matrix factorisation (dot product, Euclidean)"
     Options = BPROptions
     default_lr = 3e-2  # chosen on validation: results/reference/defaults-search

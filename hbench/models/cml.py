@@ -10,8 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from hbench.evaluation.ranking import Representations
-from hbench.geometry import SquaredEuclidean
+from hbench.geometry import Representations, SquaredEuclidean
 from hbench.models.base import LossTerms, ModelContext, Range, Recommender, normal_init, option
 from hbench.models.registry import register_model
 
@@ -26,6 +25,7 @@ class CMLOptions:
 @register_model
 class CML(Recommender):
     name = "cml"
+    family = "euclidean"
     summary = "collaborative metric learning (squared Euclidean distance, unit ball)"
     Options = CMLOptions
     default_lr = 1e-2  # chosen on validation: results/reference/defaults-search

@@ -27,8 +27,7 @@ from typing import Literal
 import geoopt
 import torch
 
-from hbench.evaluation.ranking import Representations
-from hbench.geometry import PoincareDistance
+from hbench.geometry import PoincareDistance, Representations
 from hbench.geometry.poincare import poincare_distance
 from hbench.models.base import LossTerms, ModelContext, Range, Recommender, option
 from hbench.models.graph import Propagation
@@ -51,6 +50,7 @@ class HGCFOptions:
 @register_model
 class HGCF(Recommender):
     name = "hgcf"
+    family = "hyperbolic"
     summary = "hyperbolic graph CF: skip-connected GCN in the tangent space, Riemannian SGD"
     Options = HGCFOptions
     # The authors' learning rate and batch (10,000 triples) for their loss summed over the batch.

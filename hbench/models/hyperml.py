@@ -30,8 +30,7 @@ import geoopt
 import torch
 from torch import nn
 
-from hbench.evaluation.ranking import Representations
-from hbench.geometry import PoincareDistance
+from hbench.geometry import PoincareDistance, Representations
 from hbench.geometry.poincare import poincare_distance
 from hbench.models.base import LossTerms, ModelContext, Range, Recommender, normal_init, option
 from hbench.models.registry import register_model
@@ -56,6 +55,8 @@ class HyperMLOptions:
 @register_model
 class HyperML(Recommender):
     name = "hyperml"
+    family = "hyperbolic"
+    proposed = True
     summary = "hyperbolic metric learning on the Poincaré ball"
     Options = HyperMLOptions
     default_lr = 3e-3  # the tangent parametrisation's; see default_lr_for

@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hbench.evaluation.ranking import Representations
-from hbench.geometry import DotProduct
+from hbench.geometry import DotProduct, Representations
 from hbench.models.base import LossTerms, ModelContext, Range, Recommender, normal_init, option
 from hbench.models.graph import Propagation
 from hbench.models.registry import register_model
@@ -39,6 +38,7 @@ class LightGCNOptions:
 @register_model
 class LightGCN(Recommender):
     name = "lightgcn"
+    family = "euclidean"
     summary = "LightGCN: embeddings propagated over the training graph, dot product"
     Options = LightGCNOptions
     default_lr = 1e-3  # the paper's (Adam, batch 2048)

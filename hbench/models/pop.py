@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hbench.evaluation.ranking import Representations
-from hbench.geometry import DotProduct
+from hbench.geometry import DotProduct, Representations
 from hbench.models.base import ModelContext, NoOptions, Recommender
 from hbench.models.registry import register_model
 
@@ -14,6 +13,7 @@ from hbench.models.registry import register_model
 @register_model
 class Popularity(Recommender):
     name = "pop"
+    family = "euclidean"
     summary = "most popular items (training interaction counts); no training"
     trainable = False
 

@@ -2,6 +2,8 @@
 
 Built-in models register when `hbench.models` is imported. Outside packages add models through the
 entry-point group `hbench.models` (`name = "package.module:ModelClass"`); they are looked up lazily.
+Both kinds are checked for the class attributes reports rely on (`family`, `proposed`), which
+`model_traits` hands to reports without building a model.
 """
 
 from __future__ import annotations
@@ -9,20 +11,42 @@ from __future__ import annotations
 import dataclasses
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
 from hbench.config import check_ranges, coerce_setting, type_name
 from hbench.errors import HBenchError
+from hbench.geometry import GEOMETRY_FAMILIES, GeometryFamily
 from hbench.models.base import ModelContext, Recommender
 
 ENTRY_POINT_GROUP = "hbench.models"
 _BUILTIN: dict[str, type[Recommender]] = {}
 
 
+@dataclass(frozen=True)
+class ModelTraits:
+    """What a model class declares about itself for reports (see `Recommender`)."""
+
+    family: GeometryFamily  # "euclidean" or "hyperbolic": the geometry of its representations
+    proposed: bool  # a method under test rather than a baseline
+
+
+def undeclared_traits(cls: type[Recommender]) -> str | None:
+    """What is wrong with a model class' `family` and `proposed` declarations, or None when both are valid."""
+    family = getattr(cls, "family", None)
+    if family not in GEOMETRY_FAMILIES:
+        return f"must set `family` to one of {', '.join(map(repr, GEOMETRY_FAMILIES))} (it is {family!r})"
+    if not isinstance(cls.proposed, bool):
+        return f"must set `proposed` to True or False (it is {cls.proposed!r})"
+    return None
+
+
 def register_model(cls: type[Recommender]) -> type[Recommender]:
     if not cls.name:
         raise ValueError(f"{cls.__qualname__} must set a `name`")
+    if (problem := undeclared_traits(cls)) is not None:
+        raise ValueError(f"{cls.__qualname__} {problem}")
     if cls.name in _BUILTIN and _BUILTIN[cls.name] is not cls:
         raise ValueError(f"model name {cls.name!r} is already registered")
     _BUILTIN[cls.name] = cls
@@ -31,16 +55,23 @@ def register_model(cls: type[Recommender]) -> type[Recommender]:
 
 def available_models() -> dict[str, type[Recommender]]:
     """Built-in models plus those installed packages declare under the `hbench.models` entry points."""
-    import hbench.models  # noqa: F401 - importing registers the built-ins
-
+    # The built-ins are registered already: importing this module ran `hbench/models/__init__.py` first,
+    # which imports every built-in model.
     models = dict(_BUILTIN)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name not in models:
             cls = ep.load()
             if not (isinstance(cls, type) and issubclass(cls, Recommender)):
                 raise HBenchError(f"entry point {ep.value!r} for model {ep.name!r} is not a Recommender subclass")
+            if (problem := undeclared_traits(cls)) is not None:
+                raise HBenchError(f"model {ep.name!r} ({ep.value}) {problem}")
             models[ep.name] = cls
     return models
+
+
+def model_traits() -> dict[str, ModelTraits]:
+    """The declared traits of every available model, by name (what reports know about models)."""
+    return {name: ModelTraits(cls.family, cls.proposed) for name, cls in available_models().items()}
 
 
 def get_model_class(name: str) -> type[Recommender]:

@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hbench.errors import HBenchError
-from hbench.evaluation.ranking import Representations
-from hbench.geometry import DotProduct
+from hbench.geometry import DotProduct, Representations
 from hbench.models.base import LossTerms, ModelContext, Range, Recommender, normal_init, option
 from hbench.models.registry import register_model
 
@@ -68,6 +67,7 @@ class VBPROptions:
 @register_model
 class VBPR(Recommender):
     name = "vbpr"
+    family = "euclidean"
     summary = "visual BPR: matrix factorisation plus a projected image-feature term (Euclidean)"
     Options = VBPROptions
     default_lr = 1e-3

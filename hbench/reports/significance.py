@@ -53,13 +53,8 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from hbench.errors import HBenchError
+from hbench.models.registry import model_traits
 from hbench.runs import PER_USER
-
-# The models a paper table calls "proposed": the hyperbolic models of the two seed papers hbench
-# reproduces (HyperML, HVACF). Everything else (pop, bpr, cml, vbpr, vacf, plugins) is a baseline they
-# compare against. A set here rather than a model class attribute because it describes the benchmark's
-# question (hyperbolic vs Euclidean), not a property of a model; `--baseline` overrides it.
-PROPOSED_MODELS = frozenset({"hyperml", "hvacf"})
 
 TESTS = ("ttest", "wilcoxon", "permutation", "bootstrap")
 UNITS = ("user", "seed")
@@ -460,6 +455,7 @@ class SignificanceReport:
     comparisons: tuple[Comparison, ...]
     baselines: Mapping[str, str] = field(default_factory=dict)  # metric -> baseline group hash (pairs=baseline)
     default_baseline: bool = True  # baselines chosen as the best non-proposed row of each column
+    proposed: frozenset[str] = frozenset()  # models the default baseline was not chosen from (`proposed_models`)
 
     @property
     def family_size(self) -> int:
@@ -489,7 +485,7 @@ class SignificanceReport:
         """The footnote: what the marker means, test, unit, α, correction and family size."""
         s = self.settings
         if not self.comparisons:
-            reason = ("no non-proposed row to serve as baseline (proposed = " + ", ".join(sorted(PROPOSED_MODELS))
+            reason = ("no non-proposed row to serve as baseline (proposed = " + ", ".join(sorted(self.proposed))
                       + "; name one with --baseline)" if s.pairs == "baseline" and self.default_baseline
                       and len(labels) > 1 else "fewer than two rows")
             return f"No significance tests: {reason}."
@@ -509,7 +505,7 @@ class SignificanceReport:
                 which = next(iter(names.values()))
             else:
                 which = "; ".join(f"{m}: {name}" for m, name in names.items()) or "none"
-            chosen = ("best non-proposed row per column, proposed = " + ", ".join(sorted(PROPOSED_MODELS))
+            chosen = ("best non-proposed row per column, proposed = " + ", ".join(sorted(self.proposed))
                       if self.default_baseline else "chosen with --baseline")
             text = (f"{marker} significantly better than the baseline ({which}; {chosen}) by a one-sided {test} "
                     f"(H1: row better than baseline, in each metric's direction), {unit}"
@@ -539,10 +535,11 @@ def table_significance(runs: pd.DataFrame, rows: Sequence[RowKey], metrics: Sequ
     cache: dict[str, pd.DataFrame] = {}
     pairs: list[tuple[str, str, str]] = []  # (metric, candidate, baseline)
     baselines: dict[str, str] = {}
+    proposed = proposed_models()
     if settings.pairs == "baseline":
         chosen = _named_baseline(rows, settings.baseline) if settings.baseline is not None else None
         for metric in metrics:
-            base = chosen if chosen is not None else _best_baseline(rows, metric)
+            base = chosen if chosen is not None else _best_baseline(rows, metric, proposed)
             if base is None or base.means.get(metric) is None:
                 continue
             baselines[metric] = base.group_hash
@@ -581,12 +578,19 @@ def table_significance(runs: pd.DataFrame, rows: Sequence[RowKey], metrics: Sequ
         agree = c.outcome.leader > 0 and gap > 0
         note = AGAINST_THE_MEAN if reject and not agree else c.note
         final.append(replace(c, p_adjusted=float(p_adj), significant=bool(reject and agree), note=note))
-    return SignificanceReport(settings, tuple(final), baselines, settings.baseline is None)
+    return SignificanceReport(settings, tuple(final), baselines, settings.baseline is None, proposed)
 
 
-def _best_baseline(rows: Sequence[RowKey], metric: str) -> RowKey | None:
+def proposed_models() -> frozenset[str]:
+    """The models a paper table calls "proposed" (their class declares `proposed = True`: HyperML and HVACF,
+    the models of the seed papers hbench reproduces); every other model is a baseline they are compared with.
+    A row whose model is not installed counts as a baseline; `--baseline` overrides the choice."""
+    return frozenset(name for name, traits in model_traits().items() if traits.proposed)
+
+
+def _best_baseline(rows: Sequence[RowKey], metric: str, proposed: frozenset[str]) -> RowKey | None:
     o = direction(metric)
-    candidates = [r for r in rows if r.model not in PROPOSED_MODELS and r.means.get(metric) is not None]
+    candidates = [r for r in rows if r.model not in proposed and r.means.get(metric) is not None]
     if not candidates:
         return None
     # Ties go to the alphabetically first label, so the choice never depends on row order.

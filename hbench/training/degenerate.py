@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from hbench.evaluation.ranking import Representations
+from hbench.geometry import Representations
 
 # 1 − √c‖x‖ below this is "on the boundary": float32 cannot tell such points' distances apart.
 BOUNDARY_GAP = 1e-5

@@ -23,8 +23,8 @@ import torch
 
 from hbench.datasets.store import MANIFEST, PreparedDataset, load_prepared
 from hbench.errors import HBenchError
-from hbench.evaluation.ranking import Representations
 from hbench.evaluation.topk import top_k
+from hbench.geometry import Representations
 from hbench.models.base import ModelContext, Recommender
 from hbench.training.trainer import representations
 from hbench.models.registry import get_model_class, parse_options

@@ -36,7 +36,7 @@ from hbench.devices import reproducible_torchscript, resolve_device
 from hbench.errors import HBenchError
 from hbench.evaluation.metrics import summarise
 from hbench.evaluation.protocols import evaluate, get_protocol
-from hbench.evaluation.ranking import Representations
+from hbench.geometry import Representations
 from hbench.models.base import ModelContext, Recommender
 from hbench.models.registry import get_model_class, parse_options
 from hbench.models.rows import RowGradients

@@ -8,8 +8,7 @@ import torch
 
 from hbench.errors import HBenchError
 from hbench.evaluation.protocols import evaluate
-from hbench.evaluation.ranking import Representations
-from hbench.geometry import DotProduct
+from hbench.geometry import DotProduct, Representations
 
 
 def _random_reps(ds, seed: int = 0) -> Representations:

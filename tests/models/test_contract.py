@@ -1,7 +1,8 @@
 """The contract every registered model keeps (built-ins and entry-point plugins alike).
 
 Shapes of the representations, a finite loss with gradients that move parameters, a state-dict round trip,
-determinism from the seed, and a resumed run that ends exactly like an uninterrupted one.
+determinism from the seed, a resumed run that ends exactly like an uninterrupted one, and the traits reports
+read from the class (`family` matching the geometry the model scores with, `proposed` a bool).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from hbench.models import ModelContext, available_models, create_model
+from hbench.geometry import GEOMETRY_FAMILIES
+from hbench.models import ModelContext, Recommender, available_models, create_model, register_model
+from hbench.models.registry import model_traits, undeclared_traits
 from hbench.training import trainer
 from tests.training.test_resume import _assert_same_run, _Crash, _crash_after_epoch
 
@@ -53,6 +56,25 @@ def test_model_contract(name: str, tiny_dataset) -> None:
     restored = create_model(name, _context(tiny_dataset, seed=9), SMALL_OPTIONS.get(name))
     restored.load_state_dict(model.state_dict())
     assert all(torch.equal(a, b) for a, b in zip(_reps(restored), after))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_model_declares_the_traits_reports_read(name: str, tiny_dataset) -> None:
+    cls = available_models()[name]
+    assert undeclared_traits(cls) is None
+    traits = model_traits()[name]
+    assert traits.family in GEOMETRY_FAMILIES and isinstance(traits.proposed, bool)
+    model = create_model(name, _context(tiny_dataset), SMALL_OPTIONS.get(name))
+    assert trainer.representations(model).geometry.family == traits.family  # the declaration tells the truth
+
+
+def test_a_model_without_a_family_is_refused_at_registration() -> None:
+    class Undeclared(Recommender):
+        name = "undeclared"
+
+    with pytest.raises(ValueError, match="must set `family`"):
+        register_model(Undeclared)
+    assert "undeclared" not in available_models()
 
 
 @pytest.mark.parametrize("name", [m for m in MODELS if available_models()[m].trainable])

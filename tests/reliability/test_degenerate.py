@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 
 from hbench.config import TrainConfig
-from hbench.evaluation.ranking import Representations
-from hbench.geometry import DotProduct, PoincareDistance
+from hbench.geometry import DotProduct, PoincareDistance, Representations
 from hbench.training.degenerate import degenerate_reason
 from hbench.training.trainer import train
 

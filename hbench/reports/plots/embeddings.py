@@ -17,9 +17,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
 from hbench.datasets.store import Interactions, PreparedDataset
+from hbench.datasets.synthetic import HierarchySpec, item_hierarchy
 from hbench.errors import HBenchError
+from hbench.geometry import PoincareDistance
 from hbench.reports.plots.rundirs import run_label
 from hbench.ui import QUIET, Feedback
 
@@ -123,8 +126,6 @@ def popularity_correlation(popularity: np.ndarray, distance: np.ndarray) -> Corr
 
     ρ < 0: popular items sit nearer the origin (what HVACF reports); ρ > 0: farther out.
     """
-    from scipy.stats import spearmanr
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # constant input: scipy warns and returns NaN, which the caller shows
         result = spearmanr(popularity, distance)
@@ -169,8 +170,6 @@ def item_labels(dataset: PreparedDataset, labels_file: Path | None = None) -> np
     if "category" in original.columns:
         return original["category"].astype(str).to_numpy(dtype=object)
     if dataset.manifest.get("spec", {}).get("name") == "synthetic-fashion":
-        from hbench.datasets.synthetic import HierarchySpec, item_hierarchy
-
         hierarchy = item_hierarchy(HierarchySpec())
         category = dict(zip(hierarchy["item"].astype(str), hierarchy["category"], strict=True))
         return np.array([f"category {category[i]}" for i in ids], dtype=object)
@@ -214,7 +213,6 @@ def load_run_embeddings(path: Path, home: Path | None = None, *, purpose: str = 
     Refuses a run whose geometry is not the Poincaré ball (Euclidean models have no hyperbolic distance
     from the origin).
     """
-    from hbench.geometry import PoincareDistance
     from hbench.training.restore import restore_run
 
     run = restore_run(path, home, feedback=feedback)
