@@ -14,6 +14,7 @@ from hbench.datasets.registry import list_datasets
 from hbench.datasets.store import PreparedDataset
 from hbench.errors import HBenchError
 from hbench.paths import prepared_dir
+from hbench.protocols import PROTOCOLS
 
 
 def register(app: typer.Typer) -> None:
@@ -48,7 +49,7 @@ def prepare(
     user_k: Annotated[int | None, typer.Option("--user-k", help="Iterative k-core: minimum interactions per user.")] = None,
     item_k: Annotated[int | None, typer.Option("--item-k", help="Iterative k-core: minimum interactions per item.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Implicit feedback: keep ratings >= threshold.")] = None,
-    protocol: Annotated[str | None, typer.Option(help="Default evaluation protocol recorded for this dataset: loo | full | auc.")] = None,
+    protocol: Annotated[str | None, typer.Option(help="Default evaluation protocol recorded for this dataset: " + " | ".join(PROTOCOLS) + ".")] = None,
     interactions: Annotated[Path | None, typer.Option(help="custom: one CSV/TSV/Parquet file (user, item[, rating][, timestamp]) for hbench to split.")] = None,
     train: Annotated[Path | None, typer.Option(help="custom: training file of a split kept as given.")] = None,
     valid: Annotated[Path | None, typer.Option(help="custom: validation file of a split kept as given.")] = None,

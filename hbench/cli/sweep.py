@@ -10,6 +10,7 @@ import typer
 
 from hbench.cli.common import Command, Home, LogEvery, Quiet, TrackerKind, TrackerUri, feedback, parse_int_list, trackers
 from hbench.errors import HBenchError
+from hbench.protocols import PROTOCOLS
 
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -103,7 +104,7 @@ def sweep(
     target: Annotated[str, typer.Argument(help="A spec file (.toml, .yaml) or, for the flag form, a model name.")],
     dataset: Annotated[list[str] | None, typer.Option("--dataset", "-d", help="Flag form: dataset(s); repeatable.")] = None,
     seeds: Seeds = None,
-    protocol: Annotated[str | None, typer.Option(help="Flag form: loo | full | auc.")] = None,
+    protocol: Annotated[str | None, typer.Option(help="Flag form: " + " | ".join(PROTOCOLS) + ".")] = None,
     metric: Annotated[str | None, typer.Option(help="Flag form: validation metric that selects configurations.")] = None,
     out: Out = None,
     executor: Executor = "sequential",
@@ -145,7 +146,7 @@ def tune(
     models: Annotated[str, typer.Option("--models", help="Comma-separated models, each searched with the same budget.")],
     trials: Annotated[int, typer.Option("--trials", help="TPE trials per model (seed 0 each).")] = 20,
     seeds: Seeds = None,
-    protocol: Annotated[str | None, typer.Option(help="loo | full | auc (default: the dataset's).")] = None,
+    protocol: Annotated[str | None, typer.Option(help=" | ".join(PROTOCOLS) + " (default: the dataset's).")] = None,
     metric: Annotated[str | None, typer.Option(help="Validation metric that selects (default: the protocol's).")] = None,
     search_seed: Annotated[int, typer.Option("--search-seed", help="Seed of the TPE sampler.")] = 0,
     out: Out = None,
@@ -186,7 +187,7 @@ def ablate(
     model: Annotated[str, typer.Argument(help="A model with an ablation preset (hvacf, vacf, hyperml).")],
     dataset: Annotated[list[str], typer.Option("--dataset", "-d", help="Dataset(s); repeatable.")],
     seeds: Seeds = None,
-    protocol: Annotated[str | None, typer.Option(help="loo | full | auc (default: the dataset's).")] = None,
+    protocol: Annotated[str | None, typer.Option(help=" | ".join(PROTOCOLS) + " (default: the dataset's).")] = None,
     metric: Annotated[str | None, typer.Option(help="Validation metric for early stopping.")] = None,
     out: Out = None,
     executor: Executor = "sequential",

@@ -11,6 +11,7 @@ import typer
 from hbench.cli.common import Command, Home, LogEvery, Quiet, TrackerKind, TrackerUri, feedback, parse_int_list, print_table, trackers
 from hbench.config import TrainConfig
 from hbench.errors import HBenchError
+from hbench.protocols import PROTOCOLS
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
@@ -74,7 +75,7 @@ def train(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="A registered model (see `hbench models`).")],
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Prepared dataset name or directory.")],
-    protocol: Annotated[str | None, typer.Option(help="loo | full | auc (default: the dataset's).")] = None,
+    protocol: Annotated[str | None, typer.Option(help=" | ".join(PROTOCOLS) + " (default: the dataset's).")] = None,
     dim: Annotated[int, typer.Option(help="Embedding dimension.")] = _DEFAULTS["dim"],
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: the model's).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Training triples per step (default: the model's).")] = None,

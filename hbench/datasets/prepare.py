@@ -27,7 +27,6 @@ from hbench.datasets.registry import (
     DatasetSpec,
     ImageSource,
     PrepareOptions,
-    Protocol,
     RawData,
     SplitKind,
     SplitOrder,
@@ -48,6 +47,7 @@ from hbench.datasets.store import MANIFEST, Interactions, PreparedDataset, load_
 from hbench.errors import HBenchError, closest_names
 from hbench.locks import hold
 from hbench.paths import check_slug, mirror_dirs, prepared_dir, raw_dir
+from hbench.protocols import PROTOCOLS, get_protocol
 from hbench.ui import QUIET, Feedback
 
 # Bump when a change to preparation changes what a prepared dataset holds: older ones are then rebuilt.
@@ -153,7 +153,7 @@ def _coerce(key: str, value: Any) -> Any:
     if key == "order":
         return _as_choice(key, value, get_args(SplitOrder))
     if key == "protocol":
-        return _as_choice(key, value, get_args(Protocol))
+        return _as_choice(key, value, tuple(PROTOCOLS))
     if key == "ratios":
         return _as_ratios(value)
     if key == "dedup":
@@ -172,8 +172,9 @@ def resolve_options(defaults: PrepareOptions, overrides: Mapping[str, Any] | Non
         changes[key] = _coerce(key, value)
     options = dataclasses.replace(defaults, **changes)
     check_ratios(options.ratios)
-    if options.protocol == "loo" and options.negatives <= 0:
-        raise HBenchError("protocol loo ranks each target among sampled negatives: set negatives > 0 (e.g. 100)")
+    if get_protocol(options.protocol).needs_sampled_negatives and options.negatives <= 0:
+        raise HBenchError(f"protocol {options.protocol} ranks each target among sampled negatives: "
+                          "set negatives > 0 (e.g. 100)")
     return options
 
 

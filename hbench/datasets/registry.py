@@ -14,10 +14,10 @@ from typing import Any, Literal
 import pandas as pd
 
 from hbench.errors import HBenchError, closest_names
+from hbench.protocols import ProtocolName
 
 SplitKind = Literal["loo", "ratio", "fixed"]
 SplitOrder = Literal["temporal", "random"]
-Protocol = Literal["loo", "full", "auc"]
 # (original item id, image bytes or None where the source has no image for that item); see RawData.images.
 ImageSource = Iterable[tuple[Any, bytes | None]]
 
@@ -70,7 +70,7 @@ class PrepareOptions:
       user with at least two becomes validation).
     order: `temporal` (timestamps or sequence order) or `random` (seeded).
     negatives: sampled candidates per user for sampled protocols (0 stores none).
-    protocol: default evaluation protocol for this dataset (`loo`, `full`, `auc`).
+    protocol: default evaluation protocol for this dataset (an entry of `hbench.protocols.PROTOCOLS`).
     dedup: keep only the earliest interaction of each (user, item) pair (within each part of a shipped
       split). Off only for data whose published statistics count repeated consumption (S3Rec's Yelp).
     """
@@ -83,7 +83,7 @@ class PrepareOptions:
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     negatives: int = 100
     seed: int = 0
-    protocol: Protocol = "loo"
+    protocol: ProtocolName = "loo"
     dedup: bool = True
 
 

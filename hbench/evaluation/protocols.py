@@ -1,10 +1,10 @@
-"""Evaluation protocols: which candidates, which metrics, which items are masked at each stage.
+"""Evaluating a protocol: the candidates its entry names (`hbench.protocols`), counted and turned into metrics.
 
-| protocol | candidates | metrics (per user) | selection metric |
-|---|---|---|---|
-| `loo`  | the target + the user's stored sampled negatives (HyperML, NCF) | HR@K, nDCG@K, MRR, AUC | nDCG@10 |
-| `full` | all items; training items masked (and validation items at test time) | Recall@K, nDCG@K, HR@K, Precision@K, MRR, AUC | Recall@20 |
-| `auc`  | DVBPR AUC: all items the user has not interacted with (`auc`) and, when the dataset stores sampled negatives, those (`auc_sampled`) | AUC | AUC |
+The protocols themselves (candidates, metric names, selection and report metrics) are entries in
+`hbench.protocols.PROTOCOLS`; this module only knows how to count each kind of candidates:
+
+- `sampled`: each target against the user's stored sampled negatives of that stage;
+- `all`: each target against every item but the masked ones.
 
 The validation stage masks training items; the test stage masks training and validation items. The
 same masks hold for every protocol, so validation never looks at test interactions.
@@ -12,8 +12,7 @@ same masks hold for every protocol, so validation never looks at test interactio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 
@@ -22,38 +21,10 @@ from hbench.errors import HBenchError
 from hbench.evaluation.metrics import per_user_metrics
 from hbench.evaluation.ranking import count_full, count_sampled
 from hbench.geometry import Representations
+from hbench.protocols import DEFAULT_KS, Candidates, get_protocol
 from hbench.ui import QUIET, Feedback
 
-DEFAULT_KS = (10, 20)
-
-
-@dataclass(frozen=True)
-class ProtocolSpec:
-    name: str
-    description: str
-    selection_metric: str
-
-    def metric_names(self, ks: Sequence[int]) -> list[str]:
-        if self.name == "loo":
-            return [f"{m}@{k}" for k in ks for m in ("hr", "ndcg")] + ["mrr", "auc"]
-        if self.name == "full":
-            return [f"{m}@{k}" for k in ks for m in ("recall", "ndcg", "hr", "precision")] + ["mrr", "auc"]
-        return ["auc"]
-
-
-PROTOCOLS = {
-    "loo": ProtocolSpec("loo", "leave-one-out, target ranked against the stored sampled negatives", "ndcg@10"),
-    "full": ProtocolSpec("full", "full ranking over all items, training (and validation) items masked", "recall@20"),
-    "auc": ProtocolSpec("auc", "DVBPR AUC over all non-interacted items (and over the stored sampled negatives)", "auc"),
-}
-
 TIE_RULE = "ties pessimistic (a negative scored equal to the target ranks above it)"
-
-
-def get_protocol(name: str) -> ProtocolSpec:
-    if name not in PROTOCOLS:
-        raise HBenchError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}")
-    return PROTOCOLS[name]
 
 
 def evaluate(
@@ -90,11 +61,11 @@ def evaluate(
         counts = count_full(reps, targets, exclude, feedback=feedback, description=label)
         return per_user_metrics(counts.users, counts.n_ge, counts.n_neg, ks, metrics)
 
-    if protocol == "loo":
-        return sampled(spec.metric_names(ks))
-    if protocol == "full":
-        return full(spec.metric_names(ks))
-    frame = full(["auc"])
-    if negatives is not None:
-        frame = frame.merge(sampled(["auc"]).rename(columns={"auc": "auc_sampled"})[["user", "auc_sampled"]], on="user")
+    ranked_on: dict[Candidates, Callable[[Sequence[str]], pd.DataFrame]] = {"sampled": sampled, "all": full}
+    frame = ranked_on[spec.candidates](spec.metric_names(ks))
+    for extra in spec.extra_metrics:
+        if extra.candidates == "sampled" and negatives is None:
+            continue  # an extra metric over sampled candidates exists only where the split stores them
+        column = ranked_on[extra.candidates]([extra.metric]).rename(columns={extra.metric: extra.name})
+        frame = frame.merge(column[["user", extra.name]], on="user")
     return frame

@@ -40,6 +40,7 @@ from hbench.experiments.executors import (
 )
 from hbench.experiments.plan import Cell, PlannedCell, SweepPlan, plan_sweep
 from hbench.experiments.spec import SweepSpec
+from hbench.protocols import PROTOCOLS
 from hbench.runs import METRICS, RESUME, SELECTION, SWEEP_PLAN
 from hbench.ui import QUIET, Feedback
 
@@ -342,8 +343,6 @@ def _cell_rows(out: Path) -> pd.DataFrame:
 
 def _configurations(cells: pd.DataFrame, spec: dict[str, Any]) -> tuple[pd.DataFrame, list[Selection]]:
     """Aggregate cells over seeds and select, per dataset and model, on the validation metric."""
-    from hbench.reports.tables import DEFAULT_METRICS
-
     configs = []
     selections: list[Selection] = []
     for (dataset, model), model_cells in cells.groupby(["dataset", "model"], sort=False):
@@ -366,7 +365,7 @@ def _configurations(cells: pd.DataFrame, spec: dict[str, Any]) -> tuple[pd.DataF
                 "metric": metric, "valid_mean": valid.mean() if len(valid) else math.nan,
                 "valid_std": valid.std(ddof=1) if len(valid) > 1 else math.nan,
             }
-            for name in DEFAULT_METRICS.get(protocol or "", ()):
+            for name in (PROTOCOLS[protocol].report_metrics if protocol in PROTOCOLS else ()):
                 values = completed.get(f"test/{name}", pd.Series(dtype=float)).astype(float)
                 row[f"test/{name}"] = values.mean() if len(values) else math.nan
                 row[f"test/{name} std"] = values.std(ddof=1) if len(values) > 1 else math.nan

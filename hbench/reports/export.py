@@ -8,8 +8,9 @@
     export.json                what was exported: run, protocol, candidates, k, geometry (and c), files
 
 Ids are the dataset's original ids. The ranking is the run's test stage as its protocol ranks it:
-`full`/`auc` rank all items but the user's training and validation items (what evaluation masks);
-`loo` ranks the user's target among its stored sampled negatives. Scores are the geometry's ranking
+a protocol over `all` candidates (`full`, `auc`) ranks all items but the user's training and validation
+items (what evaluation masks); one over `sampled` candidates (`loo`) ranks the user's target among its
+stored sampled negatives (`hbench.protocols`). Scores are the geometry's ranking
 scores (for the Poincaré ball −‖x−y‖²/(1−c‖y‖²), which orders items exactly as −d_c(x, y) does; see
 `hbench.geometry.scoring`), so any tool re-sorting by score ranks as hbench does. With `k` at least the
 number of candidates, ranx reproduces hbench's test HR, Recall, Precision, nDCG and MRR (MRR only then:
@@ -28,6 +29,7 @@ import pandas as pd
 from hbench.atomic import atomic_path, write_json, write_text
 from hbench.errors import HBenchError
 from hbench.evaluation.topk import rank_candidates, top_k
+from hbench.protocols import get_protocol
 from hbench.training.restore import RestoredRun
 
 EXPORT_FORMATS = ("ranx", "trec", "csv", "parquet")
@@ -41,9 +43,9 @@ def test_ranking(run: RestoredRun, k: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     test = dataset.test
     users = np.unique(test.users)
     reps = run.representations()
-    if protocol == "loo":
+    if get_protocol(protocol).candidates == "sampled":
         if len(users) != len(test) or dataset.test_negatives is None:
-            raise HBenchError(f"protocol loo needs one test item and stored negatives per user; {dataset.name!r} has "
+            raise HBenchError(f"protocol {protocol} needs one test item and stored negatives per user; {dataset.name!r} has "
                               f"{len(test)} test items for {len(users)} users")
         order = np.argsort(test.users, kind="stable")
         candidates = np.concatenate([test.items[order, None], dataset.test_negatives[test.users[order]]], axis=1)
@@ -125,7 +127,8 @@ def export_run(run: RestoredRun, out: Path, fmt: str, *, k: int = 100, embedding
     files = write_ranking(ranking, qrels, out, fmt)
     record: dict[str, Any] = {"run": str(run.path), "model": run.config["model"], "protocol": run.config["protocol"],
                               "k": k, "users": int(qrels["user"].nunique()), "format": fmt,
-                              "candidates": "target + sampled negatives" if run.config["protocol"] == "loo"
+                              "candidates": "target + sampled negatives"
+                              if get_protocol(run.config["protocol"]).candidates == "sampled"
                               else "all items but the user's training and validation items",
                               "score": "the geometry's ranking score (higher is better)"}
     if embeddings:

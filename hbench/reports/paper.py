@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from hbench.protocols import ProtocolName
+
 
 @dataclass(frozen=True)
 class Citation:
@@ -37,7 +39,7 @@ class ReportedResult:
     model: str  # hbench model name
     paper_dataset: str  # the dataset as the paper names it
     dataset: str | None  # hbench dataset name; None when hbench has no such dataset (never shown)
-    protocol: str  # hbench protocol: loo | full | auc
+    protocol: ProtocolName  # hbench protocol (an entry of hbench.protocols.PROTOCOLS)
     values: Mapping[str, str]  # hbench metric name -> value as printed
     citation: Citation
     note: str = ""

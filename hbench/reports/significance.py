@@ -54,6 +54,7 @@ from statsmodels.stats.multitest import multipletests
 
 from hbench.errors import HBenchError
 from hbench.models.registry import model_traits
+from hbench.protocols import EXTRA_METRICS
 from hbench.runs import PER_USER
 
 TESTS = ("ttest", "wilcoxon", "permutation", "bootstrap")
@@ -65,9 +66,10 @@ BCA_MAX_N = 2000
 # Cap on resamples × pairs held in memory at once by scipy's resampling (8 bytes each: about 160 MB).
 _RESAMPLE_BATCH_ELEMENTS = 20_000_000
 
-# Orientation of each metric family (the part before `@K`): +1 higher is better, −1 lower is better.
+# Orientation of each metric family (the part before `@K`): +1 higher is better, −1 lower is better. A
+# protocol's extra metric (`auc_sampled`) has the orientation of the metric it computes.
 METRIC_DIRECTION: dict[str, int] = {
-    "hr": 1, "ndcg": 1, "recall": 1, "precision": 1, "mrr": 1, "map": 1, "auc": 1, "auc_sampled": 1, "coverage": 1,
+    "hr": 1, "ndcg": 1, "recall": 1, "precision": 1, "mrr": 1, "map": 1, "auc": 1, "coverage": 1,
 }
 
 TEST_NAMES = {
@@ -82,6 +84,8 @@ CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini–Hochberg", "bonferroni": 
 def direction(metric: str) -> int:
     """+1 when a larger value of `metric` is better, −1 when a smaller one is."""
     family = metric.split("@", 1)[0]
+    if family in EXTRA_METRICS:
+        family = EXTRA_METRICS[family].metric.split("@", 1)[0]
     if family not in METRIC_DIRECTION:
         raise HBenchError(f"no direction is known for metric {metric!r} (add its family to METRIC_DIRECTION)")
     return METRIC_DIRECTION[family]

@@ -28,7 +28,8 @@ import pandas as pd
 from tabulate import tabulate
 
 from hbench.errors import HBenchError
-from hbench.evaluation.protocols import PROTOCOLS, TIE_RULE
+from hbench.evaluation.protocols import TIE_RULE
+from hbench.protocols import PROTOCOLS
 from hbench.reports import paper
 from hbench.reports.latex import latex_escape
 from hbench.reports.names import metric_name
@@ -41,7 +42,6 @@ from hbench.reports.significance import (
     table_significance,
 )
 
-DEFAULT_METRICS = {"loo": ("hr@10", "ndcg@10"), "full": ("recall@20", "ndcg@20"), "auc": ("auc", "auc_sampled")}
 FORMATS = ("markdown", "latex", "csv", "html")
 MARKER = "†"
 
@@ -144,7 +144,7 @@ def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None, *,
     tables = []
     used_labels: set[str] = set()
     for (dataset, protocol, split_hash), group in runs.groupby(["dataset", "protocol", "split_hash"], sort=True):
-        wanted = tuple(metrics) if metrics else tuple(m for m in DEFAULT_METRICS[protocol] if f"test/{m}" in group)
+        wanted = tuple(metrics) if metrics else tuple(m for m in PROTOCOLS[protocol].report_metrics if f"test/{m}" in group)
         missing = [m for m in wanted if f"test/{m}" not in group]
         if missing:
             available = sorted(c[5:] for c in group.columns if c.startswith("test/"))

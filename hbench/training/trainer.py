@@ -35,11 +35,12 @@ from hbench.datasets.store import PreparedDataset
 from hbench.devices import reproducible_torchscript, resolve_device
 from hbench.errors import HBenchError
 from hbench.evaluation.metrics import summarise
-from hbench.evaluation.protocols import evaluate, get_protocol
+from hbench.evaluation.protocols import evaluate
 from hbench.geometry import Representations
 from hbench.models.base import ModelContext, Recommender
 from hbench.models.registry import get_model_class, parse_options
 from hbench.models.rows import RowGradients
+from hbench.protocols import get_protocol
 from hbench.runs import RunDirectory, environment, one_process_per_run, package_version
 from hbench.training.degenerate import degenerate_best
 from hbench.training.optim import RowAdam
@@ -356,7 +357,7 @@ def plan_run(
     protocol = config.protocol or dataset.default_protocol
     spec = get_protocol(protocol)
     metric = config.metric or spec.selection_metric
-    known = spec.metric_names(config.ks) + (["auc_sampled"] if protocol == "auc" else [])
+    known = spec.produced_metrics(config.ks)
     if metric not in known:
         raise HBenchError(f"--metric {metric!r} is not produced by protocol {protocol!r} (choose from {', '.join(known)})")
     cls = get_model_class(model_name)

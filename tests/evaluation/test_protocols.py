@@ -9,6 +9,7 @@ import torch
 from hbench.errors import HBenchError
 from hbench.evaluation.protocols import evaluate
 from hbench.geometry import DotProduct, Representations
+from hbench.protocols import DEFAULT_KS, PROTOCOLS
 
 
 def _random_reps(ds, seed: int = 0) -> Representations:
@@ -55,3 +56,18 @@ def test_sampled_protocol_without_candidates_is_a_clear_error(tiny_dataset) -> N
     ds = dataclasses.replace(tiny_dataset, test_negatives=None)
     with pytest.raises(HBenchError, match="prepared without sampled candidates"):
         evaluate(_random_reps(ds), ds, stage="test", protocol="loo")
+
+
+@pytest.mark.parametrize("name", list(PROTOCOLS))
+def test_every_protocol_evaluates_to_the_metrics_its_entry_names(tiny_dataset, name: str) -> None:
+    """The registry entry alone decides the columns (their order is per_user_metrics')."""
+    frame = evaluate(_random_reps(tiny_dataset), tiny_dataset, stage="valid", protocol=name)
+    assert sorted(frame.columns) == sorted(["user", "n_targets", *PROTOCOLS[name].produced_metrics(DEFAULT_KS)])
+
+
+def test_an_extra_metric_over_sampled_candidates_is_left_out_without_them(tiny_dataset) -> None:
+    import dataclasses
+
+    ds = dataclasses.replace(tiny_dataset, valid_negatives=None)
+    frame = evaluate(_random_reps(ds), ds, stage="valid", protocol="auc")
+    assert list(frame.columns) == ["user", "n_targets", "auc"]
