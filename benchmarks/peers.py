@@ -29,7 +29,8 @@ import torch
 from tabulate import tabulate
 
 from hbench.config import TrainConfig
-from hbench.datasets.prepare import CustomFiles, prepare_dataset
+from hbench.datasets.custom import CustomFiles
+from hbench.datasets.prepare import prepare_dataset
 from hbench.evaluation.metrics import summarise
 from hbench.evaluation.protocols import evaluate
 from hbench.geometry import DotProduct, Representations

@@ -37,7 +37,8 @@ def prepare(name: str, *, interactions: Path | str | None = None, train: Path | 
             **options: Any) -> PreparedDataset:
     """Prepare a registered dataset, or your own files (`interactions=`, or `train=`/`test=` [+ `valid=`])
     under the name `name`; `options` are `hbench prepare` options (split="loo", negatives=100, ...)."""
-    from hbench.datasets.prepare import CustomFiles, prepare_dataset
+    from hbench.datasets.custom import CustomFiles
+    from hbench.datasets.prepare import prepare_dataset
 
     given = {"interactions": interactions, "train": train, "valid": valid, "test": test}
     custom = None

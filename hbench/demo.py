@@ -31,7 +31,7 @@ def run_demo(
     feedback: Feedback = QUIET,
 ) -> list[Table]:
     """prepare → features → train `models` over `seeds` → tables of the runs under `out`."""
-    from hbench.features import dataset_features
+    from hbench.features.dataset import dataset_features
 
     dataset = prepare_dataset(DEMO_DATASET, home=home, feedback=feedback)
     dataset_features(dataset, DEMO_ENCODER, feedback=feedback)

@@ -41,7 +41,8 @@ def hbench_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture()
 def tiny_dataset(hbench_home: Path, tmp_path: Path):
     """A small hierarchical implicit-feedback dataset prepared through the public `custom` path."""
-    from hbench.datasets.prepare import CustomFiles, prepare_dataset
+    from hbench.datasets.custom import CustomFiles
+    from hbench.datasets.prepare import prepare_dataset
     from hbench.datasets.synthetic import HierarchySpec, generate_interactions
 
     spec = HierarchySpec(categories=3, subcategories=3, items_per_subcategory=12, users=150, seed=7)

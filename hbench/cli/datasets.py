@@ -8,9 +8,11 @@ from typing import Annotated, Any
 import typer
 from hbench.cli.common import Command, Home, Quiet, feedback, print_table
 from hbench.config import flat_items
+from hbench.datasets.catalog import list_datasets
+from hbench.datasets.custom import CustomFiles
 from hbench.datasets.hyperbolicity import DEFAULT_NODES, DEFAULT_SAMPLES, Hyperbolicity, estimate_hyperbolicity
-from hbench.datasets.prepare import CustomFiles, dataset_statistics, load_dataset, prepare_dataset
-from hbench.datasets.registry import list_datasets
+from hbench.datasets.load import load_dataset
+from hbench.datasets.prepare import dataset_statistics, prepare_dataset
 from hbench.datasets.store import PreparedDataset
 from hbench.errors import HBenchError
 from hbench.paths import prepared_dir

@@ -30,8 +30,8 @@ def features(
     Resumes an interrupted extraction; a second run with the same images, encoder, weights and transform
     does nothing.
     """
-    from hbench.datasets.prepare import load_dataset
-    from hbench.features.extract import dataset_features
+    from hbench.datasets.load import load_dataset
+    from hbench.features.dataset import dataset_features
 
     ds = load_dataset(dataset, home)
     artifact = dataset_features(

@@ -1,5 +1,6 @@
 """Every dataset hbench can prepare, declared once: raw files (pinned by SHA-256 where the bytes are known),
-reader, default preparation and published statistics.
+reader, default preparation and published statistics; and the lookups by name (`get_dataset`,
+`list_datasets`, `dataset_names`). The types of a declaration are in `hbench.datasets.spec`.
 
 Defaults reproduce how each dataset is used in the papers it comes from: the pre-filtered sets (S3Rec
 sequences, HGCF's Amazon-CD, sisinflab's Amazon Men) are taken as published, without any further
@@ -9,8 +10,8 @@ filtering, so that prepared statistics equal the published ones.
 from __future__ import annotations
 
 from hbench.datasets import formats, synthetic
-from hbench.datasets.registry import PrepareOptions
-from hbench.datasets.registry import DatasetSpec, RawFile
+from hbench.datasets.spec import DatasetSpec, PrepareOptions, RawFile
+from hbench.errors import HBenchError, closest_names
 
 # The sampled leave-one-out protocol of HyperML / NCF: last item test, second-last validation, 100 negatives.
 LOO_100 = PrepareOptions(split="loo", order="temporal", negatives=100, protocol="loo")
@@ -331,3 +332,20 @@ _SPECS: tuple[DatasetSpec, ...] = (
 )
 
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        guesses = closest_names(name, DATASETS)
+        hint = f"did you mean {' or '.join(guesses)}? " if guesses else ""
+        raise HBenchError(f"unknown dataset {name!r}; {hint}known: {', '.join(sorted(DATASETS))} (see `hbench datasets`)")
+    return DATASETS[name]
+
+
+def list_datasets() -> list[DatasetSpec]:
+    return [spec for _, spec in sorted(DATASETS.items())]
+
+
+def dataset_names() -> set[str]:
+    """The names of the registered datasets (a custom dataset may not take one)."""
+    return set(DATASETS)

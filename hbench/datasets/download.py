@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO
 
 from hbench.atomic import atomic_path, sha256_file, write_json
-from hbench.datasets.registry import DatasetSpec, RawFile
+from hbench.datasets.spec import DatasetSpec, RawFile
 from hbench.errors import HBenchError
 from hbench.ui import Feedback
 

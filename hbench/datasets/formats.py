@@ -1,4 +1,5 @@
-"""Readers, one per raw format: `(files: Mapping[str, Path]) -> RawData` with original ids.
+"""Readers, one per raw format of a registered dataset: `(files: Mapping[str, Path]) -> RawData` with
+original ids (a user's own tables are read by `hbench.datasets.custom`).
 
 `files` maps the names a dataset's raw files have (for an archive, the base names of its members) to
 local paths. A reader returns rows in file order; columns are `user`, `item` and, when the format has
@@ -9,22 +10,19 @@ is the time order or breaks ties between equal timestamps).
 from __future__ import annotations
 
 import ast
-import csv
 import gzip
 import json
 import operator
-import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hbench.datasets.images import image_key, read_image_files
-from hbench.datasets.registry import RawData
+from hbench.datasets.safe_pickle import NUMPY_ARRAY_GLOBALS, restricted_load
+from hbench.datasets.spec import RawData
 from hbench.errors import HBenchError
 
 Reader = Callable[[Mapping[str, Path]], RawData]
@@ -201,9 +199,6 @@ def make_sisinflab_reader(train: str, valid: str | None, test: str) -> Reader:
 
 
 def _load_pickle(path: Path) -> Any:
-    # Imported here so that reading any other format works while that module is absent or broken.
-    from hbench.datasets.safe_pickle import restricted_load
-
     return restricted_load(path)
 
 
@@ -263,8 +258,6 @@ def load_dvbpr_npy(path: Path) -> list[Any]:
     Python 2 pickles) turns Python 2 `str` keys and JPEG bytes into text of one code point per byte, which
     `_image_bytes` turns back into the exact bytes.
     """
-    from hbench.datasets.safe_pickle import NUMPY_ARRAY_GLOBALS, restricted_load
-
     headers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
     with open(path, "rb") as fh:
         try:
@@ -416,234 +409,3 @@ def read_goodbooks(files: Mapping[str, Path]) -> RawData:
     order = np.arange(len(raw))
     frame = _frame(raw["user_id"].to_numpy(), raw["book_id"].to_numpy(), raw["rating"], order=order)
     return RawData(interactions=frame)
-
-
-# --- custom tables ---------------------------------------------------------------------------------------
-
-# Accepted column names, compared case-insensitively (RecBole atomic files add a `:type` suffix).
-COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
-    "user": ("user", "user_id", "userid", "uid", "reviewerid", "customer_id", "visitorid"),
-    "item": ("item", "item_id", "itemid", "iid", "movieid", "movie_id", "book_id", "asin", "product_id"),
-    "rating": ("rating", "ratings", "score", "overall", "stars", "weight"),
-    "timestamp": ("timestamp", "ts", "time", "unixreviewtime", "datetime", "date"),
-}
-
-
-def _find_column(columns: list[str], role: str) -> str | None:
-    wanted = COLUMN_ALIASES[role]
-    for column in columns:
-        if column.strip().lower().split(":")[0] in wanted:
-            return column
-    return None
-
-
-@dataclass(frozen=True)
-class TableLayout:
-    """How to read a user's text table: its separator (None: by extension, else sniffed among `,` tab `;`
-    `|` and spaces) and, for a file without a header row, its column names in order (`-` skips a column).
-
-    A file whose first row is all numbers has no header: without `columns` its columns are taken as
-    `user item [rating [timestamp]]`, the Cornac/Elliot layout (MovieLens' u.data too).
-    """
-
-    sep: str | None = None
-    columns: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if self.columns is not None:
-            names = [c.strip() for c in self.columns]
-            named = [c for c in names if c != SKIP_COLUMN]
-            if not named or any(not c for c in names) or len(set(named)) < len(named):
-                raise HBenchError(f"--columns needs distinct non-empty names (or {SKIP_COLUMN} to skip one), "
-                                  f"got {','.join(self.columns)!r}")
-
-
-SKIP_COLUMN = "-"
-HEADERLESS_COLUMNS = ("user", "item", "rating", "timestamp")
-_SEPARATOR_NAMES = {"\\t": "\t", "tab": "\t", "space": r"\s+", "whitespace": r"\s+"}
-_SNIFFED = ",\t;| "
-
-
-def _separator(path: Path, sep: str | None) -> str:
-    """The separator to split `path` with: the given one (`\\t`, `tab`, `space` spelled out), the
-    extension's, or the one csv's sniffer finds among the usual ones in the first lines."""
-    if sep is not None:
-        if not sep:
-            raise HBenchError("--sep must not be empty")
-        return _SEPARATOR_NAMES.get(sep.lower(), sep)
-    by_suffix = {".csv": ",", ".tsv": "\t", ".tab": "\t"}.get(path.suffix.lower())
-    if by_suffix is not None:
-        return by_suffix
-    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-        sample = handle.read(64 * 1024)
-    try:
-        found = csv.Sniffer().sniff(sample, delimiters=_SNIFFED).delimiter
-    except csv.Error:
-        raise HBenchError(f"cannot tell the separator of {path.name}; pass --sep (e.g. --sep tab)") from None
-    return r"\s+" if found == " " else found
-
-
-def _first_row(path: Path, sep: str) -> list[str]:
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        line = handle.readline().strip()
-    return re.split(sep, line) if sep == r"\s+" else line.split(sep)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _read_table(path: Path, layout: TableLayout) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        if layout.columns is not None:
-            raise HBenchError(f"{path.name}: --columns is for text files without a header (Parquet names its columns)")
-        return pd.read_parquet(path)
-    sep = _separator(path, layout.sep)
-    engine = "c" if len(sep) == 1 else "python"  # `::` and `\s+` are regular expressions to pandas
-    names = layout.columns
-    if names is None:
-        first = _first_row(path, sep)
-        if not all(_is_number(value) for value in first):
-            return pd.read_csv(path, sep=sep, engine=engine)
-        if len(first) > len(HEADERLESS_COLUMNS):
-            raise HBenchError(f"{path.name} has no header row and {len(first)} columns; name them with --columns "
-                              f"(e.g. --columns {','.join(HEADERLESS_COLUMNS)}{',-' * (len(first) - 4)})")
-        names = HEADERLESS_COLUMNS[: len(first)]
-    frame = pd.read_csv(path, sep=sep, engine=engine, header=None)
-    if frame.shape[1] != len(names):
-        raise HBenchError(f"{path.name} has {frame.shape[1]} columns, --columns names {len(names)}: "
-                          f"{','.join(names)}")
-    frame.columns = list(names)
-    return frame[[c for c in names if c != SKIP_COLUMN]]
-
-
-def _timestamps(values: pd.Series, path: Path) -> np.ndarray:
-    """Integer timestamps as they are; date-time text as Unix seconds."""
-    if pd.api.types.is_numeric_dtype(values):
-        if values.isna().any():
-            raise HBenchError(f"{path.name}: the timestamp column has missing values")
-        return np.round(values.to_numpy(np.float64)).astype(np.int64)
-    try:
-        parsed = pd.to_datetime(values, utc=True)
-    except (ValueError, TypeError) as exc:
-        raise HBenchError(f"{path.name}: cannot read the timestamp column as numbers or dates ({exc})") from None
-    if parsed.isna().any():
-        raise HBenchError(f"{path.name}: the timestamp column has missing values")
-    return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
-
-
-def read_custom_table(path: Path, layout: TableLayout = TableLayout()) -> pd.DataFrame:
-    """A CSV / TSV / Parquet file with a header naming user and item (and optionally rating and
-    timestamp) columns, under any of the names in `COLUMN_ALIASES`, or a text file without a header
-    (see `TableLayout`)."""
-    if not path.is_file():
-        raise HBenchError(f"custom data file {path} does not exist")
-    try:
-        raw = _read_table(path, layout)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise HBenchError(f"cannot read {path}: {exc}") from None
-    columns = [str(c) for c in raw.columns]
-    raw.columns = columns
-    found = {role: _find_column(columns, role) for role in COLUMN_ALIASES}
-    for role in ("user", "item"):
-        if found[role] is None:
-            raise HBenchError(
-                f"{path.name} has no {role} column (accepted names: {', '.join(COLUMN_ALIASES[role])}); "
-                f"found columns: {', '.join(columns)}"
-            )
-    frame = raw[[found["user"], found["item"]]].copy()
-    frame.columns = ["user", "item"]
-    if frame.isna().any().any():
-        raise HBenchError(f"{path.name}: user or item ids are missing in some rows")
-    if found["rating"] is not None:
-        rating = pd.to_numeric(raw[found["rating"]], errors="coerce")
-        if rating.isna().any():
-            raise HBenchError(f"{path.name}: the rating column {found['rating']!r} has non-numeric values")
-        frame["rating"] = rating.to_numpy(np.float64)
-    if found["timestamp"] is not None:
-        frame["timestamp"] = _timestamps(raw[found["timestamp"]], path)
-    return frame.reset_index(drop=True)
-
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
-
-
-def image_folder_files(folder: Path) -> dict[str, Path]:
-    """The images directly in `folder`, named `<original item id>.<jpg|jpeg|png|webp>`, by item id.
-
-    Other files are ignored; two images for one item are an error (which one was meant is not known).
-    """
-    if not folder.is_dir():
-        raise HBenchError(f"image folder {folder} does not exist")
-    found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
-            continue
-        key = image_key(path.stem)
-        if key in found:
-            raise HBenchError(f"{folder}: two images for item {path.stem!r} ({found[key].name} and {path.name})")
-        found[key] = path
-    return found
-
-
-def image_column_files(files: Mapping[str, Path], column: str, layout: TableLayout) -> dict[str, Path]:
-    """Item id -> image path from column `column` of the data files that have it; a relative path is
-    taken from its file's folder. Empty cells name no image; two different paths for one item are an error."""
-    found: dict[str, Path] = {}
-    seen: list[str] = []
-    for path in (Path(p) for p in files.values()):
-        try:
-            raw = _read_table(path, layout)
-        except (ValueError, OSError, pd.errors.ParserError) as exc:
-            raise HBenchError(f"cannot read {path}: {exc}") from None
-        raw.columns = [str(c) for c in raw.columns]
-        item_column = _find_column(list(raw.columns), "item")
-        if column not in raw.columns or item_column is None:
-            seen.append(f"{path.name}: {', '.join(raw.columns)}")
-            continue
-        pairs = raw[[item_column, column]].dropna().drop_duplicates()
-        for item, value in zip(pairs[item_column], pairs[column], strict=True):
-            if not str(value).strip():
-                continue
-            image = Path(str(value).strip()).expanduser()
-            image = image if image.is_absolute() else path.parent / image
-            key = image_key(item)
-            if found.setdefault(key, image) != image:
-                raise HBenchError(f"{path.name}: item {item!r} has two image paths ({found[key]} and {image})")
-    if len(seen) == len(files):
-        raise HBenchError(f"no data file has an image column {column!r} (found columns: {'; '.join(seen)})")
-    return found
-
-
-def custom_image_files(
-    files: Mapping[str, Path], folder: Path | None, column: str | None, layout: TableLayout
-) -> dict[str, Path] | None:
-    """The image file of every item a user's image folder or image-path column names, or None without images."""
-    if folder is not None:
-        return image_folder_files(Path(folder).expanduser())
-    if column is not None:
-        return image_column_files(files, column, layout)
-    return None
-
-
-def make_custom_reader(layout: TableLayout, images: Path | None = None, image_column: str | None = None) -> Reader:
-    """Reader of user-supplied files, keyed by role: `interactions` alone (hbench splits it), or `train`,
-    `test` and optionally `valid` (a fixed split); item images from a folder or an image-path column."""
-
-    def read_custom(files: Mapping[str, Path]) -> RawData:
-        image_files = custom_image_files(files, images, image_column, layout)
-        source = read_image_files(image_files) if image_files is not None else None
-        if "interactions" in files:
-            return RawData(interactions=read_custom_table(Path(files["interactions"]), layout), images=source)
-        parts = {
-            role: read_custom_table(Path(files[role]), layout) if role in files else None
-            for role in ("train", "valid", "test")
-        }
-        return RawData(fixed_split=parts, images=source)
-
-    return read_custom

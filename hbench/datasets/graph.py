@@ -22,13 +22,22 @@ Validation and test pairs never enter the graph.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
-if TYPE_CHECKING:  # store.py hands out the graph; the graph only reads its pairs
-    from hbench.datasets.store import Interactions
+
+class UserItemPairs(Protocol):
+    """What the graph reads of a split part (a `store.Interactions`). Typed by shape, not by class, because
+    store.py builds the graph: the graph importing store back would make a circle."""
+
+    @property
+    def users(self) -> np.ndarray: ...
+
+    @property
+    def items(self) -> np.ndarray: ...
+
 
 Normalisation = Literal["symmetric", "row", "row_self"]
 NORMALISATIONS: tuple[str, ...] = ("symmetric", "row", "row_self")
@@ -44,7 +53,7 @@ class TrainingGraph:
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_interactions(cls, part: Interactions, n_users: int, n_items: int) -> TrainingGraph:
+    def from_interactions(cls, part: UserItemPairs, n_users: int, n_items: int) -> TrainingGraph:
         keys = np.unique(part.users.astype(np.int64) * n_items + part.items.astype(np.int64))
         users, items = keys // n_items, keys % n_items
         indptr = np.searchsorted(users, np.arange(n_users + 1), side="left").astype(np.int64)

@@ -110,6 +110,7 @@ def inspect_image(data: bytes) -> ImageInfo | None:
     decoded in full: JPEGs in draft mode at 1/8 scale, which still reads every byte but costs a fraction of
     a full decode and of its memory. One image at a time.
     """
+    # Pillow loads only for datasets with images.
     from PIL import Image
 
     try:

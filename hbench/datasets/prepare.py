@@ -9,29 +9,47 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hbench.atomic import atomic_directory, remove_stale_temporaries, sha256_file, sha256_json, write_json
-from hbench.datasets import formats
+from hbench.atomic import (
+    atomic_directory,
+    remove_stale_temporaries,
+    sha256_file,
+    sha256_json,
+    write_json,
+)
+from hbench.config import coerce_setting
+from hbench.datasets.catalog import get_dataset
+from hbench.datasets.custom import (
+    CustomFiles,
+    custom_record,
+    custom_sources,
+    custom_spec,
+)
+from hbench.datasets.download import (
+    fetch_raw_files,
+    forget,
+    record_hashes,
+    unverified_names,
+)
 from hbench.datasets.images import INDEX as IMAGE_INDEX
-from hbench.datasets.images import ImageStore, image_files_fingerprint, item_keys, write_image_store
+from hbench.datasets.images import ImageStore, item_keys, write_image_store
 from hbench.datasets.preprocess import PART_NAMES, Preprocessed, has_time, preprocess
-from hbench.datasets.registry import (
+from hbench.datasets.spec import (
     DatasetSpec,
     ImageSource,
     PrepareOptions,
     RawData,
-    SplitKind,
-    SplitOrder,
-    get_dataset,
-    list_datasets,
+    check_name,
 )
 from hbench.datasets.splits import (
     SeedStreams,
@@ -43,133 +61,44 @@ from hbench.datasets.splits import (
     sample_negatives,
     sorted_unique,
 )
-from hbench.datasets.store import MANIFEST, Interactions, PreparedDataset, load_prepared, save_prepared
-from hbench.errors import HBenchError, closest_names
+from hbench.datasets.store import (
+    MANIFEST,
+    Interactions,
+    PreparedDataset,
+    load_prepared,
+    save_prepared,
+)
+from hbench.errors import HBenchError
 from hbench.locks import hold
-from hbench.paths import check_slug, mirror_dirs, prepared_dir, raw_dir
-from hbench.protocols import PROTOCOLS, get_protocol
+from hbench.paths import mirror_dirs, prepared_dir, raw_dir
+from hbench.protocols import get_protocol
 from hbench.ui import QUIET, Feedback
+from hbench.version import __version__
 
 # Bump when a change to preparation changes what a prepared dataset holds: older ones are then rebuilt.
 PREPARE_VERSION = 1
+# Options that count (k-cores, candidates) or seed: none can be negative.
+_COUNTS = ("user_k", "item_k", "negatives", "seed")
 _QUANTILES = {"min": 0.0, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p90": 0.9, "max": 1.0}
-
-
-@dataclass(frozen=True)
-class CustomFiles:
-    """A user's own data: `interactions` (hbench splits it) or `train` + `test` [+ `valid`] (kept as given).
-
-    Files are CSV, TSV or Parquet with a header naming user and item columns and optionally rating and
-    timestamp (common aliases such as user_id / userId / item_id / movieId / asin are accepted), or text
-    files without a header: `columns` names their columns in order, and a file whose first row is all
-    numbers is read as `user item [rating [timestamp]]` (see formats.TableLayout). `sep` overrides the
-    separator guessed from the extension.
-
-    Item images, for an image store: `images`, a folder of files named `<original item id>.<jpg|jpeg|png|webp>`,
-    or `image_column`, a column of the data file(s) holding each item's image path (relative to that file's
-    folder). Items without an image are kept and reported as missing.
-    """
-
-    name: str
-    interactions: Path | None = None
-    train: Path | None = None
-    valid: Path | None = None
-    test: Path | None = None
-    sep: str | None = None
-    columns: tuple[str, ...] | None = None
-    images: Path | None = None
-    image_column: str | None = None
-
-    @property
-    def layout(self) -> formats.TableLayout:
-        return formats.TableLayout(self.sep, self.columns)
-
-    def roles(self) -> dict[str, Path]:
-        """The given files by role (interactions / train / valid / test)."""
-        given = {"interactions": self.interactions, "train": self.train, "valid": self.valid, "test": self.test}
-        return {role: Path(path).expanduser() for role, path in given.items() if path is not None}
 
 
 # --- options ---------------------------------------------------------------------------------------------
 
 
-def _as_int(key: str, value: Any, minimum: int = 0) -> int:
-    try:
-        number = int(value)
-        if isinstance(value, float | str) and float(value) != number:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise HBenchError(f"option {key} must be an integer (got {value!r})") from None
-    if number < minimum:
-        raise HBenchError(f"option {key} must be >= {minimum} (got {number})")
-    return number
-
-
-def _as_choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise HBenchError(f"option {key} must be one of {', '.join(choices)} (got {value!r})")
-    return str(value)
-
-
-def _as_threshold(value: Any) -> float | None:
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise HBenchError(f"option implicit_threshold must be a number or none (got {value!r})") from None
-
-
-def _as_ratios(value: Any) -> tuple[float, float, float]:
-    parts = value.split(",") if isinstance(value, str) else value
-    try:
-        ratios = tuple(float(p) for p in parts)
-    except (TypeError, ValueError):
-        raise HBenchError(f"option ratios must be three numbers train,valid,test (got {value!r})") from None
-    if len(ratios) != 3:
-        raise HBenchError(f"option ratios must be three numbers train,valid,test (got {value!r})")
-    return check_ratios(ratios)  # type: ignore[arg-type]
-
-
-def _as_bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise HBenchError(f"option {key} must be true or false (got {value!r})")
-
-
-def _coerce(key: str, value: Any) -> Any:
-    """One override value, checked and converted from CLI text where needed."""
-    if key == "implicit_threshold":
-        return _as_threshold(value)
-    if key in ("user_k", "item_k", "negatives", "seed"):
-        return _as_int(key, value)
-    if key == "split":
-        return _as_choice(key, value, get_args(SplitKind))
-    if key == "order":
-        return _as_choice(key, value, get_args(SplitOrder))
-    if key == "protocol":
-        return _as_choice(key, value, tuple(PROTOCOLS))
-    if key == "ratios":
-        return _as_ratios(value)
-    if key == "dedup":
-        return _as_bool(key, value)
-    raise HBenchError(f"unknown prepare option {key!r}")  # unreachable: keys are checked first
-
-
 def resolve_options(defaults: PrepareOptions, overrides: Mapping[str, Any] | None) -> PrepareOptions:
     """A dataset's defaults with `overrides` applied (`user-k` and `user_k` are both accepted)."""
-    known = [f.name for f in dataclasses.fields(PrepareOptions)]
+    hints = typing.get_type_hints(PrepareOptions)
     changes: dict[str, Any] = {}
     for raw_key, value in (overrides or {}).items():
         key = raw_key.replace("-", "_")
-        if key not in known:
-            raise HBenchError(f"unknown prepare option {raw_key!r}; known: {', '.join(known)}")
-        changes[key] = _coerce(key, value)
+        if key not in hints:
+            raise HBenchError(f"unknown prepare option {raw_key!r}; known: {', '.join(hints)}")
+        # Converted from command-line text as every other setting is (hbench.config), then checked.
+        changes[key] = coerce_setting(value, hints[key], f"option {key}")
+        if key in _COUNTS and changes[key] < 0:
+            raise HBenchError(f"option {key} must be >= 0 (got {changes[key]})")
+        if key == "ratios" and len(changes[key]) != 3:
+            raise HBenchError(f"option ratios must be three numbers train,valid,test (got {value!r})")
     options = dataclasses.replace(defaults, **changes)
     check_ratios(options.ratios)
     if get_protocol(options.protocol).needs_sampled_negatives and options.negatives <= 0:
@@ -183,69 +112,6 @@ def options_dict(options: PrepareOptions) -> dict[str, Any]:
     values = dataclasses.asdict(options)
     values["ratios"] = list(values["ratios"])
     return values
-
-
-# --- custom data -----------------------------------------------------------------------------------------
-
-
-def check_name(name: str) -> str:
-    """A dataset name is also a folder name."""
-    return check_slug(name, "dataset name")
-
-
-def custom_spec(custom: CustomFiles) -> DatasetSpec:
-    """A spec for the user's own files (they are read in place, never copied), after checking them."""
-    check_name(custom.name)
-    from hbench.datasets.catalog import DATASETS
-
-    if custom.name in DATASETS:
-        raise HBenchError(f"custom dataset name {custom.name!r} is taken by a registered dataset; choose another")
-    roles = custom.roles()
-    if "interactions" in roles and len(roles) > 1:
-        raise HBenchError("give either an interactions file, or train and test (and optionally valid) files, not both")
-    if "interactions" not in roles and not {"train", "test"} <= set(roles):
-        raise HBenchError("a custom dataset needs an interactions file, or both a train and a test file")
-    for role, path in roles.items():
-        if not path.is_file():
-            raise HBenchError(f"custom {role} file {path} does not exist")
-    if custom.images is not None and custom.image_column is not None:
-        raise HBenchError("give either an image folder or an image-path column, not both")
-    if custom.images is not None and not Path(custom.images).expanduser().is_dir():
-        raise HBenchError(f"custom image folder {custom.images} does not exist")
-    fixed = "interactions" not in roles
-    # Full ranking by default: sampled candidates only when asked for (--negatives N --protocol loo).
-    defaults = PrepareOptions(
-        split="fixed" if fixed else "loo", order="random" if fixed else "temporal", negatives=0, protocol="full"
-    )
-    return DatasetSpec(
-        name=custom.name,
-        title=f"{custom.name} (custom)",
-        raw_files=(),
-        reader=formats.make_custom_reader(custom.layout, custom.images, custom.image_column),
-        defaults=defaults,
-        notes="user-supplied files: " + ", ".join(f"{role}={path}" for role, path in _custom_inputs(custom).items()),
-    )
-
-
-def _custom_inputs(custom: CustomFiles) -> dict[str, Any]:
-    """The user's files by role, and where the item images come from."""
-    inputs: dict[str, Any] = dict(custom.roles())
-    if custom.images is not None:
-        inputs["images"] = Path(custom.images).expanduser()
-    if custom.image_column is not None:
-        inputs["image_column"] = custom.image_column
-    return inputs
-
-
-def _source_hashes(files: Mapping[str, Path], keys: Mapping[str, str] | None = None) -> dict[str, str]:
-    """SHA-256 of every raw file, keyed by file name (`keys` maps entries of `files` to other names)."""
-    return {(keys or {}).get(name, name): sha256_file(path) for name, path in sorted(files.items())}
-
-
-def _custom_source_keys(roles: Mapping[str, Path]) -> dict[str, str]:
-    """File names as source keys; prefixed by role only where two roles share a file name."""
-    names = [path.name for path in roles.values()]
-    return {role: path.name if names.count(path.name) == 1 else f"{role}/{path.name}" for role, path in roles.items()}
 
 
 # --- statistics ------------------------------------------------------------------------------------------
@@ -360,15 +226,11 @@ def _sample_all_negatives(
     return valid, test
 
 
-def _hbench_version() -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
+def _hbench_version() -> str:
     try:
         return version("hbench")
-    except PackageNotFoundError:
-        import hbench
-
-        return getattr(hbench, "__version__", None)
+    except PackageNotFoundError:  # run from a source checkout that was never installed
+        return __version__
 
 
 def _spec_record(spec: DatasetSpec) -> dict[str, Any]:
@@ -388,19 +250,9 @@ def _raw_files(
 ) -> tuple[dict[str, Path], dict[str, str], dict[str, Any]]:
     """The raw files (fetched, or the user's files in place), their hashes, and what else keys the cache."""
     if custom is not None:
-        roles = custom.roles()
-        extra_key: dict[str, Any] = {"custom_roles": sorted(roles), "sep": custom.sep}
-        if custom.columns is not None:  # only when given, so that earlier preparations keep their key
-            extra_key["columns"] = list(custom.columns)
-        image_files = formats.custom_image_files(roles, custom.images, custom.image_column, custom.layout)
-        if image_files is not None:
-            # The images are no raw file: their listing (names, sizes, times) keys the cache instead.
-            extra_key["images"] = image_files_fingerprint(image_files)
-        return roles, _source_hashes(roles, _custom_source_keys(roles)), extra_key
-    from hbench.datasets.download import fetch_raw_files
-
+        return custom_sources(custom)
     files = fetch_raw_files(spec, raw_dir(spec.name, home), mirror_dirs(sources), feedback, trust_records=not force)
-    return files, _source_hashes(files), {}
+    return files, {name: sha256_file(path) for name, path in sorted(files.items())}, {}
 
 
 def _cached(target: Path, cache_key: str, feedback: Feedback) -> PreparedDataset | None:
@@ -484,8 +336,6 @@ def _prepare_locked(
 
     started = time.perf_counter()
     raw_cache = raw_dir(spec.name, home)
-    from hbench.datasets.download import forget, record_hashes, unverified_names
-
     unverified = [] if custom is not None else unverified_names(spec, raw_cache)
     check = None if custom is not None or not (force or unverified) else _PublishedCheck(spec, accept_statistics)
     try:
@@ -510,13 +360,7 @@ def _prepare_locked(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if custom is not None:
-        manifest_extra["custom"] = {
-            "files": {role: str(path) for role, path in files.items()},
-            "sep": custom.sep,
-            "columns": None if custom.columns is None else list(custom.columns),
-            "images": None if custom.images is None else str(Path(custom.images).expanduser()),
-            "image_column": custom.image_column,
-        }
+        manifest_extra["custom"] = custom_record(custom)
     _write(target, name, built, manifest_extra, feedback)
     final = built.statistics["final"]
     feedback.log(
@@ -629,26 +473,3 @@ def _split(
     )
     _warn_leaks(split, cleaned.n_items, feedback)
     return split
-
-
-# --- loading ---------------------------------------------------------------------------------------------
-
-
-def load_dataset(ref: str | Path, home: Path | None = None) -> PreparedDataset:
-    """A prepared dataset by directory path, or by name under the prepared-data folder of `home`."""
-    path = Path(ref).expanduser()
-    if (path / MANIFEST).is_file():
-        return load_prepared(path)
-    text = str(ref)
-    if isinstance(ref, Path) or "/" in text or "\\" in text:
-        raise HBenchError(f"{path} is not a prepared dataset (no {MANIFEST}); run `hbench prepare NAME` first")
-    target = prepared_dir(text, home)
-    if not (target / MANIFEST).is_file():
-        registered = {spec.name for spec in list_datasets()}
-        if text in registered:
-            raise HBenchError(f"dataset {text!r} is not prepared (nothing at {target}); run `hbench prepare {text}` first")
-        prepared = {p.parent.name for p in target.parent.glob(f"*/{MANIFEST}")}
-        guesses = closest_names(text, registered | prepared)
-        hint = f"did you mean {' or '.join(guesses)}?" if guesses else "`hbench datasets` lists the registered ones"
-        raise HBenchError(f"no dataset {text!r}, prepared or registered; {hint}")
-    return load_prepared(target)

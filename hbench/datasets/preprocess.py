@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from hbench.datasets.registry import PrepareOptions
+from hbench.datasets.spec import PrepareOptions
 from hbench.errors import HBenchError
 
 PART_NAMES = ("train", "valid", "test")

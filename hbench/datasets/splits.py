@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from hbench.datasets.preprocess import has_time, stable_argsort, time_sort_keys
-from hbench.datasets.registry import SplitOrder
+from hbench.datasets.spec import SplitOrder
 from hbench.datasets.store import Interactions
 from hbench.errors import HBenchError
 

@@ -13,6 +13,8 @@ The data is synthetic and says so everywhere it is shown.
 
 from __future__ import annotations
 
+import colorsys
+import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hbench.datasets.registry import RawData
+from hbench.datasets.spec import RawData
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,6 @@ def generate_interactions(spec: HierarchySpec) -> pd.DataFrame:
 
 # Sub-category colours: evenly spaced hues, so siblings differ and every sub-category is recognisable.
 def _colour(sub: int, n_subs: int, rng: np.random.Generator) -> tuple[int, int, int]:
-    import colorsys
-
     hue = (sub / n_subs + rng.normal(0, 0.01)) % 1.0
     r, g, b = colorsys.hsv_to_rgb(hue, 0.75, 0.85)
     return int(r * 255), int(g * 255), int(b * 255)
@@ -102,8 +102,7 @@ def _silhouette(category: int, size: int) -> list[tuple[float, float]]:
 
 def render_item_image(item: int, spec: HierarchySpec, size: int = 128) -> bytes:
     """JPEG bytes of item `item`'s picture (deterministic in the item id and the spec's seed)."""
-    import io
-
+    # Pillow loads only when a picture is drawn, not to read the interactions.
     from PIL import Image, ImageDraw
 
     rng = np.random.default_rng([spec.seed, item])

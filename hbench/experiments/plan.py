@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hbench.config import TrainConfig, coerce_fields
-from hbench.datasets.prepare import load_dataset
+from hbench.datasets.load import load_dataset
 from hbench.experiments.spec import TRAIN_KEYS, ModelEntry, SweepSpec, sample_search
 from hbench.runs import RunDirectory
 from hbench.training.trainer import plan_run

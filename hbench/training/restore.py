@@ -59,8 +59,9 @@ def run_features(dataset: PreparedDataset, features_id: dict[str, str] | None) -
     """The exact image features the run was trained with (visual models), as a float32 tensor."""
     if not features_id:
         return None
+    from hbench.features.dataset import features_root
     from hbench.features.extract import MANIFEST as FEATURES_MANIFEST
-    from hbench.features.extract import FeatureArtifact, features_root
+    from hbench.features.extract import FeatureArtifact
 
     root = features_root(dataset)
     for manifest_path in sorted(root.glob(f"*/{FEATURES_MANIFEST}")) if root.is_dir() else []:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from hbench.config import ResolvedRun, TrainConfig
-from hbench.datasets.prepare import load_dataset
+from hbench.datasets.load import load_dataset
 from hbench.datasets.store import PreparedDataset
 from hbench.devices import reproducible_torchscript, resolve_device
 from hbench.errors import HBenchError
@@ -152,7 +152,7 @@ def _feature_artifact(cls: type[Recommender], options: Any, dataset: PreparedDat
     """
     if not cls.uses_features(options):
         return None
-    from hbench.features import find_features
+    from hbench.features.dataset import find_features
 
     return find_features(dataset, encoder)
 

@@ -12,8 +12,8 @@ import typer
 from hbench.cli import app, main
 from hbench.cli.sweep import _seeds
 from hbench.cli.train import parse_model_args
+from hbench.datasets.catalog import list_datasets
 from hbench.datasets.hyperbolicity import estimate_hyperbolicity
-from hbench.datasets.registry import list_datasets
 from hbench.errors import HBenchError
 
 

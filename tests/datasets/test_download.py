@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hbench.datasets.download import HASHES, fetch_raw_files, record_hashes
-from hbench.datasets.registry import DatasetSpec, PrepareOptions, RawData, RawFile
+from hbench.datasets.spec import DatasetSpec, PrepareOptions, RawData, RawFile
 from hbench.errors import HBenchError
 from hbench.ui import QUIET
 

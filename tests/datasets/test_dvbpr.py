@@ -22,6 +22,7 @@ from rich.console import Console
 
 from hbench.atomic import sha256_file
 from hbench.cli import main
+from hbench.datasets.custom import CustomFiles
 from hbench.datasets.formats import read_dvbpr_npy
 from hbench.datasets.images import (
     INDEX,
@@ -30,7 +31,7 @@ from hbench.datasets.images import (
     image_key,
     inspect_image,
 )
-from hbench.datasets.prepare import CustomFiles, dataset_statistics, prepare_dataset
+from hbench.datasets.prepare import dataset_statistics, prepare_dataset
 from hbench.errors import HBenchError
 from hbench.paths import prepared_dir
 from hbench.ui import Feedback

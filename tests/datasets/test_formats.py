@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hbench.datasets import formats
+from hbench.datasets import custom, formats
 from hbench.datasets.catalog import DATASETS
 from hbench.datasets.download import fetch_raw_files
-from hbench.datasets.registry import DatasetSpec
+from hbench.datasets.spec import DatasetSpec
 from hbench.errors import HBenchError
 from hbench.ui import QUIET
 
@@ -216,7 +216,7 @@ def test_custom_tables(tmp_path: Path, file_name: str, sep: str, header: list[st
     path = tmp_path / file_name
     rows = [["u1", "i1", "4", "100"], ["u2", "i1", "5", "90"]]
     path.write_text("\n".join(sep.join(r) for r in [header, *rows]) + "\n")
-    frame = formats.read_custom_table(path, formats.TableLayout("\t" if file_name.endswith(".inter") else None))
+    frame = custom.read_custom_table(path, custom.TableLayout("\t" if file_name.endswith(".inter") else None))
     assert frame["user"].tolist() == ["u1", "u2"]
     assert frame["item"].tolist() == ["i1", "i1"]
     assert frame["rating"].tolist() == [4.0, 5.0]
@@ -227,7 +227,7 @@ def test_custom_parquet_and_dates(tmp_path: Path) -> None:
     path = tmp_path / "log.parquet"
     dates = ["2020-01-01T00:00:00Z", "2020-01-02T00:00:00Z"]
     pd.DataFrame({"user": [1, 2], "item": [3, 4], "datetime": dates}).to_parquet(path)
-    frame = formats.read_custom_table(path)
+    frame = custom.read_custom_table(path)
     assert frame.columns.tolist() == ["user", "item", "timestamp"]
     assert frame["timestamp"].tolist() == [1577836800, 1577923200]
 
@@ -236,4 +236,4 @@ def test_custom_missing_column(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
     path.write_text("customer,product\n1,2\n")
     with pytest.raises(HBenchError, match="no user column"):
-        formats.read_custom_table(path)
+        custom.read_custom_table(path)

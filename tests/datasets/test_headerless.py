@@ -8,9 +8,8 @@ import pandas as pd
 import pytest
 
 from hbench.cli import main
-from hbench.datasets import formats
-from hbench.datasets.formats import TableLayout
-from hbench.datasets.prepare import CustomFiles, prepare_dataset
+from hbench.datasets.custom import CustomFiles, TableLayout, read_custom_table
+from hbench.datasets.prepare import prepare_dataset
 from hbench.errors import HBenchError
 
 
@@ -37,8 +36,8 @@ def test_u_data_without_header_is_read_as_movielens_reads_it(shared_data: Path, 
     for part in ("train", "valid", "test"):
         assert _by_original_id(custom, part) == _by_original_id(registered, part), part
     # Naming the columns gives the same data; a skipped rating column too (ratings are not used for implicit data).
-    named = formats.read_custom_table(u_data, TableLayout("tab", ("user", "item", "-", "timestamp")))
-    detected = formats.read_custom_table(u_data)
+    named = read_custom_table(u_data, TableLayout("tab", ("user", "item", "-", "timestamp")))
+    detected = read_custom_table(u_data)
     assert named.columns.tolist() == ["user", "item", "timestamp"]
     assert detected.columns.tolist() == ["user", "item", "rating", "timestamp"]
     assert named.equals(detected.drop(columns="rating"))
@@ -60,34 +59,34 @@ def _write(path: Path, lines: list[str]) -> Path:
 ])
 def test_headerless_files_with_odd_separators(tmp_path: Path, name: str, sep: str, layout: TableLayout) -> None:
     path = _write(tmp_path / name, [sep.join(["1", "10", "4", "100"]), sep.join(["2", "11", "5", "90"])])
-    frame = formats.read_custom_table(path, layout)
+    frame = read_custom_table(path, layout)
     assert frame["user"].tolist() == [1, 2] and frame["item"].tolist() == [10, 11]
     assert frame["rating"].tolist() == [4.0, 5.0] and frame["timestamp"].tolist() == [100, 90]
 
 
 def test_two_and_three_columns_and_named_columns(tmp_path: Path) -> None:
-    pairs = formats.read_custom_table(_write(tmp_path / "pairs.tsv", ["1\t10", "2\t11"]))
+    pairs = read_custom_table(_write(tmp_path / "pairs.tsv", ["1\t10", "2\t11"]))
     assert pairs.columns.tolist() == ["user", "item"]
-    rated = formats.read_custom_table(_write(tmp_path / "rated.csv", ["1,10,3.5", "2,11,1"]))
+    rated = read_custom_table(_write(tmp_path / "rated.csv", ["1,10,3.5", "2,11,1"]))
     assert rated["rating"].tolist() == [3.5, 1.0]
     # Ids that are not numbers: no header can be detected, --columns says there is none.
     path = _write(tmp_path / "ids.csv", ["A7,B0001,5,1400000000", "A8,B0002,4,1400000001"])
     with pytest.raises(HBenchError, match="no user column"):
-        formats.read_custom_table(path)
-    swapped = formats.read_custom_table(path, TableLayout(columns=("item", "user", "rating", "-")))
+        read_custom_table(path)
+    swapped = read_custom_table(path, TableLayout(columns=("item", "user", "rating", "-")))
     assert swapped["user"].tolist() == ["B0001", "B0002"] and "timestamp" not in swapped
 
 
 def test_layout_mistakes_are_user_errors(tmp_path: Path) -> None:
     wide = _write(tmp_path / "wide.tsv", ["1\t10\t4\t100\t7"])
     with pytest.raises(HBenchError, match="no header row and 5 columns; name them with --columns"):
-        formats.read_custom_table(wide)
+        read_custom_table(wide)
     with pytest.raises(HBenchError, match="has 5 columns, --columns names 4"):
-        formats.read_custom_table(wide, TableLayout(columns=("user", "item", "rating", "timestamp")))
+        read_custom_table(wide, TableLayout(columns=("user", "item", "rating", "timestamp")))
     with pytest.raises(HBenchError, match="distinct non-empty names"):
         TableLayout(columns=("user", "user"))
     with pytest.raises(HBenchError, match="--sep must not be empty"):
-        formats.read_custom_table(wide, TableLayout(""))
+        read_custom_table(wide, TableLayout(""))
 
 
 def test_prepare_custom_columns_and_sep_from_the_cli(tmp_path: Path, hbench_home: Path, capsys) -> None:

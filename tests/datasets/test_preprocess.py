@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hbench.datasets.registry import PrepareOptions
+from hbench.datasets.spec import PrepareOptions
 from hbench.datasets.preprocess import (
     apply_implicit_threshold,
     drop_duplicates,

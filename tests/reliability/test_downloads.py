@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hbench.datasets.download import fetch_raw_files
-from hbench.datasets.registry import DatasetSpec, PrepareOptions, RawData, RawFile
+from hbench.datasets.spec import DatasetSpec, PrepareOptions, RawData, RawFile
 from hbench.errors import HBenchError
 from hbench.ui import Feedback
 

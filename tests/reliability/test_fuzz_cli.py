@@ -24,7 +24,9 @@ FUZZ_SETTINGS = settings(max_examples=70, deadline=None, derandomize=True,
 @pytest.fixture(scope="module")
 def fuzz_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cache with one prepared dataset, so that the invalid argument is the only problem."""
-    from hbench.datasets.prepare import CustomFiles, load_dataset, prepare_dataset
+    from hbench.datasets.custom import CustomFiles
+    from hbench.datasets.load import load_dataset
+    from hbench.datasets.prepare import prepare_dataset
     from hbench.datasets.synthetic import HierarchySpec, generate_interactions
 
     root = tmp_path_factory.mktemp("fuzz")

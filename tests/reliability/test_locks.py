@@ -68,7 +68,8 @@ def test_four_concurrent_prepares_all_succeed_with_one_result(hbench_home: Path,
 
 def test_stale_temporary_folders_are_removed_and_fresh_ones_kept(hbench_home: Path, town_csv: Path) -> None:
     """What kill -9 during `prepare` leaves (`.NAME.XXXX.tmp/`) is cleaned on the next run."""
-    from hbench.datasets.prepare import CustomFiles, prepare_dataset
+    from hbench.datasets.custom import CustomFiles
+    from hbench.datasets.prepare import prepare_dataset
 
     prepared = hbench_home / "prepared"
     stale = prepared / ".town.k3j2x9.tmp"

@@ -215,7 +215,8 @@ def test_output_name_and_format() -> None:
 def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The `tiny_dataset` recipe (module-scoped: one preparation and three 2-epoch runs for every test here)."""
     from hbench.config import TrainConfig
-    from hbench.datasets.prepare import CustomFiles, prepare_dataset
+    from hbench.datasets.custom import CustomFiles
+    from hbench.datasets.prepare import prepare_dataset
     from hbench.datasets.synthetic import HierarchySpec, generate_interactions
     from hbench.training.trainer import train
 

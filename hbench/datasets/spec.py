@@ -1,7 +1,7 @@
-"""Dataset registry: what each dataset is, where its raw files come from, how to read and prepare it.
+"""What a dataset is: where its raw files come from, how to read them and how to prepare them.
 
-A dataset is declared once with `register_dataset(DatasetSpec(...))`; `get_dataset(name)` finds it.
-The specs themselves live in `hbench.datasets.catalog`.
+These are the types only. Every dataset is declared once, as a `DatasetSpec`, in `hbench.datasets.catalog`,
+which also holds the lookups (`get_dataset`, `list_datasets`, `dataset_names`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from hbench.errors import HBenchError, closest_names
+from hbench.paths import check_slug
 from hbench.protocols import ProtocolName
 
 SplitKind = Literal["loo", "ratio", "fixed"]
@@ -103,20 +103,6 @@ class DatasetSpec:
     notes: str = ""
 
 
-def _registry() -> dict[str, DatasetSpec]:
-    from hbench.datasets import catalog
-
-    return catalog.DATASETS
-
-
-def get_dataset(name: str) -> DatasetSpec:
-    datasets = _registry()
-    if name not in datasets:
-        guesses = closest_names(name, datasets)
-        hint = f"did you mean {' or '.join(guesses)}? " if guesses else ""
-        raise HBenchError(f"unknown dataset {name!r}; {hint}known: {', '.join(sorted(datasets))} (see `hbench datasets`)")
-    return datasets[name]
-
-
-def list_datasets() -> list[DatasetSpec]:
-    return [spec for _, spec in sorted(_registry().items())]
+def check_name(name: str) -> str:
+    """A dataset name is also a folder name."""
+    return check_slug(name, "dataset name")
