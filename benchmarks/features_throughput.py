@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from hbench.features.encoders import get_encoder
 from hbench.devices import resolve_device
+from hbench.features.encoders import get_encoder
 from hbench.features.extract import ImageFiles, default_workers, extract_features
 
 try:

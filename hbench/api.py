@@ -6,6 +6,9 @@
     print(hbench.table("results"))
     hbench.load_run(run.path).recommend(["u1", "u2"], k=10)
 
+`run_sweep`/`sweep`, `tune` and `run_demo` are the top of the pipeline: they run experiments, then have
+reports summarise them (experiments never import reports).
+
 Keyword settings of `train` are training settings (`TrainConfig` fields: epochs, dim, lr, seed, ...) or
 the model's options (`hbench models NAME`); `progress` is "rich" (bars), "log" (plain lines), None
 (silent) or a `hbench.ui.Feedback`.
@@ -18,14 +21,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hbench.ui import Feedback, ProgressStyle, as_feedback
+from hbench.ui import QUIET, Feedback, ProgressStyle, as_feedback
 
 if TYPE_CHECKING:
     from hbench.datasets.store import PreparedDataset
-    from hbench.experiments import SweepReport
+    from hbench.experiments import ExecutorOptions, SweepReport, SweepSpec
+    from hbench.experiments.tune import TuneReport
     from hbench.reports.significance import SignificanceSettings
-    from hbench.training.restore import RestoredRun
+    from hbench.reports.tables import Table
     from hbench.trackers import Tracker
+    from hbench.training.restore import RestoredRun
     from hbench.training.trainer import RunResult
 
 Progress = ProgressStyle | Feedback | None
@@ -75,12 +80,38 @@ def sweep(spec: Path | str | dict[str, Any], out: Path | str | None = None, *, h
           executor: str = "sequential", jobs: int = 1, device: str = "auto", progress: Progress = None,
           trackers: Sequence[Tracker] = ()) -> SweepReport:
     """Run a sweep spec (a .toml/.yaml file or the same as a dict) into `out` (default results/sweeps/<name>)."""
-    from hbench.experiments import ExecutorOptions, load_spec, parse_spec, run_sweep
+    from hbench.experiments import ExecutorOptions, load_spec, parse_spec
 
     parsed = parse_spec(spec, "the spec") if isinstance(spec, dict) else load_spec(Path(spec))
     target = Path(out) if out is not None else Path("results") / "sweeps" / parsed.name
     return run_sweep(parsed, target, home=home, executor=ExecutorOptions(executor=executor, jobs=jobs, device=device),
                      feedback=_feedback(progress, trackers))
+
+
+def run_sweep(spec: SweepSpec, out: Path, *, home: Path | None = None, executor: ExecutorOptions | None = None,
+              feedback: Feedback = QUIET) -> SweepReport:
+    """Run every cell of a parsed spec that has not finished (resuming interrupted ones), select on
+    validation and write the summary files (sweep-summary.md/.csv, selection.json) into `out`."""
+    from hbench.experiments import ExecutorOptions, execute_sweep
+    from hbench.reports.sweep_summary import summarise_sweep
+
+    return execute_sweep(spec, out, summarise=summarise_sweep, home=home, executor=executor or ExecutorOptions(),
+                         feedback=feedback)
+
+
+def tune(dataset: str, models: list[str], trials: int, seeds: list[int], out: Path, *,
+         train: dict[str, Any] | None = None, protocol: str | None = None, metric: str | None = None,
+         search_seed: int = 0, home: Path | None = None, executor: ExecutorOptions | None = None,
+         feedback: Feedback = QUIET) -> TuneReport:
+    """Equal-budget tuning (`hbench.experiments.tune`): the same TPE search for every model on validation,
+    then each winner over `seeds`; both stages' sweep directories get their summaries."""
+    from hbench.experiments import ExecutorOptions
+    from hbench.experiments.tune import run_tuning
+    from hbench.reports.sweep_summary import summarise_sweep
+
+    return run_tuning(dataset, models, trials, seeds, out, summarise=summarise_sweep, train=train, protocol=protocol,
+                      metric=metric, search_seed=search_seed, home=home, executor=executor or ExecutorOptions(),
+                      feedback=feedback)
 
 
 def table(results: Path | str = "results", fmt: str = "markdown", metrics: Sequence[str] | None = None, *,
@@ -108,3 +139,29 @@ def load_run(path: Path | str, home: Path | None = None) -> RestoredRun:
     from hbench.training.restore import restore_run
 
     return restore_run(path, home)
+
+
+DEMO_DATASET = "synthetic-fashion"
+DEMO_ENCODER = "efficientnet_lite0"
+DEMO_MODELS = ("pop", "bpr", "vbpr", "cml", "hyperml", "vacf", "hvacf")
+
+
+def run_demo(out: Path, *, home: Path | None = None, models: Sequence[str] = DEMO_MODELS,
+             seeds: Sequence[int] = (0, 1), epochs: int = 40, feedback: Feedback = QUIET) -> list[Table]:
+    """The zero-network demo (`hbench demo`): prepare the synthetic fashion dataset (generated interactions
+    and procedurally drawn item pictures) → features (the offline EfficientNet-Lite0 encoder) → train
+    `models` over `seeds` → tables of the runs under `out`; a few minutes on CPU."""
+    from hbench.config import TrainConfig
+    from hbench.datasets.prepare import prepare_dataset
+    from hbench.features.dataset import dataset_features
+    from hbench.reports.collect import collect_runs
+    from hbench.reports.tables import build_tables
+    from hbench.training.trainer import train as train_model
+
+    dataset = prepare_dataset(DEMO_DATASET, home=home, feedback=feedback)
+    dataset_features(dataset, DEMO_ENCODER, feedback=feedback)
+    for model in models:
+        for seed in seeds:
+            config = TrainConfig(dataset=str(dataset.path), dim=32, epochs=epochs, batch_size=512, seed=seed)
+            train_model(model, config, out=out, home=home, feedback=feedback)
+    return build_tables(collect_runs(out))

@@ -10,7 +10,6 @@ import platformdirs
 
 from hbench.errors import HBenchError
 
-
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 

@@ -1,7 +1,8 @@
 """The run directory: the one place that writes training results.
 
     <out>/<dataset>/<protocol>/<model>/<group hash[:10]>-seed<seed>/
-        config.json        resolved configuration (ResolvedRun), with config and group hashes
+        config.json        resolved configuration (ResolvedRun), with config and group hashes; read back
+                           as a `RecordedRun` (the one typed reader: reports, sweeps, plots, restore)
         environment.json   versions, device, platform, git revision
         history.jsonl      one JSON object per epoch (loss parts, validation metrics, seconds)
         metrics.json       written last: status, best epoch, validation and test metrics, timings
@@ -17,6 +18,7 @@ readers (tables, plots) look only at finished or diverged runs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -32,8 +34,14 @@ from typing import Any, Protocol, TypeVar
 import pandas as pd
 import torch
 
-from hbench.atomic import atomic_path, read_json, remove_stale_temporaries, write_json, write_text
-from hbench.config import ResolvedRun
+from hbench.atomic import (
+    atomic_path,
+    read_json,
+    remove_stale_temporaries,
+    write_json,
+    write_text,
+)
+from hbench.config import ResolvedRun, TrainConfig
 from hbench.errors import HBenchError
 from hbench.locks import hold
 
@@ -188,7 +196,12 @@ class RunDirectory:
         (self.path / RESUME).unlink(missing_ok=True)
 
     def read_config(self) -> dict[str, Any]:
+        """config.json as written (`read_run` gives it typed)."""
         return read_json(self.path / CONFIG)
+
+    def read_run(self) -> RecordedRun:
+        """config.json as a `RecordedRun`."""
+        return RecordedRun.from_dict(self.read_config(), self.path)
 
     def read_metrics(self) -> dict[str, Any]:
         return read_json(self.path / METRICS, required=("status",))
@@ -204,6 +217,94 @@ class RunDirectory:
 
     def load_checkpoint(self) -> dict[str, torch.Tensor]:
         return torch.load(self.path / CHECKPOINT, map_location="cpu", weights_only=True)
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """A run directory's config.json read back, typed: what reports, sweeps, plots and restore know of a run.
+
+    The hashes are the recorded ones, not recomputed: they name the run directory and the table row even
+    when the identity of a newer hbench version would hash differently. Optional entries are absent from
+    runs of older versions.
+    """
+
+    path: Path
+    model: str
+    model_options: dict[str, Any]
+    train: dict[str, Any]  # the training settings as recorded (TrainConfig identity: seed, dim, ks, ...)
+    dataset: str  # the prepared dataset's name
+    split_hash: str
+    protocol: str
+    metric: str  # the validation metric that selected the best epoch
+    lr: float | None  # the resolved learning rate
+    group_hash: str
+    config_hash: str | None
+    dataset_path: str | None = None  # where the dataset was prepared when the run trained
+    n_users: int | None = None
+    negatives: int | None = None  # sampled negatives per user of the split
+    features: dict[str, str] | None = None  # {"encoder", "key"} of the image features a visual model read
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any], path: Path) -> RecordedRun:
+        dataset = config["dataset"]
+        return cls(
+            path=Path(path), model=config["model"], model_options=dict(config["model_options"]),
+            train=dict(config["train"]), dataset=dataset["name"], split_hash=dataset["split_hash"],
+            protocol=config["protocol"], metric=config["metric"], lr=config.get("lr", config["train"].get("lr")),
+            group_hash=config["group_hash"], config_hash=config.get("config_hash"),
+            dataset_path=dataset.get("path"), n_users=dataset.get("n_users"), negatives=dataset.get("negatives"),
+            features=dataset.get("features"),
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> RecordedRun:
+        return RunDirectory(Path(path)).read_run()
+
+    @property
+    def seed(self) -> int:
+        return self.train["seed"]
+
+    @property
+    def directory(self) -> RunDirectory:
+        """The run directory: status, metrics, history and checkpoint."""
+        return RunDirectory(self.path)
+
+
+@dataclass(frozen=True)
+class ModelDefaults:
+    """What a model trains with when a run sets nothing (its options' defaults, rate and batch size).
+
+    Passed in by the caller (models/registry.py's `model_defaults`): run directories know no models.
+    """
+
+    options: dict[str, Any]
+    lr: float
+    batch_size: int
+
+
+# Training settings that never change what a run means, so they are left out of its label.
+_UNLABELLED_TRAIN_KEYS = {"dataset", "seed", "protocol", "metric", "ks"}
+
+
+def run_settings(run: RecordedRun, defaults: ModelDefaults | None) -> list[str]:
+    """Whatever differs from the defaults, as sorted `key=value` strings, e.g. `["c=0.5", "gamma=0"]`.
+
+    `defaults`: the model's (None for a model this installation does not know: then only training
+    settings are compared).
+    """
+    parts = []
+    if defaults is not None:
+        parts += [f"{k}={v}" for k, v in sorted(run.model_options.items()) if defaults.options.get(k) != v]
+        if run.lr != defaults.lr:
+            parts.append(f"lr={run.lr:g}")
+    train_defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    if defaults is not None:  # runs record the batch size they resolved; the model's default is not a setting
+        train_defaults["batch_size"] = defaults.batch_size
+    parts += [
+        f"{k}={v}" for k, v in sorted(run.train.items())
+        if k not in _UNLABELLED_TRAIN_KEYS and k != "lr" and train_defaults.get(k) != v
+    ]
+    return sorted(parts)
 
 
 def open_run(path: Path, *, need_checkpoint: bool = False) -> RunDirectory:

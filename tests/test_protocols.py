@@ -9,7 +9,14 @@ import pytest
 
 from hbench.config import TrainConfig
 from hbench.errors import HBenchError
-from hbench.protocols import DEFAULT_KS, EXTRA_METRICS, PROTOCOLS, Candidates, ProtocolName, get_protocol
+from hbench.protocols import (
+    DEFAULT_KS,
+    EXTRA_METRICS,
+    PROTOCOLS,
+    Candidates,
+    ProtocolName,
+    get_protocol,
+)
 from hbench.reports.names import metric_name
 from hbench.reports.significance import direction
 

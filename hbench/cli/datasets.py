@@ -6,11 +6,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from hbench.cli.common import Command, Home, Quiet, feedback, print_table
 from hbench.config import flat_items
 from hbench.datasets.catalog import list_datasets
 from hbench.datasets.custom import CustomFiles
-from hbench.datasets.hyperbolicity import DEFAULT_NODES, DEFAULT_SAMPLES, Hyperbolicity, estimate_hyperbolicity
+from hbench.datasets.hyperbolicity import (
+    DEFAULT_NODES,
+    DEFAULT_SAMPLES,
+    Hyperbolicity,
+    estimate_hyperbolicity,
+)
 from hbench.datasets.load import load_dataset
 from hbench.datasets.prepare import dataset_statistics, prepare_dataset
 from hbench.datasets.store import PreparedDataset

@@ -32,7 +32,7 @@ def demo(
     quiet: Quiet = False,
 ) -> None:
     """Run prepare → features → train (pop, bpr, vbpr, cml, hyperml, vacf, hvacf) → table, offline, on synthetic data."""
-    from hbench.demo import run_demo
+    from hbench.api import run_demo
     from hbench.reports.tables import render
 
     tables = run_demo(out, home=home, seeds=range(seeds), epochs=epochs, feedback=feedback(quiet))

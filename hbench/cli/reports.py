@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from hbench.cli.common import Command
-
 from hbench.atomic import write_text
+from hbench.cli.common import Command
 
 Output = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
 Unit = Annotated[str, typer.Option("--unit", help="user: per-user metrics (averaged over common seeds, users matched "

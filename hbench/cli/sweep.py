@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import typing
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hbench.cli.common import Command, Home, LogEvery, Quiet, TrackerKind, TrackerUri, feedback, parse_int_list, trackers
+from hbench.cli.common import (
+    Command,
+    Home,
+    LogEvery,
+    Quiet,
+    TrackerKind,
+    TrackerUri,
+    feedback,
+    parse_int_list,
+    trackers,
+)
 from hbench.errors import HBenchError
 from hbench.protocols import PROTOCOLS
+
+if TYPE_CHECKING:
+    from hbench.experiments import SweepSpec
+
+# The commands import the pipeline when they run (inside them), so that `hbench --help` does not load torch.
 
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -29,12 +48,50 @@ Seeds = Annotated[list[str] | None, typer.Option(
     show_default=False, metavar="<int>")]
 
 
+@dataclass(frozen=True)
+class RunFlags:
+    """Where a sweep's cells run and how it reports: the flags `sweep` and `ablate` share, declared once."""
+
+    out: Out = None
+    executor: Executor = "sequential"
+    jobs: Jobs = 1
+    address: Address = None
+    cpus_per_cell: CpusPerCell = 1.0
+    gpus_per_cell: GpusPerCell = None
+    ship_results: Ship = False
+    device: Device = "auto"
+    dry_run: DryRun = False
+    log_every: LogEvery = 1
+    tracker: TrackerKind = None
+    tracker_uri: TrackerUri = None
+    home: Home = None
+    quiet: Quiet = False
+
+
+def with_run_flags(command: Callable[..., None]) -> Callable[..., None]:
+    """`command(..., flags: RunFlags)` as a Typer command taking every `RunFlags` field as a flag of its own
+    (after the command's own parameters)."""
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "flags"]
+    hints = typing.get_type_hints(RunFlags, include_extras=True)
+    shared = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
+              for f in fields(RunFlags)]
+
+    @functools.wraps(command)
+    def with_flags(*args: Any, **kwargs: Any) -> None:
+        flags = RunFlags(**{f.name: kwargs.pop(f.name) for f in fields(RunFlags)})
+        command(*args, flags=flags, **kwargs)
+
+    with_flags.__signature__ = inspect.Signature([*own, *shared])  # type: ignore[attr-defined]
+    with_flags.__annotations__ = {p.name: p.annotation for p in [*own, *shared]}
+    return with_flags
+
+
 def register(app: typer.Typer) -> None:
     app.command("sweep", cls=Command, context_settings=_EXTRA, epilog=(
         "Flag form: any other --name value is a model option or training setting; a comma list is a grid axis, "
-        "e.g. hbench sweep hyperml --dataset amazon-sports --c 0.5,1,2 --gamma 0,0.2 --seeds 3"))(sweep)
+        "e.g. hbench sweep hyperml --dataset amazon-sports --c 0.5,1,2 --gamma 0,0.2 --seeds 3"))(with_run_flags(sweep))
     app.command("ablate", cls=Command, context_settings=_EXTRA, epilog=(
-        "Other --name value flags fix training settings for every variant, e.g. --epochs 20."))(ablate)
+        "Other --name value flags fix training settings for every variant, e.g. --epochs 20."))(with_run_flags(ablate))
     app.command("tune", cls=Command, context_settings=_EXTRA, epilog=(
         "Other --name value flags fix training settings for every trial, e.g. --epochs 30 --dim 50. "
         "Example: hbench tune -d amazon-sports --models bpr,cml,hyperml,lightgcn,hgcf --trials 20 --seeds 5"))(tune)
@@ -77,22 +134,23 @@ def _flag_form(args: list[str], model: str | None = None) -> tuple[dict[str, Any
     return options, train, grid
 
 
-def _run(spec: Any, out: Path | None, executor: str, jobs: int, address: str | None, cpus_per_cell: float,
-         gpus_per_cell: float | None, ship_results: bool, device: str, dry_run: bool, home: Path | None,
-         quiet: bool, log_every: int, tracker: str | None, tracker_uri: str | None) -> None:
-    from hbench.experiments import ExecutorOptions, describe_plan, plan_sweep, run_sweep
+def _run(spec: SweepSpec, flags: RunFlags) -> None:
+    from hbench.api import run_sweep
+    from hbench.experiments import ExecutorOptions, describe_plan, plan_sweep
+    from hbench.reports.sweep_summary import SUMMARY_MD, sweep_markdown
 
-    out = out if out is not None else Path("results") / "sweeps" / spec.name
-    if dry_run:
-        typer.echo(describe_plan(plan_sweep(spec, out, home)), nl=False)
+    out = flags.out if flags.out is not None else Path("results") / "sweeps" / spec.name
+    if flags.dry_run:
+        typer.echo(describe_plan(plan_sweep(spec, out, flags.home)), nl=False)
         return
-    options = ExecutorOptions(executor=executor, jobs=jobs, address=address, cpus_per_cell=cpus_per_cell,
-                              gpus_per_cell=gpus_per_cell, device=device, ship=ship_results)
-    fb = feedback(quiet, log_every=log_every, trackers=trackers(tracker, tracker_uri, spec.name))
-    report = run_sweep(spec, out, home=home, executor=options, feedback=fb)
-    typer.echo(report.markdown(), nl=False)
+    options = ExecutorOptions(executor=flags.executor, jobs=flags.jobs, address=flags.address,
+                              cpus_per_cell=flags.cpus_per_cell, gpus_per_cell=flags.gpus_per_cell, device=flags.device,
+                              ship=flags.ship_results)
+    fb = feedback(flags.quiet, log_every=flags.log_every, trackers=trackers(flags.tracker, flags.tracker_uri, spec.name))
+    report = run_sweep(spec, out, home=flags.home, executor=options, feedback=fb)
+    typer.echo(sweep_markdown(report), nl=False)
     fb.log(f"{report.ran} cells run, {report.skipped} already finished, {report.failed} failed, "
-           f"in {report.seconds / 60:.1f} min; summary in {out / 'sweep-summary.md'}")
+           f"in {report.seconds / 60:.1f} min; summary in {out / SUMMARY_MD}")
     if report.stopped_by_budget:
         fb.warn("the budget stopped the sweep before every cell ran: rerun the same command to go on")
     if report.failed:
@@ -106,20 +164,8 @@ def sweep(
     seeds: Seeds = None,
     protocol: Annotated[str | None, typer.Option(help="Flag form: " + " | ".join(PROTOCOLS) + ".")] = None,
     metric: Annotated[str | None, typer.Option(help="Flag form: validation metric that selects configurations.")] = None,
-    out: Out = None,
-    executor: Executor = "sequential",
-    jobs: Jobs = 1,
-    address: Address = None,
-    cpus_per_cell: CpusPerCell = 1.0,
-    gpus_per_cell: GpusPerCell = None,
-    ship_results: Ship = False,
-    device: Device = "auto",
-    dry_run: DryRun = False,
-    log_every: LogEvery = 1,
-    tracker: TrackerKind = None,
-    tracker_uri: TrackerUri = None,
-    home: Home = None,
-    quiet: Quiet = False,
+    *,
+    flags: RunFlags,
 ) -> None:
     """Run every configuration × seed of a spec that has not finished; resume interrupted ones; select on validation."""
     from hbench.experiments import load_spec, parse_spec
@@ -136,8 +182,7 @@ def sweep(
         spec = parse_spec({"name": f"{target}-{'-'.join(Path(d).name for d in dataset)}", "datasets": dataset, "seeds": _seeds(seeds, 1),
                            "protocol": protocol, "metric": metric, "train": train,
                            "models": [{"name": target, "options": options, "grid": grid}]}, "flags")
-    _run(spec, out, executor, jobs, address, cpus_per_cell, gpus_per_cell, ship_results, device, dry_run, home, quiet,
-         log_every, tracker, tracker_uri)
+    _run(spec, flags)
 
 
 def tune(
@@ -158,9 +203,10 @@ def tune(
     quiet: Quiet = False,
 ) -> None:
     """Equal-budget tuning: the same TPE search for every model on validation, then each winner over the seeds."""
+    from hbench.api import tune as run_tune
     from hbench.experiments import ExecutorOptions
     from hbench.experiments.tune import budget_text
-    from hbench.experiments.tune import tune as run_tune
+    from hbench.reports.sweep_summary import sweep_markdown
 
     options, train, grid = _flag_form(list(ctx.args))
     if options or grid:
@@ -174,7 +220,7 @@ def tune(
     report = run_tune(dataset, names, trials, seed_list, target, train=train, protocol=protocol, metric=metric,
                       search_seed=search_seed, home=home, executor=ExecutorOptions(executor=executor, jobs=jobs,
                                                                                    device=device), feedback=fb)
-    typer.echo(report.seeds.markdown(), nl=False)
+    typer.echo(sweep_markdown(report.seeds), nl=False)
     typer.echo(budget_text(report.budget))
     fb.log(f"search in {target / 'search'}, winners over {len(seed_list)} seeds in {target / 'seeds'}: "
            f"`hbench table {target / 'seeds'}`")
@@ -189,20 +235,8 @@ def ablate(
     seeds: Seeds = None,
     protocol: Annotated[str | None, typer.Option(help=" | ".join(PROTOCOLS) + " (default: the dataset's).")] = None,
     metric: Annotated[str | None, typer.Option(help="Validation metric for early stopping.")] = None,
-    out: Out = None,
-    executor: Executor = "sequential",
-    jobs: Jobs = 1,
-    address: Address = None,
-    cpus_per_cell: CpusPerCell = 1.0,
-    gpus_per_cell: GpusPerCell = None,
-    ship_results: Ship = False,
-    device: Device = "auto",
-    dry_run: DryRun = False,
-    log_every: LogEvery = 1,
-    tracker: TrackerKind = None,
-    tracker_uri: TrackerUri = None,
-    home: Home = None,
-    quiet: Quiet = False,
+    *,
+    flags: RunFlags,
 ) -> None:
     """Run a model's ablation preset (each variant switches one part off) over the seeds, as one sweep."""
     from hbench.experiments import ablation_spec
@@ -213,5 +247,4 @@ def ablate(
     seed_value = _seeds(seeds, 3)
     spec = ablation_spec(model, dataset, list(range(seed_value)) if isinstance(seed_value, int) else seed_value,
                          train, protocol, metric)
-    _run(spec, out, executor, jobs, address, cpus_per_cell, gpus_per_cell, ship_results, device, dry_run, home, quiet,
-         log_every, tracker, tracker_uri)
+    _run(spec, flags)

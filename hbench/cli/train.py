@@ -8,7 +8,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from hbench.cli.common import Command, Home, LogEvery, Quiet, TrackerKind, TrackerUri, feedback, parse_int_list, print_table, trackers
+
+from hbench.cli.common import (
+    Command,
+    Home,
+    LogEvery,
+    Quiet,
+    TrackerKind,
+    TrackerUri,
+    feedback,
+    parse_int_list,
+    print_table,
+    trackers,
+)
 from hbench.config import TrainConfig
 from hbench.errors import HBenchError
 from hbench.protocols import PROTOCOLS

@@ -18,8 +18,8 @@ from __future__ import annotations
 import _compat_pickle
 import importlib
 import io
-import pickle
 import math
+import pickle
 import re
 import sys
 from collections.abc import Callable

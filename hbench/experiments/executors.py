@@ -7,26 +7,35 @@ cells end, so results do not depend on the executor: a seed gives the same numbe
 from __future__ import annotations
 
 import base64
+import multiprocessing
 import os
+import shutil
 import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from hbench.atomic import atomic_path
 from hbench.errors import HBenchError
 from hbench.experiments.orphans import die_with_parent
-from hbench.experiments.plan import Cell
+from hbench.experiments.plan import SweepRun
+from hbench.runs import METRICS
+from hbench.training.trainer import plan_run, train_planned
+from hbench.ui import Feedback
 
 EXECUTORS = ("sequential", "processes", "ray")
 
 
 @dataclass(frozen=True)
 class CellTask:
-    cell: Cell
+    cell: SweepRun
     out: str
     home: str | None
     device: str = "auto"
@@ -39,7 +48,7 @@ class CellTask:
 
 @dataclass(frozen=True)
 class CellOutcome:
-    cell: Cell
+    cell: SweepRun
     status: str  # completed | diverged | failed
     path: str | None
     message: str = ""
@@ -49,11 +58,6 @@ class CellOutcome:
 
 def execute_cell(task: CellTask) -> CellOutcome:
     """Train one cell (resuming it if it was interrupted); never raises, a failure is an outcome."""
-    import torch
-
-    from hbench.training.trainer import plan_run, train_planned
-    from hbench.ui import Feedback
-
     started = time.perf_counter()
     if task.threads is not None:
         torch.set_num_threads(task.threads)
@@ -80,8 +84,6 @@ def execute_cell(task: CellTask) -> CellOutcome:
         return CellOutcome(task.cell, "failed", None, message, time.perf_counter() - started, files)
     finally:
         if scratch is not None:
-            import shutil
-
             shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -93,27 +95,22 @@ def pack_run_files(run_path: Path, root: Path) -> dict[str, str]:
 
 def unpack_files(files: dict[str, str], out: Path) -> None:
     """Write shipped run files under `out` (atomically each; metrics.json, the finished marker, last)."""
-    from hbench.atomic import atomic_path
-    from hbench.runs import METRICS
-
     for name in sorted(files, key=lambda n: Path(n).name == METRICS):
         with atomic_path(out / name) as tmp:
             tmp.write_bytes(base64.b64decode(files[name]))
 
 
-def run_sequential(tasks: Sequence[CellTask], on_start: Callable[[Cell], None]) -> Iterator[CellOutcome]:
+def run_sequential(tasks: Sequence[CellTask], on_start: Callable[[SweepRun], None]) -> Iterator[CellOutcome]:
     for task in tasks:
         on_start(task.cell)
         yield execute_cell(task)
 
 
 def _gpu_ids() -> list[int]:
-    import torch
-
     return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
 
 
-def run_processes(tasks: Sequence[CellTask], jobs: int, on_start: Callable[[Cell], None]) -> Iterator[CellOutcome]:
+def run_processes(tasks: Sequence[CellTask], jobs: int, on_start: Callable[[SweepRun], None]) -> Iterator[CellOutcome]:
     """`jobs` worker processes; each running cell gets one GPU of its own when there are GPUs, and the CPU
     threads are divided between the workers.
 
@@ -121,15 +118,12 @@ def run_processes(tasks: Sequence[CellTask], jobs: int, on_start: Callable[[Cell
     which cell killed it: every cell running then is reported failed (each resumes from its last epoch
     on a rerun) and a fresh pool takes the rest of the queue.
     """
-    import multiprocessing
-    from concurrent.futures.process import BrokenProcessPool
-
     gpus = _gpu_ids()
     threads = max(1, (os.cpu_count() or 1) // jobs)
     queue = list(tasks)
     while queue:
         free_gpus = list(gpus)
-        running: dict[Future[CellOutcome], tuple[Cell, int | None]] = {}
+        running: dict[Future[CellOutcome], tuple[SweepRun, int | None]] = {}
         # spawn: a fresh interpreter per worker (fork would copy torch's thread pools and CUDA state).
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
@@ -163,10 +157,10 @@ def run_processes(tasks: Sequence[CellTask], jobs: int, on_start: Callable[[Cell
 
 
 def run_ray(tasks: Sequence[CellTask], address: str | None, cpus_per_cell: float, gpus_per_cell: float,
-            on_start: Callable[[Cell], None]) -> Iterator[CellOutcome]:
+            on_start: Callable[[SweepRun], None]) -> Iterator[CellOutcome]:
     """Each cell a Ray task with the CPUs/GPUs it needs; Ray schedules them over the cluster."""
     try:
-        import ray
+        import ray  # optional and heavy: only the Ray executor needs it
     except ImportError:
         raise HBenchError("the Ray executor needs Ray: pip install 'hbench[ray]'") from None
     started_here = not ray.is_initialized()
@@ -179,7 +173,7 @@ def run_ray(tasks: Sequence[CellTask], address: str | None, cpus_per_cell: float
     try:
         remote = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=0)(execute_cell)
         threads = max(1, int(cpus_per_cell))
-        pending: dict[Any, Cell] = {}
+        pending: dict[Any, SweepRun] = {}
         for task in tasks:
             on_start(task.cell)
             # Ray sets CUDA_VISIBLE_DEVICES per task, so "cuda" is the task's own GPU; an explicit --device wins.

@@ -1,4 +1,4 @@
-"""From a spec to cells: one cell = one training run (model, options, training settings, seed).
+"""From a spec to cells: one cell = one training run (`SweepRun`: model, options, training settings, seed).
 
 Every cell resolves to its run directory, which is named by the hash of its resolved configuration, so
 the plan of a rerun finds what already finished (skip), what was interrupted (resume) and what is new.
@@ -11,16 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tabulate import tabulate
+
 from hbench.config import TrainConfig, coerce_fields
 from hbench.datasets.load import load_dataset
 from hbench.experiments.spec import TRAIN_KEYS, ModelEntry, SweepSpec, sample_search
+from hbench.models.registry import get_model_class
 from hbench.runs import RunDirectory
 from hbench.training.trainer import plan_run
 
 
 @dataclass(frozen=True)
-class Cell:
-    """One run of a sweep, in plain data (picklable: it travels to worker processes and Ray tasks)."""
+class SweepRun:
+    """One cell of a sweep: a training run in plain data (picklable: it travels to worker processes and Ray tasks)."""
 
     model: str
     options: dict[str, Any]
@@ -37,7 +40,7 @@ class Cell:
 
 @dataclass
 class PlannedCell:
-    cell: Cell
+    cell: SweepRun
     run_dir: RunDirectory
     group_hash: str
     config_hash: str
@@ -73,7 +76,7 @@ class SweepPlan:
         return total
 
 
-def expand_cells(spec: SweepSpec) -> list[Cell]:
+def expand_cells(spec: SweepSpec) -> list[SweepRun]:
     """Every cell of the spec in a stable order: dataset, model entry, configuration, seed."""
     cells = []
     for dataset in spec.datasets:
@@ -96,10 +99,8 @@ def expand_cells(spec: SweepSpec) -> list[Cell]:
 
 
 def configuration_cells(spec: SweepSpec, entry: ModelEntry, dataset: str, swept: dict[str, Any],
-                        label: str) -> list[Cell]:
+                        label: str) -> list[SweepRun]:
     """One configuration of a model entry (fixed settings overlaid with `swept` values) on every seed."""
-    from hbench.models.registry import get_model_class
-
     options_class = get_model_class(entry.name).Options
     option_names = set(options_class.__dataclass_fields__)
     # Typed as the model and TrainConfig declare them, so that `c = 2` and `--c 2` are one cell.
@@ -110,10 +111,10 @@ def configuration_cells(spec: SweepSpec, entry: ModelEntry, dataset: str, swept:
         train.setdefault("protocol", spec.protocol)
     if spec.metric is not None:
         train.setdefault("metric", spec.metric)
-    return [Cell(entry.name, options, {**train, "dataset": dataset, "seed": seed}, label) for seed in spec.seeds]
+    return [SweepRun(entry.name, options, {**train, "dataset": dataset, "seed": seed}, label) for seed in spec.seeds]
 
 
-def plan_cell(cell: Cell, out: Path, home: Path | None, datasets: dict[str, Any]) -> PlannedCell:
+def plan_cell(cell: SweepRun, out: Path, home: Path | None, datasets: dict[str, Any]) -> PlannedCell:
     """Resolve one cell to its run directory and state; `datasets` caches loaded datasets by name."""
     name = cell.train["dataset"]
     if name not in datasets:
@@ -143,3 +144,28 @@ def plan_sweep(spec: SweepSpec, out: Path, home: Path | None = None) -> SweepPla
         seen.add(planned.config_hash)
         plan.cells.append(planned)
     return plan
+
+
+def describe_plan(plan: SweepPlan) -> str:
+    """The dry-run view: cells, what finished, what is left, and the time it should take."""
+    lines = [f"sweep {plan.spec.name}: {len(plan.cells)} cells in {plan.out}"]
+    by_model: dict[str, dict[str, int]] = {}
+    for c in plan.cells:
+        counts = by_model.setdefault(f"{c.cell.train['dataset']} {c.cell.model}", {})
+        counts[c.state] = counts.get(c.state, 0) + 1
+    states = ("finished", "diverged", "resumable", "new")
+    rows = [[name, *(counts.get(s, 0) for s in states)] for name, counts in by_model.items()]
+    lines.append(tabulate(rows, headers=["dataset model", *states], tablefmt="github"))
+    pending = len(plan.pending())
+    estimate = plan.estimated_seconds()
+    eta = "unknown (no finished cell yet)" if estimate is None else f"≈ {estimate / 60:.1f} min sequentially"
+    lines.append(f"finished {plan.count('finished')}, diverged {plan.count('diverged')}, to run {pending} "
+                 f"({plan.count('resumable')} resume from a checkpoint); estimated time {eta}")
+    limit = plan.spec.budget.max_cells
+    if limit is not None and pending > limit:
+        lines.append(f"budget max_cells = {limit}: this invocation runs {limit} of them; rerun to go on")
+    for entry in plan.spec.models:
+        if entry.is_tpe:
+            lines.append(f"then a TPE search for {entry.name}: {entry.search.trials} trials × {len(plan.spec.seeds)} "
+                         f"seeds per dataset, proposed one after another from the finished trials")
+    return "\n".join(lines) + "\n"

@@ -31,11 +31,20 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hbench.config import TrainConfig, coerce_fields, coerce_setting
 from hbench.errors import HBenchError
+from hbench.models.registry import get_model_class, parse_options
 from hbench.paths import check_slug
 
 # Settings a spec may fix or sweep; dataset and seed are the spec's own axes, device a property of a machine.
@@ -166,8 +175,6 @@ class SweepSpec(_Strict):
 
 def check_spec_names(spec: SweepSpec) -> None:
     """Models exist; option and training keys are known; fixed and swept keys do not overlap; values parse."""
-    from hbench.models.registry import get_model_class, parse_options
-
     _check_train_keys(spec.train, "train")
     train_hints = typing.get_type_hints(TrainConfig)
     for entry in spec.models:
@@ -204,8 +211,6 @@ def check_spec_names(spec: SweepSpec) -> None:
 def _check_value(cls: Any, key: str, value: Any, where: str) -> None:
     """One swept value is valid for its model option (type and range, by the model's Options) or training
     setting (type)."""
-    from hbench.models.registry import parse_options
-
     if key in TRAIN_KEYS:
         coerce_setting(value, typing.get_type_hints(TrainConfig)[key], where)
     else:
@@ -275,8 +280,6 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> SweepSpec:
 
 def sample_search(search: Search) -> list[dict[str, Any]]:
     """`trials` configurations drawn from the space with a seeded generator: the same plan on every rerun."""
-    import numpy as np
-
     rng = np.random.default_rng(search.seed)
     trials = []
     for _ in range(search.trials):

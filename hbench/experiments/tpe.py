@@ -14,20 +14,24 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hbench.atomic import write_json
 from hbench.errors import HBenchError
-from hbench.experiments.plan import configuration_cells, plan_cell
+from hbench.experiments.execution import SweepExecution
+from hbench.experiments.plan import PlannedCell, configuration_cells, plan_cell
 from hbench.experiments.spec import Axis, SweepSpec
 
-if TYPE_CHECKING:
-    from hbench.experiments.sweep import _Execution
+# Optuna is an optional extra (hbench[tpe]): it is imported only where a TPE search needs it.
 
 
 def distribution(axis: Axis) -> Any:
     """The Optuna distribution of one search axis."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     if axis.choices is not None:
         return CategoricalDistribution(axis.choices)
@@ -57,9 +61,9 @@ def _log_path(out: Path, dataset: str, model: str) -> Path:
     return out / f"tpe-{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(dataset).name)}-{model}.json"
 
 
-def run_tpe_searches(spec: SweepSpec, out: Path, home: Path | None, execution: _Execution) -> int:
+def run_tpe_searches(spec: SweepSpec, out: Path, home: Path | None, execution: SweepExecution) -> int:
     """Run every TPE search of the spec; returns the number of cells that had already finished."""
-    searches = [e for e in spec.models if e.is_tpe]  # run_sweep has checked that Optuna is installed
+    searches = [e for e in spec.models if e.is_tpe]  # execute_sweep has checked that Optuna is installed
     if not searches:
         return 0
     datasets: dict[str, Any] = {}
@@ -108,7 +112,7 @@ def _read_history(log_path: Path, search: dict[str, Any]) -> list[dict[str, Any]
     return list(log["trials"])
 
 
-def _objective(cells: list[Any]) -> float | None:
+def _objective(cells: list[PlannedCell]) -> float | None:
     """Mean validation selection metric over the trial's completed seeds (None when none completed)."""
     values = []
     for cell in cells:

@@ -1,6 +1,6 @@
 """Equal-budget tuning (Rendle et al. 2019; Dacrema et al. 2019): every model gets the same search.
 
-`tune(dataset, models, trials, seeds)` runs two sweeps:
+`run_tuning(dataset, models, trials, seeds, out, summarise=...)` runs two sweeps:
 
 1. `search/`: per model, `trials` TPE trials (Optuna) over the search space the model class declares
    (`Recommender.search_space`: log ranges for learning rates and regularisation), each trial trained with
@@ -14,16 +14,18 @@ recorded before they run). `tune.json` in the output directory records the budge
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hbench.atomic import write_json
 from hbench.errors import HBenchError
+from hbench.experiments.execution import ExecutorOptions
+from hbench.experiments.selection import SweepReport
 from hbench.experiments.spec import TRAIN_KEYS, SweepSpec, parse_spec
-from hbench.experiments.sweep import ExecutorOptions, SweepReport, run_sweep
+from hbench.experiments.sweep import Summarise, execute_sweep
 from hbench.models.registry import get_model_class
+from hbench.runs import CONFIG, RecordedRun
 from hbench.ui import QUIET, Feedback
 
 TUNE_LOG = "tune.json"
@@ -51,36 +53,46 @@ def search_spec(dataset: str, models: list[str], trials: int, *, train: dict[str
                        "protocol": protocol, "metric": metric, "train": dict(train or {}), "models": entries}, "tune")
 
 
-def _winner_settings(search: SweepReport, model: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(model options, training settings) of the run that won `model`'s search."""
+def _winner_settings(search: SweepReport, model: str,
+                     runs: dict[str, RecordedRun]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model options, training settings) of the run that won `model`'s search (`runs`: by group hash)."""
     chosen = [s for s in search.selections if s.model == model]
     if not chosen:
         raise HBenchError(f"the search of {model!r} has no finished trial to select")
-    group = chosen[0].group_hash
-    for config_path in sorted(search.out.rglob("config.json")):
-        config = json.loads(config_path.read_text())
-        if config.get("group_hash") == group:
-            train = {k: v for k, v in config["train"].items() if k in TRAIN_KEYS and k != "lr"}
-            return dict(config["model_options"]), {**train, "lr": config["lr"]}
-    raise HBenchError(f"the run directory of {model!r}'s selected trial is missing under {search.out}")
+    run = runs.get(chosen[0].group_hash)
+    if run is None:
+        raise HBenchError(f"the run directory of {model!r}'s selected trial is missing under {search.out}")
+    train = {k: v for k, v in run.train.items() if k in TRAIN_KEYS and k != "lr"}
+    return dict(run.model_options), {**train, "lr": run.lr}
+
+
+def _runs_by_group(root: Path) -> dict[str, RecordedRun]:
+    """The first run directory (in path order) of every configuration below `root`."""
+    runs: dict[str, RecordedRun] = {}
+    for config_path in sorted(root.rglob(CONFIG)):
+        run = RecordedRun.read(config_path.parent)
+        runs.setdefault(run.group_hash, run)
+    return runs
 
 
 def seeds_spec(dataset: str, search: SweepReport, models: list[str], seeds: list[int], *,
                protocol: str | None = None, metric: str | None = None) -> SweepSpec:
     """Stage 2: each model's winning configuration over every seed."""
     entries = []
+    runs = _runs_by_group(search.out)
     for name in models:
-        options, train = _winner_settings(search, name)
+        options, train = _winner_settings(search, name, runs)
         entries.append({"name": name, "options": options, "train": train})
     return parse_spec({"name": f"tune-{Path(dataset).name}-seeds", "datasets": [dataset], "seeds": seeds,
                        "protocol": protocol, "metric": metric, "models": entries}, "tune")
 
 
-def tune(dataset: str, models: list[str], trials: int, seeds: list[int], out: Path, *,
-         train: dict[str, Any] | None = None, protocol: str | None = None, metric: str | None = None,
-         search_seed: int = 0, home: Path | None = None, executor: ExecutorOptions = ExecutorOptions(),
-         feedback: Feedback = QUIET) -> TuneReport:
-    """Search every model with the same budget on validation, then run each winner over `seeds`."""
+def run_tuning(dataset: str, models: list[str], trials: int, seeds: list[int], out: Path, *, summarise: Summarise,
+               train: dict[str, Any] | None = None, protocol: str | None = None, metric: str | None = None,
+               search_seed: int = 0, home: Path | None = None, executor: ExecutorOptions = ExecutorOptions(),
+               feedback: Feedback = QUIET) -> TuneReport:
+    """Search every model with the same budget on validation, then run each winner over `seeds`;
+    `summarise` selects and writes the summary of each stage's sweep directory."""
     if trials < 1:
         raise HBenchError(f"--trials must be at least 1, got {trials}")
     if not models:
@@ -92,11 +104,12 @@ def tune(dataset: str, models: list[str], trials: int, seeds: list[int], out: Pa
               "spaces": {name: get_model_class(name).search_space for name in models}}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / TUNE_LOG, budget)
-    searched = run_sweep(first, out / "search", home=home, executor=executor, feedback=feedback)
+    searched = execute_sweep(first, out / "search", summarise=summarise, home=home, executor=executor,
+                             feedback=feedback)
     if searched.stopped_by_budget or searched.failed:
         raise HBenchError(f"the search did not finish ({searched.failed} failed cells); rerun to resume")
-    final = run_sweep(seeds_spec(dataset, searched, models, seeds, protocol=protocol, metric=metric), out / "seeds",
-                      home=home, executor=executor, feedback=feedback)
+    final = execute_sweep(seeds_spec(dataset, searched, models, seeds, protocol=protocol, metric=metric),
+                          out / "seeds", summarise=summarise, home=home, executor=executor, feedback=feedback)
     return TuneReport(out, searched, final, budget)
 
 

@@ -51,7 +51,14 @@ from hbench.datasets.store import Interactions
 from hbench.errors import HBenchError
 from hbench.geometry import PoincareDistance, Representations, SquaredEuclidean
 from hbench.geometry.poincare import poincare_distance
-from hbench.models.base import LossTerms, ModelContext, Range, Recommender, normal_init, option
+from hbench.models.base import (
+    LossTerms,
+    ModelContext,
+    Range,
+    Recommender,
+    normal_init,
+    option,
+)
 from hbench.models.hyperml import DISTORTION_EPS
 from hbench.models.registry import register_model
 from hbench.models.vbpr import item_features

@@ -11,7 +11,14 @@ import torch
 from torch import nn
 
 from hbench.geometry import Representations, SquaredEuclidean
-from hbench.models.base import LossTerms, ModelContext, Range, Recommender, normal_init, option
+from hbench.models.base import (
+    LossTerms,
+    ModelContext,
+    Range,
+    Recommender,
+    normal_init,
+    option,
+)
 from hbench.models.registry import register_model
 
 

@@ -32,7 +32,14 @@ from torch import nn
 
 from hbench.geometry import PoincareDistance, Representations
 from hbench.geometry.poincare import poincare_distance
-from hbench.models.base import LossTerms, ModelContext, Range, Recommender, normal_init, option
+from hbench.models.base import (
+    LossTerms,
+    ModelContext,
+    Range,
+    Recommender,
+    normal_init,
+    option,
+)
 from hbench.models.registry import register_model
 
 # ε of the distortion ratio: keeps L_D finite for coincident points (the public reimplementation uses 1e-9).

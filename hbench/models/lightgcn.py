@@ -20,7 +20,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from hbench.geometry import DotProduct, Representations
-from hbench.models.base import LossTerms, ModelContext, Range, Recommender, normal_init, option
+from hbench.models.base import (
+    LossTerms,
+    ModelContext,
+    Range,
+    Recommender,
+    normal_init,
+    option,
+)
 from hbench.models.graph import Propagation
 from hbench.models.registry import register_model
 

@@ -1,4 +1,5 @@
-"""Model registry: `@register_model` on a class, `create_model(name, ...)` to build one.
+"""Model registry: `@register_model` on a class, `create_model(name, ...)` to build one, `build_model` to
+size one for a prepared dataset (the trainer and restored runs build every model through it).
 
 Built-in models register when `hbench.models` is imported. Outside packages add models through the
 entry-point group `hbench.models` (`name = "package.module:ModelClass"`); they are looked up lazily.
@@ -15,10 +16,14 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
+import torch
+
 from hbench.config import check_ranges, coerce_setting, type_name
+from hbench.datasets.store import PreparedDataset
 from hbench.errors import HBenchError
 from hbench.geometry import GEOMETRY_FAMILIES, GeometryFamily
 from hbench.models.base import ModelContext, Recommender
+from hbench.runs import ModelDefaults, RecordedRun, run_settings
 
 ENTRY_POINT_GROUP = "hbench.models"
 _BUILTIN: dict[str, type[Recommender]] = {}
@@ -110,3 +115,31 @@ def parse_options(cls: type[Recommender], raw: Mapping[str, Any]) -> Any:
 def create_model(name: str, context: ModelContext, options: Mapping[str, Any] | None = None) -> Recommender:
     cls = get_model_class(name)
     return cls(context, parse_options(cls, options or {}))
+
+
+def build_model(cls: type[Recommender], options: Any, dataset: PreparedDataset, *, dim: int,
+                generator: torch.Generator, item_features: torch.Tensor | None = None) -> Recommender:
+    """A model of `cls` with parsed `options`, sized for `dataset` (its users, items, training data and
+    cached training graph); `generator` seeds the initial parameters."""
+    context = ModelContext(dataset.n_users, dataset.n_items, dim, dataset.train, generator,
+                           item_features=item_features, graph=dataset.train_graph)
+    return cls(context, options)
+
+
+def model_defaults(name: str, options: Mapping[str, Any]) -> ModelDefaults | None:
+    """What model `name` trains with by default given a run's `options` (None for an unknown model)."""
+    cls = available_models().get(name)
+    if cls is None:
+        return None
+    try:  # the rate this configuration trains with by default (it may depend on an option)
+        default_lr = cls.default_lr_for(parse_options(cls, options))
+    except HBenchError:  # options of another hbench version: compare with the model's plain default
+        default_lr = cls.default_lr
+    return ModelDefaults({f.name: f.default for f in dataclasses.fields(cls.Options)}, default_lr,
+                         cls.default_batch_size)
+
+
+def non_default_settings(run: RecordedRun) -> list[str]:
+    """`run_settings` of a recorded run against its model's defaults in this installation (the words of
+    its table row, sweep summary line and plot legend)."""
+    return run_settings(run, model_defaults(run.model, run.model_options))

@@ -20,7 +20,14 @@ from torch import nn
 
 from hbench.errors import HBenchError
 from hbench.geometry import DotProduct, Representations
-from hbench.models.base import LossTerms, ModelContext, Range, Recommender, normal_init, option
+from hbench.models.base import (
+    LossTerms,
+    ModelContext,
+    Range,
+    Recommender,
+    normal_init,
+    option,
+)
 from hbench.models.registry import register_model
 
 

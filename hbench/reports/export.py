@@ -39,7 +39,7 @@ def test_ranking(run: RestoredRun, k: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(ranking: user, rank, item, score; qrels: user, item, relevance) of the test stage, original ids."""
     if k < 1:
         raise HBenchError(f"--k must be at least 1, got {k}")
-    dataset, protocol = run.dataset, run.config["protocol"]
+    dataset, protocol = run.dataset, run.recorded.protocol
     test = dataset.test
     users = np.unique(test.users)
     reps = run.representations()
@@ -125,10 +125,10 @@ def export_run(run: RestoredRun, out: Path, fmt: str, *, k: int = 100, embedding
     """Write the test ranking (+ qrels), optionally the embeddings, and export.json; returns the files."""
     ranking, qrels = test_ranking(run, k)
     files = write_ranking(ranking, qrels, out, fmt)
-    record: dict[str, Any] = {"run": str(run.path), "model": run.config["model"], "protocol": run.config["protocol"],
+    record: dict[str, Any] = {"run": str(run.path), "model": run.recorded.model, "protocol": run.recorded.protocol,
                               "k": k, "users": int(qrels["user"].nunique()), "format": fmt,
                               "candidates": "target + sampled negatives"
-                              if get_protocol(run.config["protocol"]).candidates == "sampled"
+                              if get_protocol(run.recorded.protocol).candidates == "sampled"
                               else "all items but the user's training and validation items",
                               "score": "the geometry's ranking score (higher is better)"}
     if embeddings:

@@ -24,25 +24,27 @@ import torch
 from hbench.datasets.store import MANIFEST, PreparedDataset, load_prepared
 from hbench.errors import HBenchError
 from hbench.evaluation.topk import top_k
+from hbench.features.dataset import features_root
+from hbench.features.extract import MANIFEST as FEATURES_MANIFEST
+from hbench.features.extract import FeatureArtifact
 from hbench.geometry import Representations
-from hbench.models.base import ModelContext, Recommender
-from hbench.training.trainer import representations
-from hbench.models.registry import get_model_class, parse_options
+from hbench.models.base import Recommender
+from hbench.models.registry import build_model, get_model_class, parse_options
 from hbench.paths import prepared_dir
-from hbench.runs import open_run
+from hbench.runs import RecordedRun, open_run
+from hbench.training.trainer import representations
 from hbench.ui import QUIET, Feedback
 
 
-def run_dataset(config: dict[str, Any], home: Path | None = None) -> PreparedDataset:
+def run_dataset(run: RecordedRun, home: Path | None = None) -> PreparedDataset:
     """The run's prepared dataset: at the path recorded in config.json, else by name under `home`.
 
     Either must have the run's split hash: popularity counts and checkpoint rows are only meaningful
     for the split the run was trained on.
     """
-    recorded = config["dataset"]
-    expected = recorded["split_hash"]
+    expected = run.split_hash
     tried = []
-    candidates = ([Path(recorded["path"])] if recorded.get("path") else []) + [prepared_dir(recorded["name"], home)]
+    candidates = ([Path(run.dataset_path)] if run.dataset_path else []) + [prepared_dir(run.dataset, home)]
     for path in dict.fromkeys(candidates):  # the same folder once
         if not (path / MANIFEST).is_file():
             tried.append(f"{path} (not there)")
@@ -51,7 +53,7 @@ def run_dataset(config: dict[str, Any], home: Path | None = None) -> PreparedDat
         if dataset.split_hash == expected:
             return dataset
         tried.append(f"{path} (another split)")
-    raise HBenchError(f"cannot find dataset {recorded['name']!r} with the run's split {expected[:10]}: tried "
+    raise HBenchError(f"cannot find dataset {run.dataset!r} with the run's split {expected[:10]}: tried "
                       f"{'; '.join(tried)}; pass --home where it was prepared")
 
 
@@ -59,10 +61,6 @@ def run_features(dataset: PreparedDataset, features_id: dict[str, str] | None) -
     """The exact image features the run was trained with (visual models), as a float32 tensor."""
     if not features_id:
         return None
-    from hbench.features.dataset import features_root
-    from hbench.features.extract import MANIFEST as FEATURES_MANIFEST
-    from hbench.features.extract import FeatureArtifact
-
     root = features_root(dataset)
     for manifest_path in sorted(root.glob(f"*/{FEATURES_MANIFEST}")) if root.is_dir() else []:
         manifest = json.loads(manifest_path.read_text())
@@ -78,19 +76,19 @@ class RestoredRun:
     """A run's configuration, its dataset and its model at the best checkpoint (in eval mode, on the CPU)."""
 
     path: Path
-    config: dict[str, Any]
+    config: dict[str, Any]  # config.json as written
+    recorded: RecordedRun  # the same, typed
     metrics: dict[str, Any]  # metrics.json; {} for a run that has not finished
     dataset: PreparedDataset
     model: Recommender
 
     def __repr__(self) -> str:
-        c = self.config
+        r = self.recorded
         shown = ""
         if self.metrics.get("test"):
             name, value = next(iter(self.metrics["test"].items()))
             shown = f", test {name} {value:.4f}"
-        return (f"<run {c['model']} on {c['dataset']['name']} ({c['protocol']}), seed {c['train']['seed']}{shown}: "
-                f"{self.path}>")
+        return f"<run {r.model} on {r.dataset} ({r.protocol}), seed {r.seed}{shown}: {self.path}>"
 
     def representations(self) -> Representations:
         return representations(self.model)
@@ -129,16 +127,15 @@ def restore_run(path: Path | str, home: Path | None = None, *, feedback: Feedbac
     """Rebuild the run's model from config.json and checkpoint.pt (read with `weights_only=True`)."""
     run = open_run(Path(path), need_checkpoint=True)
     config = run.read_config()
-    cls = get_model_class(config["model"])
-    options = parse_options(cls, config["model_options"])
-    feedback.log(f"loading dataset {config['dataset']['name']!r} and the checkpoint of {run.path}")
-    dataset = run_dataset(config, home)
-    context = ModelContext(dataset.n_users, dataset.n_items, int(config["train"]["dim"]), dataset.train,
-                           torch.Generator().manual_seed(0),  # every parameter is then overwritten by the checkpoint
-                           item_features=run_features(dataset, config["dataset"].get("features")),
-                           graph=dataset.train_graph)
-    model = cls(context, options)
+    recorded = RecordedRun.from_dict(config, run.path)
+    cls = get_model_class(recorded.model)
+    options = parse_options(cls, recorded.model_options)
+    feedback.log(f"loading dataset {recorded.dataset!r} and the checkpoint of {run.path}")
+    dataset = run_dataset(recorded, home)
+    model = build_model(cls, options, dataset, dim=int(recorded.train["dim"]),
+                        generator=torch.Generator().manual_seed(0),  # every parameter is then overwritten by the checkpoint
+                        item_features=run_features(dataset, recorded.features))
     model.load_state_dict(run.load_checkpoint())
     model.eval()
     metrics = run.read_metrics() if run.status() is not None else {}
-    return RestoredRun(run.path, config, metrics, dataset, model)
+    return RestoredRun(run.path, config, recorded, metrics, dataset, model)

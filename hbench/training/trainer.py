@@ -37,8 +37,8 @@ from hbench.errors import HBenchError
 from hbench.evaluation.metrics import summarise
 from hbench.evaluation.protocols import evaluate
 from hbench.geometry import Representations
-from hbench.models.base import ModelContext, Recommender
-from hbench.models.registry import get_model_class, parse_options
+from hbench.models.base import Recommender
+from hbench.models.registry import build_model, get_model_class, parse_options
 from hbench.models.rows import RowGradients
 from hbench.protocols import get_protocol
 from hbench.runs import RunDirectory, environment, one_process_per_run, package_version
@@ -423,9 +423,8 @@ def train_planned(planned: PlannedRun, *, force: bool = False, feedback: Feedbac
     if planned.features is not None:
         item_features = torch.from_numpy(np.ascontiguousarray(planned.features.features(), dtype=np.float32))
     init_generator, sampling_rng = _seed_streams(config.seed)
-    context = ModelContext(dataset.n_users, dataset.n_items, config.dim, dataset.train, init_generator,
-                           item_features=item_features, graph=dataset.train_graph)
-    model = cls(context, planned.options).to(device)
+    model = build_model(cls, planned.options, dataset, dim=config.dim, generator=init_generator,
+                        item_features=item_features).to(device)
     reporter = RunReporter(feedback, run_dir, run.to_dict(), config.epochs if cls.trainable else 0)
     feedback = reporter.feedback  # the same, also writing the run's train.log
     reporter.start(str(device))

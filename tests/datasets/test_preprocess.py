@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hbench.datasets.spec import PrepareOptions
 from hbench.datasets.preprocess import (
     apply_implicit_threshold,
     drop_duplicates,
@@ -17,6 +16,7 @@ from hbench.datasets.preprocess import (
     remap_ids,
     stable_argsort,
 )
+from hbench.datasets.spec import PrepareOptions
 from hbench.errors import HBenchError
 
 

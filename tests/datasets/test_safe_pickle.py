@@ -12,7 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hbench.datasets.safe_pickle import NUMPY_ARRAY_GLOBALS, restricted_load, restricted_loads
+from hbench.datasets.safe_pickle import (
+    NUMPY_ARRAY_GLOBALS,
+    restricted_load,
+    restricted_loads,
+)
 from hbench.errors import HBenchError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hbench.demo import DEMO_MODELS, run_demo
+from hbench.api import DEMO_MODELS, run_demo
 from hbench.reports.tables import render
 
 

@@ -13,7 +13,12 @@ from sklearn.metrics import roc_auc_score
 from hbench.datasets.store import Interactions
 from hbench.evaluation.metrics import per_user_metrics
 from hbench.evaluation.ranking import count_full, count_sampled
-from hbench.geometry import DotProduct, PoincareDistance, Representations, SquaredEuclidean
+from hbench.geometry import (
+    DotProduct,
+    PoincareDistance,
+    Representations,
+    SquaredEuclidean,
+)
 
 KS = (1, 3, 10)
 METRICS = [f"{m}@{k}" for k in KS for m in ("hr", "recall", "precision", "ndcg")] + ["mrr", "auc"]

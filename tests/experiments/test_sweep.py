@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 import torch
 
+from hbench.api import run_sweep
 from hbench.cli import main
 from hbench.config import TrainConfig
 from hbench.errors import HBenchError
-from hbench.experiments import ExecutorOptions, describe_plan, parse_spec, plan_sweep, run_sweep
+from hbench.experiments import ExecutorOptions, describe_plan, parse_spec, plan_sweep
 from hbench.runs import RunDirectory
 from hbench.training import trainer
 
@@ -381,7 +382,7 @@ def test_a_missing_optuna_is_reported_before_any_cell_runs(tiny_dataset, tmp_pat
 
 
 def test_a_selection_tie_is_reported_as_one() -> None:
-    from hbench.experiments.sweep import _selection
+    from hbench.experiments.selection import _selection
 
     frame = pd.DataFrame([
         {"dataset": "d", "protocol": "loo", "model": "hyperml", "group_hash": g, "variant": "", "swept": f"c={c}",

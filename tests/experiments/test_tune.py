@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from hbench.api import tune
 from hbench.errors import HBenchError
-from hbench.experiments.tune import TUNE_LOG, tune
+from hbench.experiments.tune import TUNE_LOG
 
 
 def _runs(root: Path) -> list[tuple[dict, dict]]:

@@ -13,8 +13,8 @@ from PIL import Image
 
 from hbench.atomic import sha256_file
 from hbench.errors import HBenchError
-from hbench.features.encoders import Encoder, efficientnet_lite0_weights, get_encoder
 from hbench.features.dataset import dataset_features, find_features, load_features
+from hbench.features.encoders import Encoder, efficientnet_lite0_weights, get_encoder
 from hbench.features.extract import extract_features
 
 

@@ -13,7 +13,13 @@ import pytest
 import torch
 
 from hbench.geometry import GEOMETRY_FAMILIES
-from hbench.models import ModelContext, Recommender, available_models, create_model, register_model
+from hbench.models import (
+    ModelContext,
+    Recommender,
+    available_models,
+    create_model,
+    register_model,
+)
 from hbench.models.registry import model_traits, undeclared_traits
 from hbench.training import trainer
 from tests.training.test_resume import _assert_same_run, _Crash, _crash_after_epoch

@@ -430,7 +430,11 @@ def test_pdf_embeds_truetype_fonts_and_is_reproducible(tiny_runs: dict, capsys, 
 def test_seed_bands_and_colours_by_model(tiny_runs: dict) -> None:
     from matplotlib.colors import to_rgba
 
-    from hbench.reports.plots.figures import FigureStyle, figure_context, training_figure
+    from hbench.reports.plots.figures import (
+        FigureStyle,
+        figure_context,
+        training_figure,
+    )
     from hbench.reports.plots.training import group_by_configuration, seed_band
 
     # seeds ending at different epochs (early stopping): each epoch averages the seeds that reached it

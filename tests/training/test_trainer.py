@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from importlib.metadata import version
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd

@@ -13,7 +13,6 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +23,8 @@ from hbench.datasets.synthetic import HierarchySpec, item_hierarchy
 from hbench.errors import HBenchError
 from hbench.geometry import PoincareDistance
 from hbench.reports.plots.rundirs import run_label
+from hbench.runs import RecordedRun
+from hbench.training.restore import restore_run
 from hbench.ui import QUIET, Feedback
 
 # Largest √c‖x‖ used: points geoopt projected in float32 can round onto the boundary, where artanh is infinite.
@@ -194,7 +195,7 @@ class RunEmbeddings:
     """A hyperbolic run's final (best-checkpoint) points on B_c, as evaluation saw them."""
 
     path: Path
-    config: dict[str, Any]
+    recorded: RecordedRun
     label: str  # model (settings) seed N
     users: np.ndarray  # [n_users, d] float64
     items: np.ndarray  # [n_items, d] float64
@@ -213,17 +214,15 @@ def load_run_embeddings(path: Path, home: Path | None = None, *, purpose: str = 
     Refuses a run whose geometry is not the Poincaré ball (Euclidean models have no hyperbolic distance
     from the origin).
     """
-    from hbench.training.restore import restore_run
-
     run = restore_run(path, home, feedback=feedback)
     reps = run.representations()
     if not isinstance(reps.geometry, PoincareDistance):
-        raise HBenchError(f"{purpose} needs a hyperbolic run, but {run.config['model']} in {run.path} scores with the "
+        raise HBenchError(f"{purpose} needs a hyperbolic run, but {run.recorded.model} in {run.path} scores with the "
                           f"Euclidean '{reps.geometry.name}' geometry (no Poincaré ball)")
     return RunEmbeddings(
         path=run.path,
-        config=run.config,
-        label=run_label(run.config),
+        recorded=run.recorded,
+        label=run_label(run.recorded),
         users=reps.users.detach().cpu().double().numpy(),
         items=reps.items.detach().cpu().double().numpy(),
         c=float(reps.geometry.c),

@@ -28,7 +28,11 @@ from hbench.errors import HBenchError
 from hbench.reports.names import metric_name, setting_name
 from hbench.reports.plots.embeddings import Correlation, DiskProjection
 from hbench.reports.plots.sweep import BAND_LEGEND, Sweep
-from hbench.reports.plots.training import ConfigurationCurves, group_by_configuration, TrainingCurve
+from hbench.reports.plots.training import (
+    ConfigurationCurves,
+    TrainingCurve,
+    group_by_configuration,
+)
 
 IMAGE_FORMATS = ("pdf", "png", "svg")
 _STAGE_STYLE = {"valid": "-", "test": "--"}

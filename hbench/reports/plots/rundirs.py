@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from hbench.errors import HBenchError
-from hbench.runs import CONFIG, HISTORY, RunDirectory, open_run
+from hbench.models.registry import non_default_settings
+from hbench.runs import CONFIG, HISTORY, RecordedRun, RunDirectory, open_run
 
 
 def runs_below(paths: list[Path]) -> list[RunDirectory]:
@@ -26,10 +26,8 @@ def runs_below(paths: list[Path]) -> list[RunDirectory]:
     return [run for run in found if unique.get(run.path.resolve()) is run]
 
 
-def run_label(config: dict[str, Any], *, seed: bool = True) -> str:
+def run_label(run: RecordedRun, *, seed: bool = True) -> str:
     """`model (settings that differ from the defaults) seed N`, e.g. `hyperml (c=0.5 dim=8) seed 0`."""
-    from hbench.reports.collect import run_settings
-
-    settings = " ".join(run_settings(config))
-    label = config["model"] + (f" ({settings})" if settings else "")
-    return f"{label} seed {config['train']['seed']}" if seed else label
+    settings = " ".join(non_default_settings(run))
+    label = run.model + (f" ({settings})" if settings else "")
+    return f"{label} seed {run.seed}" if seed else label

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 
 from hbench.errors import HBenchError
+from hbench.reports.collect import collect_runs
+from hbench.runs import RecordedRun
 
 STAGES = ("valid", "test")
 BANDS = ("minmax", "std", "none")
@@ -37,21 +39,18 @@ def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def run_parameters(config: dict[str, Any]) -> dict[str, Any]:
+def run_parameters(run: RecordedRun) -> dict[str, Any]:
     """Everything a sweep may vary for one run: train settings, resolved lr, model options (by name)."""
-    params = {k: _hashable(v) for k, v in config["train"].items() if k not in _NOT_PARAMETERS}
-    params["lr"] = config.get("lr", config["train"].get("lr"))
-    params.update({k: _hashable(v) for k, v in config["model_options"].items()})
+    params = {k: _hashable(v) for k, v in run.train.items() if k not in _NOT_PARAMETERS}
+    params["lr"] = run.lr
+    params.update({k: _hashable(v) for k, v in run.model_options.items()})
     return params
 
 
 def sweep_runs(results: Path) -> pd.DataFrame:
     """collect_runs(results) plus a `parameters` column (dict per run)."""
-    from hbench.reports.collect import collect_runs
-    from hbench.runs import RunDirectory
-
     frame = collect_runs(Path(results))
-    frame["parameters"] = [run_parameters(RunDirectory(Path(p)).read_config()) for p in frame["path"]]
+    frame["parameters"] = [run_parameters(RecordedRun.read(Path(p))) for p in frame["path"]]
     return frame
 
 

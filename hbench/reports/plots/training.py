@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from hbench.errors import HBenchError
-from hbench.reports.collect import run_settings
+from hbench.models.registry import non_default_settings
 from hbench.reports.plots.rundirs import run_label, runs_below
+from hbench.runs import RecordedRun
 
 
 @dataclass(frozen=True)
@@ -90,14 +91,14 @@ def training_curves(paths: list[Path], metric: str | None = None) -> tuple[list[
     an explicit one. Runs with no epoch logged yet are skipped; none at all is an error.
     """
     runs = runs_below(paths)
-    configs = [run.read_config() for run in runs]
+    configs = [run.read_run() for run in runs]
     if metric is None:
-        chosen = sorted({c["metric"] for c in configs})
+        chosen = sorted({c.metric for c in configs})
         if len(chosen) > 1:
             raise HBenchError(f"these runs select on different metrics ({', '.join(chosen)}); pass --metric")
         metric = chosen[0]
     labels = _distinct_labels(runs, configs)
-    settings = [set(run_settings(c)) for c in configs]
+    settings = [set(non_default_settings(c)) for c in configs]
     shared = set.intersection(*settings) if len(settings) > 1 else set()
     configurations = _distinct_labels(runs, configs, seed=False, leave_out=shared)
     curves = []
@@ -110,7 +111,7 @@ def training_curves(paths: list[Path], metric: str | None = None) -> tuple[list[
         curves.append(TrainingCurve(
             label=label,
             configuration=configuration,
-            model=config["model"],
+            model=config.model,
             shared_settings=tuple(sorted(shared)),
             epochs=np.array([h["epoch"] for h in history]),
             loss=np.array([h["loss"] for h in history], dtype=float),
@@ -128,28 +129,28 @@ def training_curves(paths: list[Path], metric: str | None = None) -> tuple[list[
     return curves, metric
 
 
-def _configuration_label(config: dict, leave_out: set[str]) -> str:
-    own = [s for s in run_settings(config) if s not in leave_out]
-    return config["model"] + (f" ({' '.join(own)})" if own else "")
+def _configuration_label(config: RecordedRun, leave_out: set[str]) -> str:
+    own = [s for s in non_default_settings(config) if s not in leave_out]
+    return config.model + (f" ({' '.join(own)})" if own else "")
 
 
-def _distinct_labels(runs: list, configs: list[dict], *, seed: bool = True, leave_out: set[str] = frozenset()) -> list[str]:
+def _distinct_labels(runs: list, configs: list[RecordedRun], *, seed: bool = True, leave_out: set[str] = frozenset()) -> list[str]:
     """run_label of each run (of each configuration without `seed`); where two runs of different
     configurations share one, the dataset and protocol are added, then the directory (of a run) or the
     group hash (of a configuration)."""
     labels = [run_label(c) if seed else _configuration_label(c, set(leave_out)) for c in configs]
-    if not seed and len({(c["dataset"]["name"], c["protocol"]) for c in configs}) > 1:
-        labels = [f"{label} · {c['dataset']['name']} {c['protocol']}" for label, c in zip(labels, configs, strict=True)]
+    if not seed and len({(c.dataset, c.protocol) for c in configs}) > 1:
+        labels = [f"{label} · {c.dataset} {c.protocol}" for label, c in zip(labels, configs, strict=True)]
 
     def clash(names: list[str]) -> bool:
         owners: dict[str, set[str]] = {}
         for name, c in zip(names, configs, strict=True):
-            owners.setdefault(name, set()).add(c["group_hash"] if not seed else str(id(c)))
+            owners.setdefault(name, set()).add(c.group_hash if not seed else str(id(c)))
         return any(len(v) > 1 for v in owners.values())
 
     if clash(labels):
-        labels = [f"{label} · {c['dataset']['name']} {c['protocol']}" for label, c in zip(labels, configs, strict=True)]
+        labels = [f"{label} · {c.dataset} {c.protocol}" for label, c in zip(labels, configs, strict=True)]
     if clash(labels):
-        labels = [f"{label} · {run.path.name}" if seed else f"{label} [{c['group_hash'][:6]}]"
+        labels = [f"{label} · {run.path.name}" if seed else f"{label} [{c.group_hash[:6]}]"
                   for label, run, c in zip(labels, runs, configs, strict=True)]
     return labels
