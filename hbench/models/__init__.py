@@ -1,7 +1,7 @@
 """Models. Importing this package registers the built-in ones."""
 
 import hbench.quiet_geoopt  # noqa: F401 - first, so that the models' `import geoopt` is silent
-from hbench.models import acf, bpr, cml, hgcf, hyperml, lightgcn, pop, vbpr  # noqa: F401 - registration side effect  # noqa: F401 - registration side effect (visual models)  # noqa: F401 - registration side effect (graph models)
+from hbench.models import acf, bpr, cml, hgcf, hyperml, lightgcn, pop, vbpr  # noqa: F401 - registers the built-ins
 from hbench.models.base import LossTerms, ModelContext, Recommender, option
 from hbench.models.registry import (
     ModelTraits,
