@@ -34,7 +34,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"training"}),
     frozenset({"experiments"}),  # sweeps and tuning: many trainings, selection on validation
     frozenset({"reports"}),      # reads run and sweep directories; renders tables, summaries, plots
-    frozenset({"__init__", "__main__", "api", "demo", "trackers", "cli"}),  # entry points
+    frozenset({"__init__", "__main__", "api", "trackers", "cli"}),  # entry points
 )
 
 

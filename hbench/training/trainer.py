@@ -36,6 +36,7 @@ from hbench.devices import reproducible_torchscript, resolve_device
 from hbench.errors import HBenchError
 from hbench.evaluation.metrics import summarise
 from hbench.evaluation.protocols import evaluate
+from hbench.features.dataset import find_features
 from hbench.geometry import Representations
 from hbench.models.base import Recommender
 from hbench.models.registry import build_model, get_model_class, parse_options
@@ -152,8 +153,6 @@ def _feature_artifact(cls: type[Recommender], options: Any, dataset: PreparedDat
     """
     if not cls.uses_features(options):
         return None
-    from hbench.features.dataset import find_features
-
     return find_features(dataset, encoder)
 
 
