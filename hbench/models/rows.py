@@ -28,15 +28,21 @@ class RowGradients:
         entry[1].append(index.reshape(-1))
         entry[2].append(grad.reshape(-1, table.shape[1]))
 
-    def pop(self, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(index [L], gradient rows [L, D]) of every read of `table` since the last pop, or None."""
+    def pop(self, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[tuple[int, int], ...]] | None:
+        """(index [L], gradient rows [L, D], reads key) of every read of `table` since the last pop, or None.
+
+        The key names the index memory that was read ((data pointer, length) per lookup): two tables read
+        with the same index tensors (an item embedding and its bias) get equal keys, so the optimiser can
+        find their touched rows once.
+        """
         entry = self._reads.pop(id(table), None)
         if entry is None:
             return None
         _, indices, grads = entry
+        key = tuple((index.data_ptr(), index.numel()) for index in indices)
         if len(indices) == 1:
-            return indices[0], grads[0]
-        return torch.cat(indices), torch.cat(grads)
+            return indices[0], grads[0], key
+        return torch.cat(indices), torch.cat(grads), key
 
     def clear(self) -> None:
         self._reads.clear()

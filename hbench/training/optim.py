@@ -18,7 +18,7 @@ lr·√D in norm. Models whose parameters live on a manifold therefore recommend
 (`Recommender.default_lr_for`).
 
 The cost of a step is that of the touched rows: finding them is one mark over the table's row count (no
-sort), and every other operation is on [touched rows, D].
+sort), done once for tables read with the same indices, and every other operation is on [touched rows, D].
 """
 
 from __future__ import annotations
@@ -44,14 +44,19 @@ class RowAdam(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Any = None) -> None:  # noqa: ARG002 - torch's signature
         self.touched = {}
+        # Tables read with the same index tensors in this step share their touched rows (found once).
+        found: dict[tuple[object, ...], tuple[torch.Tensor, torch.Tensor]] = {}
         for group in self.param_groups:
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             for table in group["params"]:
                 read = self.sink.pop(table)
                 if read is None:
                     continue
-                index, grad = read
-                rows, inverse = _touched_rows(index, table.shape[0])
+                index, grad, key = read
+                key = (table.shape[0], *key)  # same memory read from tables of other sizes: other rows
+                if key not in found:
+                    found[key] = _touched_rows(index, table.shape[0])
+                rows, inverse = found[key]
                 summed = torch.zeros(rows.shape[0], table.shape[1], dtype=grad.dtype, device=grad.device)
                 summed.index_add_(0, inverse, grad)
                 manifold = table.manifold if isinstance(table, geoopt.ManifoldParameter) else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from statsmodels.stats.multitest import multipletests
 from hbench.errors import HBenchError
 from hbench.reports import significance as sig
 from hbench.reports.collect import collect_runs
+from hbench.reports.paper import REPORTED
 from hbench.reports.significance import SignificanceSettings
 from hbench.reports.tables import build_tables, render
 from tests.reports.runfiles import write_run
@@ -268,3 +270,35 @@ def test_missing_per_user_metrics_is_a_clear_error(tmp_path: Path) -> None:
     write_run(tmp_path, "hyperml", 0, test={"hr@10": 0.6, "ndcg@10": 0.3})
     with pytest.raises(HBenchError, match="has no per_user.parquet, which per-user tests need; use --unit seed"):
         _table(tmp_path)
+
+
+def test_hgcf_table_2_rows_join_amazon_cd_full_ranking_tables(tmp_path: Path) -> None:
+    for model, value in (("bpr", 0.10), ("hgcf", 0.12)):
+        for seed in range(2):
+            write_run(tmp_path, model, seed, dataset="amazon-cd", protocol="full", split="cd",
+                      test={"recall@20": value + seed / 100, "ndcg@20": value / 2},
+                      dataset_info={"n_users": 22_947})
+    (table,) = build_tables(collect_runs(tmp_path), with_paper=True, significance=SignificanceSettings(unit="seed"))
+    assert [r.model for r in table.reported] == ["bpr", "cml", "lightgcn", "hgcf"]
+    markdown = render([table], "markdown")
+    assert re.search(r"\| hgcf \(reported, Sun et al\. 2021\) +\| 0\.1455 +\| 0\.0909 ", markdown)
+    # One source sentence names the four models and the protocol difference.
+    assert markdown.count("Sun et al. 2021, WWW 2021") == 1 and "bpr, cml, hgcf, lightgcn: Sun et al." in markdown
+    assert "reports test metrics during training" in markdown and "validation item" in markdown
+    assert "**0.1455" not in markdown  # the paper's row is never ranked
+
+
+def test_hgcf_table_2_rows_are_the_numbers_printed_in_the_reference_notes(shared_data: Path) -> None:
+    # An independent transcription: the Amazon-CD table of shared/reference/published.md.
+    notes = (shared_data.parent / "reference" / "published.md").read_text()
+    section = notes.split("Amazon-CD (22,947 users")[1].split("\n\n")[1]
+    printed = {}
+    for line in section.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        printed[cells[0]] = [c.split()[0] for c in cells[1:5]]
+    names = {"bpr": "BPRMF", "cml": "CML", "lightgcn": "LightGCN", "hgcf": "HGCF"}
+    rows = [r for r in REPORTED if r.dataset == "amazon-cd"]
+    assert {r.model for r in rows} == set(names)
+    for r in rows:
+        assert [r.values[m] for m in ("recall@10", "recall@20", "ndcg@10", "ndcg@20")] == printed[names[r.model]]
+        assert r.users == 22_947 and r.protocol == "full" and r.negatives is None
