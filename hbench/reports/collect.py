@@ -35,6 +35,7 @@ def collect_runs(root: Path, *, selected_only: bool = False) -> pd.DataFrame:
             "split_hash": run.split_hash,
             "n_users": run.n_users,
             "negatives": run.negatives,  # sampled per user; absent from older runs
+            "dim": run.train.get("dim"),  # embedding dimension (papers' numbers hold for theirs only)
             "model": run.model,
             "group_hash": run.group_hash,
             "settings": " ".join(non_default_settings(run)),

@@ -8,7 +8,7 @@ Values keep the precision the paper prints (as strings), so 0.804 is never shown
 A reported row joins a table only when the table's runs used the paper's data the paper's way: the same
 hbench dataset and protocol, at least 90% of the paper's users (a sample or a subset is not the paper's
 data) and, for sampled protocols, the same number of sampled negatives. A table says which reported rows
-it withheld and why. A reported row is never ranked (bold/underline) nor tested, because there is no
+it withheld and why (a paper's rows at dimension 50 are not set beside runs at 32). A reported row is never ranked (bold/underline) nor tested, because there is no
 per-seed or per-user data behind it.
 """
 
@@ -46,6 +46,7 @@ class ReportedResult:
     note: str = ""
     users: int = 0  # users in the paper's data (approximate where the source says "about")
     negatives: int | None = None  # sampled negatives per user of the paper's protocol; None: not sampled
+    dim: int | None = None  # the embedding dimension the paper reports at; None: the notes do not say
 
     @property
     def label(self) -> str:
@@ -86,7 +87,7 @@ REPORTED: tuple[ReportedResult, ...] = (
     # (0.0974, above its own NDCG@10 by more than any other row) is kept as printed: likely a typo.
     *(ReportedResult(model, "Amazon-CD", "amazon-cd", "full",
                      {"recall@10": r10, "recall@20": r20, "ndcg@10": n10, "ndcg@20": n20}, HGCF, _HGCF_FULL,
-                     users=22_947)
+                     users=22_947, dim=50)
       for model, r10, r20, n10, n20 in (("bpr", "0.0779", "0.1200", "0.0610", "0.0974"),
                                         ("cml", "0.0864", "0.1341", "0.0639", "0.0813"),
                                         ("lightgcn", "0.0929", "0.1404", "0.0726", "0.0881"),
@@ -99,11 +100,11 @@ MIN_USER_SHARE = 0.9
 
 
 def reported_for(dataset: str, protocol: str, metrics: Sequence[str], *, n_users: int | None,
-                 negatives: int | None, reported: Sequence[ReportedResult] = REPORTED,
+                 negatives: int | None, dim: int | None = None, reported: Sequence[ReportedResult] = REPORTED,
                  ) -> tuple[tuple[ReportedResult, ...], tuple[str, ...]]:
     """The reported results that fit a table of `dataset` × `protocol` whose runs saw `n_users` users and
-    `negatives` sampled negatives per user, and a reason for each one on this dataset and protocol that
-    does not fit (None: the runs do not record the number)."""
+    `negatives` sampled negatives per user at embedding dimension `dim`, and a reason for each one on this
+    dataset and protocol that does not fit (None: the runs do not record the number, or differ in it)."""
     shown, withheld = [], []
     for r in reported:
         if r.dataset != dataset or r.protocol != protocol or not any(m in r.values for m in metrics):
@@ -114,6 +115,9 @@ def reported_for(dataset: str, protocol: str, metrics: Sequence[str], *, n_users
         elif r.negatives is not None and negatives != r.negatives:
             withheld.append(f"{r.label}: the paper ranks against {r.negatives} sampled negatives, these runs "
                             + ("do not record theirs" if negatives is None else f"against {negatives}"))
+        elif r.dim is not None and dim != r.dim:
+            withheld.append(f"{r.label}: the paper reports at dimension {r.dim}, these runs "
+                            + ("do not share one" if dim is None else f"at {dim}"))
         else:
             shown.append(r)
     return tuple(shown), tuple(withheld)

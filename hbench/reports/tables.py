@@ -176,7 +176,7 @@ def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None, *,
                     for r in rows]
             report = table_significance(group, keys, wanted, significance)
         reported, withheld = (paper.reported_for(dataset, protocol, wanted, n_users=_one_value(group, "n_users"),
-                                                 negatives=_one_value(group, "negatives"))
+                                                 negatives=_one_value(group, "negatives"), dim=_one_value(group, "dim"))
                               if with_paper else ((), ()))
         tables.append(Table(dataset, protocol, split_hash, wanted, rows, tuple(sorted(group["selection_metric"].unique())),
                             tuple(sorted(shared)), report, reported, withheld, time_to_quality))

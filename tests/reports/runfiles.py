@@ -19,14 +19,15 @@ def default_lr(model: str, options: dict | None = None) -> float:
 
 def write_run(root: Path, model: str, seed: int, *, per_user: pd.DataFrame | None = None, test: dict | None = None,
               dataset: str = "toy", protocol: str = "loo", split: str = "split-one", group: str | None = None,
-              options: dict | None = None, status: str = "completed", dataset_info: dict | None = None) -> Path:
+              options: dict | None = None, status: str = "completed", dataset_info: dict | None = None,
+              dim: int = 64) -> Path:
     """<root>/<dataset>/<protocol>/<model>/<group[:10]>-seed<seed> with config.json, metrics.json and, when
     given, per_user.parquet; test metrics default to the user means of `per_user` (as the trainer writes)."""
     group = group or hashlib.sha256(json.dumps([model, split, options or {}], sort_keys=True).encode()).hexdigest()
     path = root / dataset / protocol / model / f"{group[:10]}-seed{seed}"
     path.mkdir(parents=True)
     config = {"model": model, "model_options": options or {}, "lr": default_lr(model, options), "protocol": protocol, "metric": "ndcg@10",
-              "train": {"seed": seed, "dim": 64, "dataset": dataset},
+              "train": {"seed": seed, "dim": dim, "dataset": dataset},
               "dataset": {"name": dataset, "split_hash": split, **(dataset_info or {})}, "group_hash": group, "config_hash": f"{group}{seed}"}
     (path / "config.json").write_text(json.dumps(config))
     if per_user is not None:

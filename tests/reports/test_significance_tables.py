@@ -277,8 +277,14 @@ def test_hgcf_table_2_rows_join_amazon_cd_full_ranking_tables(tmp_path: Path) ->
         for seed in range(2):
             write_run(tmp_path, model, seed, dataset="amazon-cd", protocol="full", split="cd",
                       test={"recall@20": value + seed / 100, "ndcg@20": value / 2},
-                      dataset_info={"n_users": 22_947})
-    (table,) = build_tables(collect_runs(tmp_path), with_paper=True, significance=SignificanceSettings(unit="seed"))
+                      dataset_info={"n_users": 22_947}, dim=50)
+            write_run(tmp_path, model, seed, dataset="amazon-cd", protocol="full", split="cd-32",
+                      test={"recall@20": value}, dataset_info={"n_users": 22_947}, dim=32)
+    tables = {t.split_hash: t for t in build_tables(collect_runs(tmp_path), with_paper=True,
+                                                    significance=SignificanceSettings(unit="seed"))}
+    assert tables["cd-32"].reported == () and tables["cd-32"].reported_withheld[0] == (
+        "bpr (reported, Sun et al. 2021): the paper reports at dimension 50, these runs at 32")
+    table = tables["cd"]
     assert [r.model for r in table.reported] == ["bpr", "cml", "lightgcn", "hgcf"]
     markdown = render([table], "markdown")
     assert re.search(r"\| hgcf \(reported, Sun et al\. 2021\) +\| 0\.1455 +\| 0\.0909 ", markdown)
