@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from hbench.datasets.store import Interactions
+from hbench.errors import HBenchError
 from hbench.geometry import Representations
 from hbench.ui import QUIET, Feedback
 
@@ -80,6 +81,17 @@ def _user_blocks(cost_per_user: np.ndarray, budget: int) -> list[tuple[int, int]
     return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
 
 
+def _count_at_least(scores: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """Per row, how many of `scores[row]` are ≥ `thresholds[row]` (NaN counts as below). Overwrites `scores`.
+
+    In place: the comparison writes 1.0 / 0.0 over the scores and a float row sum counts them, two passes
+    over a block that is still in cache. A boolean mask would be a new allocation, and summing it into an
+    integer type costs a conversion pass; that was most of the ranking time beyond the matrix product.
+    The float sum is exact: a row has fewer than 2²⁴ items (checked by the caller).
+    """
+    return scores.ge_(thresholds.unsqueeze(1)).sum(1, dtype=torch.float32).to(torch.int64)
+
+
 def count_full(
     reps: Representations,
     targets: Interactions,
@@ -94,6 +106,8 @@ def count_full(
     `budget_elements`: scores per block (default: `default_budget` of the representations' device).
     """
     n_users, n_items = reps.users.shape[0], reps.items.shape[0]
+    if n_items >= 1 << 24:
+        raise HBenchError(f"full ranking supports fewer than 2^24 items, not {n_items} (its counts are float32 sums)")
     device = reps.items.device
     budget_elements = budget_elements or default_budget(device)
     t_users, t_items = _sorted_by_user(targets)
@@ -103,8 +117,9 @@ def count_full(
     n_neg_of_user = n_items - np.diff(ex_offsets)
 
     target_users = np.unique(t_users)
-    # A block costs its score matrix plus, for users with several targets, one gathered row per target.
-    blocks = _user_blocks(n_items * (1 + np.diff(t_offsets)[target_users]), budget_elements)
+    # A block costs its score matrix plus one gathered row per target after a user's first (the first
+    # target of every user is compared with the score matrix in place).
+    blocks = _user_blocks(n_items * np.diff(t_offsets)[target_users], budget_elements)
     cache = reps.geometry.item_cache(reps.items)
     n_ge = np.empty(len(t_users), np.int64)
     to_device = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
@@ -116,11 +131,16 @@ def count_full(
             target_scores = scores[to_device(t_rows), to_device(t_items[t_flat])]
             e_rows, e_flat = _ranges(ex_offsets[block_users], ex_offsets[block_users + 1])
             scores[to_device(e_rows), to_device(ex_items[e_flat])] = -torch.inf
-            if len(t_rows) == len(block_users):  # one target per user: compare rows in place, no gather
-                counts = (scores >= target_scores.unsqueeze(1)).sum(1)
-            else:
-                counts = (scores[to_device(t_rows)] >= target_scores.unsqueeze(1)).sum(1)
-            n_ge[t_flat] = counts.cpu().numpy()
+            # Targets are grouped by row, so a row's first target is where the row index changes; every
+            # row has one. Later targets compare against gathered copies of their rows, before the block
+            # itself is overwritten by the in-place comparison of the first targets.
+            first = np.ones(len(t_rows), bool)
+            first[1:] = t_rows[1:] != t_rows[:-1]
+            if not first.all():
+                later = ~first
+                n_ge[t_flat[later]] = _count_at_least(scores[to_device(t_rows[later])],
+                                                      target_scores[to_device(later)]).cpu().numpy()
+            n_ge[t_flat[first]] = _count_at_least(scores, target_scores[to_device(first)]).cpu().numpy()
             bar.advance(len(block_users))
     return TargetCounts(t_users, t_items, n_ge, n_neg_of_user[t_users])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -56,12 +57,51 @@ class BPRMF(Recommender):
 
     def loss(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> LossTerms:
         u = self.lookup(self.user_embedding, users)
-        p, n = self.lookup(self.item_embedding, positives), self.lookup(self.item_embedding, negatives)
-        b_pos, b_neg = self.lookup(self.item_bias, positives)[..., 0], self.lookup(self.item_bias, negatives)[..., 0]
-        pos_score = (u * p).sum(-1) + b_pos
-        neg_score = (u.unsqueeze(1) * n).sum(-1) + b_neg
-        ranking = -F.logsigmoid(pos_score.unsqueeze(1) - neg_score).mean()
-        l2 = (u.pow(2).sum(-1) + p.pow(2).sum(-1) + n.pow(2).sum(-1).mean(-1)).mean()
-        l2 = l2 + b_pos.pow(2).mean() + b_neg.pow(2).mean()
-        reg = self.options.reg * l2
+        # Positive and negatives read in one lookup: one gather and one gradient block per table.
+        items = torch.cat([positives.unsqueeze(1), negatives], dim=1)  # [b, 1 + n]
+        q, bias = self.lookup(self.item_embedding, items), self.lookup(self.item_bias, items)[..., 0]
+        ranking, reg = _BPRLoss.apply(u, q, bias, self.options.reg)
         return LossTerms(ranking + reg, {"bpr": ranking, "l2": reg})
+
+
+class _BPRLoss(torch.autograd.Function):
+    """The BPR loss and its L2 term, with the gradient written out (CPU training time is memory traffic).
+
+    With s_bj = ⟨p_b, q_bj⟩ + b_bj for j = 0 (the positive) … n (the negatives), x_bj = s_b0 − s_bj, and
+    w = (1, 1/n, …, 1/n) / B (the L2 weight of each read row, negatives averaged):
+
+        ranking = (1 / Bn) Σ_bj softplus(−x_bj)                      (= −ln σ(x_bj))
+        l2      = λ [ Σ_b ‖p_b‖² / B + Σ_bj w_j (‖q_bj‖² + b_bj²) ]
+        ∂ranking/∂x_bj = −σ(−x_bj) / Bn,   ∂/∂s_b0 = Σ_j ∂/∂x_bj,   ∂/∂s_bj = −∂/∂x_bj
+        ∂/∂p_b = Σ_j ∂/∂s_bj q_bj + 2λ p_b / B,   ∂/∂q_bj = ∂/∂s_bj p_b + 2λ w_j q_bj,
+        ∂/∂b_bj = ∂/∂s_bj + 2λ w_j b_bj
+
+    Autograd through the same expression makes about three times as many passes over [B, 1 + n, D]
+    (each product's backward multiplies both ways); tests check this gradient against autograd's.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, u: torch.Tensor, q: torch.Tensor, bias: torch.Tensor, reg: float) -> tuple[torch.Tensor, ...]:
+        batch, n_negatives = q.shape[0], q.shape[1] - 1
+        scores = torch.linalg.vecdot(u.unsqueeze(1), q) + bias  # [b, 1 + n]
+        x = scores[:, :1] - scores[:, 1:]
+        ranking = F.softplus(-x).mean()
+        weights = q.new_full((q.shape[1],), 1.0 / (batch * n_negatives))
+        weights[0] = 1.0 / batch
+        item_l2 = torch.linalg.vecdot(q, q) + bias.square()
+        l2 = torch.linalg.vecdot(u, u).sum() / batch + item_l2.mv(weights).sum()
+        ctx.save_for_backward(u, q, bias, x, weights)
+        ctx.reg = reg
+        return ranking, reg * l2
+
+    @staticmethod
+    def backward(ctx: Any, grad_ranking: torch.Tensor, grad_reg: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        u, q, bias, x, weights = ctx.saved_tensors
+        batch, n_negatives = q.shape[0], q.shape[1] - 1
+        dx = torch.sigmoid(-x).mul_(-grad_ranking / (batch * n_negatives))  # [b, n]
+        dscores = torch.cat([dx.sum(1, keepdim=True), dx.neg()], dim=1)  # [b, 1 + n]
+        decay = 2 * ctx.reg * grad_reg * weights  # [1 + n]: 2λ w_j
+        grad_u = torch.linalg.vecdot(dscores.unsqueeze(2), q, dim=1).addcmul_(u, decay[:1])  # (a batched bmm is slower)
+        grad_q = torch.addcmul(q * decay[:, None], dscores.unsqueeze(2), u.unsqueeze(1))
+        grad_bias = torch.addcmul(dscores, bias, decay) if ctx.needs_input_grad[2] else None
+        return grad_u, grad_q, grad_bias, None

@@ -23,6 +23,7 @@ sort), done once for tables read with the same indices, and every other operatio
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -57,8 +58,7 @@ class RowAdam(torch.optim.Optimizer):
                 if key not in found:
                     found[key] = _touched_rows(index, table.shape[0])
                 rows, inverse = found[key]
-                summed = torch.zeros(rows.shape[0], table.shape[1], dtype=grad.dtype, device=grad.device)
-                summed.index_add_(0, inverse, grad)
+                summed = grad.new_zeros(rows.shape[0], table.shape[1]).index_add_(0, inverse, grad)
                 manifold = table.manifold if isinstance(table, geoopt.ManifoldParameter) else None
                 state = self.state[table]
                 if not state:
@@ -67,22 +67,29 @@ class RowAdam(torch.optim.Optimizer):
                     state["exp_avg_sq"] = torch.zeros_like(table if manifold is None else table[:, :1])
                 state["step"] += 1
                 bias1, bias2 = 1 - beta1 ** state["step"], 1 - beta2 ** state["step"]
-                exp_avg, exp_avg_sq = state["exp_avg"][rows], state["exp_avg_sq"][rows]
+                # index_select / index_copy_ rather than advanced indexing: the same gathers and scatters
+                # without the generality (and the cost) of aten::index and index_put.
                 if manifold is None:
-                    exp_avg.mul_(beta1).add_(summed, alpha=1 - beta1)
-                    exp_avg_sq.mul_(beta2).addcmul_(summed, summed, value=1 - beta2)
-                    denom = exp_avg_sq.div(bias2).sqrt_().add_(eps)
-                    table.index_add_(0, rows, exp_avg / denom, alpha=-lr / bias1)
+                    exp_avg = state["exp_avg"].index_select(0, rows).lerp_(summed, 1 - beta1)
+                    exp_avg_sq = state["exp_avg_sq"].index_select(0, rows).mul_(beta2)
+                    exp_avg_sq.addcmul_(summed, summed, value=1 - beta2)
+                    state["exp_avg"].index_copy_(0, rows, exp_avg)
+                    state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
+                    denom = exp_avg_sq.sqrt_().div_(math.sqrt(bias2)).add_(eps)
+                    # Rows are distinct: read, update and write back (a copy, cheaper than index_add_).
+                    points = table.index_select(0, rows).addcdiv_(exp_avg, denom, value=-lr / bias1)
+                    table.index_copy_(0, rows, points)
                 else:
-                    points = table[rows]
+                    points = table.index_select(0, rows)
                     rgrad = manifold.egrad2rgrad(points, summed)
-                    exp_avg.mul_(beta1).add_(rgrad, alpha=1 - beta1)
-                    exp_avg_sq.mul_(beta2).add_(manifold.component_inner(points, rgrad), alpha=1 - beta2)
-                    denom = exp_avg_sq.div(bias2).sqrt_().add_(eps)
+                    exp_avg = state["exp_avg"].index_select(0, rows).lerp_(rgrad, 1 - beta1)
+                    exp_avg_sq = state["exp_avg_sq"].index_select(0, rows).mul_(beta2)
+                    exp_avg_sq.add_(manifold.component_inner(points, rgrad), alpha=1 - beta2)
+                    state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
+                    denom = exp_avg_sq.sqrt_().div_(math.sqrt(bias2)).add_(eps)
                     new_points, exp_avg = manifold.retr_transp(points, exp_avg / denom * (-lr / bias1), exp_avg)
-                    table[rows] = new_points
-                state["exp_avg"][rows] = exp_avg
-                state["exp_avg_sq"][rows] = exp_avg_sq
+                    table.index_copy_(0, rows, new_points)
+                    state["exp_avg"].index_copy_(0, rows, exp_avg)
                 self.touched[id(table)] = rows
         self.sink.clear()
 
