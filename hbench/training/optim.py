@@ -17,8 +17,9 @@ distance per step whatever the dimension D, while a Euclidean row moves about lr
 lr·√D in norm. Models whose parameters live on a manifold therefore recommend larger learning rates
 (`Recommender.default_lr_for`).
 
-The cost of a step is that of the touched rows: finding them is one mark over the table's row count (no
-sort), done once for tables read with the same indices, and every other operation is on [touched rows, D].
+The cost of a step is that of the touched rows. On the CPU a Euclidean table takes the step in one
+compiled pass (`hbench.training.fused`); elsewhere finding the rows is one mark over the table's row count
+(no sort), done once for tables read with the same indices, and every other operation is on [touched rows, D].
 """
 
 from __future__ import annotations
@@ -31,16 +32,20 @@ import geoopt
 import torch
 
 from hbench.models.rows import RowGradients
+from hbench.training.fused import fused_row_adam_applies, fused_row_adam_step
 
 
 class RowAdam(torch.optim.Optimizer):
     """Lazy (Riemannian) Adam over embedding tables whose gradients arrive as rows in `sink`."""
 
     def __init__(self, tables: Iterable[torch.nn.Parameter], sink: RowGradients, *, lr: float,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, fused: bool = True) -> None:
         super().__init__(list(tables), {"lr": lr, "betas": betas, "eps": eps})
         self.sink = sink
+        self.fused = fused  # the compiled step where it applies (False: tensor operations everywhere)
         self.touched: dict[int, torch.Tensor] = {}  # id(table) -> rows updated by the last step
+        # id(table) -> the fused step's row-position scratch (not optimiser state: nothing to save or resume)
+        self._positions: dict[int, torch.Tensor] = {}
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> None:  # noqa: ARG002 - torch's signature
@@ -54,11 +59,6 @@ class RowAdam(torch.optim.Optimizer):
                 if read is None:
                     continue
                 index, grad, key = read
-                key = (table.shape[0], *key)  # same memory read from tables of other sizes: other rows
-                if key not in found:
-                    found[key] = _touched_rows(index, table.shape[0])
-                rows, inverse = found[key]
-                summed = grad.new_zeros(rows.shape[0], table.shape[1]).index_add_(0, inverse, grad)
                 manifold = table.manifold if isinstance(table, geoopt.ManifoldParameter) else None
                 state = self.state[table]
                 if not state:
@@ -66,6 +66,19 @@ class RowAdam(torch.optim.Optimizer):
                     state["exp_avg"] = torch.zeros_like(table)
                     state["exp_avg_sq"] = torch.zeros_like(table if manifold is None else table[:, :1])
                 state["step"] += 1
+                if self.fused and fused_row_adam_applies(table):
+                    position = self._positions.get(id(table))
+                    if position is None:
+                        position = self._positions[id(table)] = torch.full((table.shape[0],), -1, dtype=torch.long)
+                    self.touched[id(table)] = fused_row_adam_step(
+                        table, state["exp_avg"], state["exp_avg_sq"], position, index.long().contiguous(), grad,
+                        lr=lr, beta1=beta1, beta2=beta2, eps=eps, step=state["step"])
+                    continue
+                key = (table.shape[0], *key)  # same memory read from tables of other sizes: other rows
+                if key not in found:
+                    found[key] = _touched_rows(index, table.shape[0])
+                rows, inverse = found[key]
+                summed = grad.new_zeros(rows.shape[0], table.shape[1]).index_add_(0, inverse, grad)
                 bias1, bias2 = 1 - beta1 ** state["step"], 1 - beta2 ** state["step"]
                 # index_select / index_copy_ rather than advanced indexing: the same gathers and scatters
                 # without the generality (and the cost) of aten::index and index_put.
