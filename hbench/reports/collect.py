@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from hbench.errors import HBenchError
+from hbench.experiments.tune import TUNE_LOG
 from hbench.models.registry import non_default_settings
 from hbench.runs import find_runs, run_variants, selected_groups
 
@@ -21,6 +24,7 @@ def collect_runs(root: Path, *, selected_only: bool = False) -> pd.DataFrame:
         raise HBenchError(f"results directory {root} does not exist")
     selections = selected_groups(Path(root)) if selected_only else {}
     variants = run_variants(Path(root))
+    budgets: dict[Path, dict[str, Any] | None] = {}
     rows = []
     for run_dir in find_runs(Path(root)):
         run, metrics = run_dir.read_run(), run_dir.read_metrics()
@@ -48,6 +52,7 @@ def collect_runs(root: Path, *, selected_only: bool = False) -> pd.DataFrame:
             "train_seconds": metrics.get("train_seconds"),
             "eval_seconds": metrics.get("eval_seconds"),
             "time_to_quality_seconds": metrics.get("time_to_quality_seconds"),  # absent from older runs
+            "tuning": tuning_budget(run.model, _tune_log(run_dir.path, budgets)),
         }
         row.update({f"valid/{k}": v for k, v in metrics.get("valid", {}).items()})
         row.update({f"test/{k}": v for k, v in metrics.get("test", {}).items()})
@@ -55,3 +60,24 @@ def collect_runs(root: Path, *, selected_only: bool = False) -> pd.DataFrame:
     if not rows:
         raise HBenchError(f"no finished runs under {root} (a run directory holds metrics.json and config.json)")
     return pd.DataFrame(rows)
+
+
+def _tune_log(run_path: Path, cache: dict[Path, dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The `tune.json` of the `hbench tune` output a run lies in (its nearest ancestor holding one), or None."""
+    for folder in run_path.resolve().parents:
+        if folder not in cache:
+            log = folder / TUNE_LOG
+            cache[folder] = json.loads(log.read_text()) if log.is_file() else None
+        if cache[folder] is not None:
+            return cache[folder]
+    return None
+
+
+def tuning_budget(model: str, log: dict[str, Any] | None) -> str:
+    """What search chose a run's configuration, in words for a caption ("" for a run outside `hbench tune`)."""
+    if log is None:
+        return ""
+    space = log.get("spaces", {}).get(model, {})
+    axes = ", ".join(sorted(space)) or "its declared space"
+    return (f"{log['trials_per_model']} TPE trials over {axes} (seed 0, validation only), then "
+            f"{len(log['final_seeds'])} seeds of the winner")

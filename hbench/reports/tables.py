@@ -65,6 +65,7 @@ class Row:
     eval_seconds: float
     model: str = ""
     time_to_quality_seconds: float = float("nan")  # mean over the row's runs that recorded it
+    tuning: str = ""  # the search that chose the row's configuration ("" when it was not tuned by `hbench tune`)
 
 
 @dataclass(frozen=True)
@@ -122,11 +123,22 @@ class Table:
             f"validation {', '.join(metric_name(m) for m in self.selection_metrics)}; equal means share a place. "
             f"Split {self.split_hash[:10]}."
             + (f" All rows: {', '.join(self.shared_settings)}." if self.shared_settings else "")
+            + self._tuning_note()
             + (" " + self.significance.describe({r.group_hash: r.label for r in self.rows}, MARKER)
                if self.significance is not None else "")
             + (" " + paper.describe(self.reported, self.reported_withheld)
                if self.reported or self.reported_withheld else "")
         )
+
+    def _tuning_note(self) -> str:
+        """The budget each row's search had (`hbench tune`'s tune.json), grouped by budget; "" when none was tuned."""
+        if not any(r.tuning for r in self.rows):
+            return ""
+        by_budget: dict[str, list[str]] = {}
+        for row in self.rows:
+            by_budget.setdefault(row.tuning or "not tuned (defaults or given settings)", []).append(row.label)
+        parts = [f"{', '.join(labels)}: {budget}" for budget, labels in by_budget.items()]
+        return " Tuning budget: " + "; ".join(parts) + "."
 
     def caption(self) -> str:
         """Headline and notes together (markdown prints them under the table)."""
@@ -164,7 +176,8 @@ def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None, *,
             rows.append(Row(label, group_hash, len(runs_of_row), int((runs_of_row["status"] == "diverged").sum()), cells,
                             float(done["train_seconds"].mean()) if len(done) else float("nan"),
                             float(done["eval_seconds"].mean()) if len(done) else float("nan"), model,
-                            float(quality.mean()) if len(quality) else float("nan")))
+                            float(quality.mean()) if len(quality) else float("nan"),
+                            _one_text(runs_of_row, "tuning")))
         _rank_cells(rows, wanted)
         _disambiguate(rows)
         if labels:
@@ -243,6 +256,13 @@ def parse_labels(pairs: Sequence[str]) -> dict[str, str]:
             raise HBenchError(f"--label expects RUN_OR_CONFIG=NAME, got {pair!r}")
         labels[key.strip()] = name.strip()
     return labels
+
+
+def _one_text(group: pd.DataFrame, column: str) -> str:
+    """The column's value shared by the group's runs; the distinct values joined when they differ."""
+    if column not in group:
+        return ""
+    return " / ".join(sorted({str(v) for v in group[column].dropna() if str(v)}))
 
 
 def _one_value(group: pd.DataFrame, column: str) -> int | None:

@@ -114,3 +114,20 @@ def test_settings_shared_by_every_row_move_under_the_table(tmp_path: Path) -> No
     (table,) = build_tables(collect_runs(tmp_path))
     assert sorted(r.label for r in table.rows) == ["bpr", "hyperml (c=0.5)"]
     assert table.shared_settings == ("dim=32",) and "All rows: dim=32." in table.caption()
+
+
+def test_the_caption_states_the_budget_each_tuned_model_had(tmp_path: Path) -> None:
+    """Runs below an `hbench tune` output (its tune.json) carry their search budget into the caption."""
+    tuned = tmp_path / "tune-toy"
+    (tuned / "seeds").mkdir(parents=True)
+    (tuned / "tune.json").write_text(json.dumps({
+        "trials_per_model": 12, "trial_seeds": [0], "final_seeds": [0, 1, 2], "train": {},
+        "spaces": {"bpr": {"lr": {"low": 1e-3, "high": 0.1, "log": True}, "reg": {"low": 1e-5, "high": 0.1, "log": True}}}}))
+    for seed in range(3):
+        _write_run(tuned / "seeds", "bpr", seed, {"hr@10": 0.6, "ndcg@10": 0.4})
+    _write_run(tmp_path / "untuned", "pop", 0, {"hr@10": 0.5, "ndcg@10": 0.2})
+    (table,) = build_tables(collect_runs(tmp_path))
+    assert ("Tuning budget: bpr: 12 TPE trials over lr, reg (seed 0, validation only), then 3 seeds of the winner; "
+            "pop: not tuned (defaults or given settings).") in table.caption()
+    (alone,) = build_tables(collect_runs(tmp_path / "untuned"))
+    assert "Tuning budget" not in alone.caption()
