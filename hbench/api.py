@@ -101,16 +101,18 @@ def run_sweep(spec: SweepSpec, out: Path, *, home: Path | None = None, executor:
 
 def tune(dataset: str, models: list[str], trials: int, seeds: list[int], out: Path, *,
          train: dict[str, Any] | None = None, protocol: str | None = None, metric: str | None = None,
-         search_seed: int = 0, home: Path | None = None, executor: ExecutorOptions | None = None,
-         feedback: Feedback = QUIET) -> TuneReport:
-    """Equal-budget tuning (`hbench.experiments.tune`): the same TPE search for every model on validation,
-    then each winner over `seeds`; both stages' sweep directories get their summaries."""
+         search_seed: int = 0, prune: bool = True, home: Path | None = None,
+         executor: ExecutorOptions | None = None, feedback: Feedback = QUIET) -> TuneReport:
+    """Equal-budget tuning (`hbench.experiments.tune`): the same TPE search for every model on validation
+    (hopeless trials pruned by the median rule unless `prune=False`), then each winner over `seeds`; both
+    stages' sweep directories get their summaries."""
     from hbench.experiments import ExecutorOptions
     from hbench.experiments.tune import run_tuning
     from hbench.reports.sweep_summary import summarise_sweep
 
     return run_tuning(dataset, models, trials, seeds, out, summarise=summarise_sweep, train=train, protocol=protocol,
-                      metric=metric, search_seed=search_seed, home=home, executor=executor or ExecutorOptions(),
+                      metric=metric, search_seed=search_seed, prune=prune, home=home,
+                      executor=executor or ExecutorOptions(),
                       feedback=feedback)
 
 

@@ -176,6 +176,9 @@ class TrainConfig:
     metric: str | None = None
     optimizer: str = "sparse"
     features: str | None = None
+    # Pruning thresholds of a search trial (hbench.experiments.tpe): after the k-th validation, stop when the
+    # best validation value so far is below the k-th entry. None: never pruned.
+    prune_below: tuple[float, ...] | None = setting(None, range=Range(at_least=0))
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -187,6 +190,8 @@ class TrainConfig:
     def identity(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("device")
+        if data["prune_below"] is None:  # runs from before pruning existed keep their identity
+            data.pop("prune_below")
         return data
 
 

@@ -283,7 +283,7 @@ class ModelDefaults:
 
 
 # Training settings that never change what a run means, so they are left out of its label.
-_UNLABELLED_TRAIN_KEYS = {"dataset", "seed", "protocol", "metric", "ks"}
+_UNLABELLED_TRAIN_KEYS = {"dataset", "seed", "protocol", "metric", "ks", "prune_below"}
 
 
 def run_settings(run: RecordedRun, defaults: ModelDefaults | None) -> list[str]:

@@ -194,6 +194,8 @@ def tune(
     protocol: Annotated[str | None, typer.Option(help=" | ".join(PROTOCOLS) + " (default: the dataset's).")] = None,
     metric: Annotated[str | None, typer.Option(help="Validation metric that selects (default: the protocol's).")] = None,
     search_seed: Annotated[int, typer.Option("--search-seed", help="Seed of the TPE sampler.")] = 0,
+    prune: Annotated[bool, typer.Option("--prune/--no-prune", help="Stop hopeless trials by the median rule on "
+                                        "their validations (after 5 finished trials and 2 validations).")] = True,
     out: Out = None,
     executor: Executor = "sequential",
     jobs: Jobs = 1,
@@ -218,7 +220,7 @@ def tune(
     target = out if out is not None else Path("results") / "tune" / Path(dataset).name
     fb = feedback(quiet, log_every=log_every)
     report = run_tune(dataset, names, trials, seed_list, target, train=train, protocol=protocol, metric=metric,
-                      search_seed=search_seed, home=home, executor=ExecutorOptions(executor=executor, jobs=jobs,
+                      search_seed=search_seed, prune=prune, home=home, executor=ExecutorOptions(executor=executor, jobs=jobs,
                                                                                    device=device), feedback=fb)
     typer.echo(sweep_markdown(report.seeds), nl=False)
     typer.echo(budget_text(report.budget))

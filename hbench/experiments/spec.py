@@ -85,15 +85,35 @@ class Axis(_Strict):
         return self
 
 
+class Pruning(_Strict):
+    """Optuna's median rule (`MedianPruner`) for a TPE search, with every threshold fixed before a trial starts.
+
+    Once `startup_trials` trials have run to their end (not pruned), a new trial stops after its k-th
+    validation (k > `warmup_evaluations`) when its best validation value so far is below the median of those
+    trials' k-th validation values (mean over a trial's seeds). The thresholds depend only on trials that
+    finished before, so an interrupted search resumes to the same decisions.
+    """
+
+    startup_trials: int = Field(default=5, ge=1)
+    warmup_evaluations: int = Field(default=2, ge=0)
+
+
 class Search(_Strict):
     """`random`: `trials` points drawn up front from a seeded generator. `tpe`: Optuna's Tree-structured
     Parzen Estimator proposes each trial from the finished ones (objective: mean validation metric over
-    the seeds); needs the `tpe` extra."""
+    the seeds); needs the `tpe` extra. `prune` (TPE only): stop hopeless trials early (`Pruning`)."""
 
     method: Literal["random", "tpe"] = "random"
     trials: int = Field(gt=0)
     seed: int = 0
     space: dict[str, Axis] = Field(min_length=1)
+    prune: Pruning | None = None
+
+    @model_validator(mode="after")
+    def _prune_needs_tpe(self) -> Search:
+        if self.prune is not None and self.method != "tpe":
+            raise ValueError("`prune` needs method = \"tpe\" (random trials are planned up front)")
+        return self
 
 
 class ModelEntry(_Strict):

@@ -6,6 +6,12 @@ run, so an interrupted sweep resumes the same trial (its cells resume from their
 asking for a new one. Each proposal comes from a fresh `TPESampler(seed = search seed + trial index)`
 given the recorded history, so the sequence of trials depends only on the spec and the results, not on
 how many times the sweep was restarted.
+
+Pruning (`search.prune`, Optuna's median rule): each trial record also holds the trial's validation curve
+and whether it was pruned. A new trial's thresholds (`prune_below` of its runs: after its k-th validation,
+the median of the unpruned finished trials' k-th values) are computed from those records when it is
+proposed and written with it, so a resumed trial stops where it would have. Pruned trials are told to TPE
+as pruned, with their curves, as Optuna does.
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hbench.atomic import write_json
 from hbench.errors import HBenchError
 from hbench.experiments.execution import SweepExecution
 from hbench.experiments.plan import PlannedCell, configuration_cells, plan_cell
-from hbench.experiments.spec import Axis, SweepSpec
+from hbench.experiments.spec import Axis, Pruning, SweepSpec
 
 # Optuna is an optional extra (hbench[tpe]): it is imported only where a TPE search needs it.
 
@@ -42,19 +50,39 @@ def distribution(axis: Axis) -> Any:
 
 
 def propose(history: list[dict[str, Any]], space: dict[str, Axis], seed: int) -> dict[str, Any]:
-    """The next trial's parameters given finished trials [{params, value}] (value None: the trial failed)."""
+    """The next trial's parameters given finished trials [{params, value, curve?, pruned?}] (value None: the
+    trial failed; pruned trials are passed as pruned, with their validation curve as intermediate values)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     distributions = {key: distribution(axis) for key, axis in sorted(space.items())}
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     for trial in history:
-        failed = trial["value"] is None
+        if trial["value"] is None:
+            state, value = optuna.trial.TrialState.FAIL, None
+        elif trial.get("pruned"):
+            state, value = optuna.trial.TrialState.PRUNED, None
+        else:
+            state, value = optuna.trial.TrialState.COMPLETE, trial["value"]
+        curve = trial.get("curve") or []
         study.add_trial(optuna.trial.create_trial(
-            params=trial["params"], distributions=distributions,
-            value=None if failed else trial["value"],
-            state=optuna.trial.TrialState.FAIL if failed else optuna.trial.TrialState.COMPLETE))
+            params=trial["params"], distributions=distributions, value=value, state=state,
+            intermediate_values={step: v for step, v in enumerate(curve) if math.isfinite(v)}))
     return dict(study.ask(distributions).params)
+
+
+def median_thresholds(history: list[dict[str, Any]], pruning: Pruning) -> list[float] | None:
+    """`prune_below` for the next trial: per validation k, the median of the k-th values of the finished,
+    unpruned trials (0 during the warm-up and where no such trial got that far: never pruned there);
+    None until `pruning.startup_trials` trials have finished unpruned (Optuna's `MedianPruner` rule)."""
+    curves = [t["curve"] for t in history if t.get("value") is not None and not t.get("pruned") and t.get("curve")]
+    if len(curves) < pruning.startup_trials:
+        return None
+    thresholds = []
+    for k in range(max(len(c) for c in curves)):
+        values = [c[k] for c in curves if len(c) > k and math.isfinite(c[k])]
+        thresholds.append(float(np.median(values)) if values and k >= pruning.warmup_evaluations else 0.0)
+    return thresholds
 
 
 def _log_path(out: Path, dataset: str, model: str) -> Path:
@@ -72,17 +100,24 @@ def run_tpe_searches(spec: SweepSpec, out: Path, home: Path | None, execution: S
         for entry in searches:
             assert entry.search is not None
             log_path = _log_path(out, dataset, entry.name)
-            search = entry.search.model_dump(mode="json", exclude={"trials"})  # more trials extend a search
+            # More trials extend a search; a search without pruning keeps the record it had before pruning existed.
+            search = entry.search.model_dump(mode="json", exclude={"trials"} | ({"prune"} if entry.search.prune is None
+                                                                                else set()))
             history = _read_history(log_path, search)
             for index in range(entry.search.trials):
                 if index == len(history):
-                    params = propose([t for t in history if "value" in t], entry.search.space,
-                                     entry.search.seed + index)
+                    finished = [t for t in history if "value" in t]
+                    params = propose(finished, entry.search.space, entry.search.seed + index)
                     history.append({"params": params})
+                    if entry.search.prune is not None:
+                        history[-1]["prune_below"] = median_thresholds(finished, entry.search.prune)
                     write_json(log_path, {"search": search, "trials": history})
                 params = history[index]["params"]
+                swept = dict(params)
+                if history[index].get("prune_below") is not None:
+                    swept["prune_below"] = history[index]["prune_below"]
                 cells = [plan_cell(cell, out, home, datasets)
-                         for cell in configuration_cells(spec, entry, dataset, params, f"tpe trial {index}")]
+                         for cell in configuration_cells(spec, entry, dataset, swept, f"tpe trial {index}")]
                 execution.record(cells)
                 pending = [c for c in cells if c.state in ("new", "resumable")]
                 skipped += len(cells) - len(pending)
@@ -90,6 +125,8 @@ def run_tpe_searches(spec: SweepSpec, out: Path, home: Path | None, execution: S
                 if execution.stopped:
                     return skipped
                 history[index]["value"] = _objective(cells)
+                if entry.search.prune is not None:
+                    history[index]["curve"], history[index]["pruned"] = _curve(cells)
                 write_json(log_path, {"search": search, "trials": history})
     return skipped
 
@@ -122,3 +159,20 @@ def _objective(cells: list[PlannedCell]) -> float | None:
             values.append(float(metrics["valid"][metrics["selection_metric"]]))
     values = [v for v in values if math.isfinite(v)]
     return sum(values) / len(values) if values else None
+
+
+def _curve(cells: list[PlannedCell]) -> tuple[list[float], bool]:
+    """(validation selection metric per evaluation, mean over the trial's completed seeds; whether any seed
+    was pruned). The curve stops at the shortest seed's last validation."""
+    curves, pruned = [], False
+    for cell in cells:
+        if cell.run_dir.status() != "completed":
+            continue
+        metrics = cell.run_dir.read_metrics()
+        pruned = pruned or metrics.get("pruned_at_epoch") is not None
+        metric = metrics["selection_metric"]
+        curves.append([float(h["valid"][metric]) for h in cell.run_dir.read_history() if "valid" in h])
+    if not curves:
+        return [], pruned
+    length = min(len(c) for c in curves)
+    return [sum(c[k] for c in curves) / len(curves) for k in range(length)], pruned

@@ -5,6 +5,7 @@
 1. `search/`: per model, `trials` TPE trials (Optuna) over the search space the model class declares
    (`Recommender.search_space`: log ranges for learning rates and regularisation), each trial trained with
    seed 0 under the same training settings; the objective is the validation selection metric only.
+   Hopeless trials are pruned by the median rule on their intermediate validations (unless `prune=False`).
 2. `seeds/`: per model, its best trial (highest validation metric) trained over `seeds` (seed 0 again:
    the same configuration and seed give the same numbers, and the stage stays a self-contained sweep).
 
@@ -40,15 +41,19 @@ class TuneReport:
 
 
 def search_spec(dataset: str, models: list[str], trials: int, *, train: dict[str, Any] | None = None,
-                protocol: str | None = None, metric: str | None = None, search_seed: int = 0) -> SweepSpec:
-    """Stage 1: one TPE search per model over its declared space, seed 0."""
+                protocol: str | None = None, metric: str | None = None, search_seed: int = 0,
+                prune: bool = True) -> SweepSpec:
+    """Stage 1: one TPE search per model over its declared space, seed 0; with `prune`, Optuna's median
+    rule with its startup default (5 trials) and 2 warm-up validations (`spec.Pruning`)."""
     entries = []
     for name in models:
         cls = get_model_class(name)
         if not cls.search_space:
             raise HBenchError(f"model {name!r} declares no search space; `hbench tune` needs one (see CONTRIBUTING.md)")
-        entries.append({"name": name, "search": {"method": "tpe", "trials": trials, "seed": search_seed,
-                                                 "space": cls.search_space}})
+        search: dict[str, Any] = {"method": "tpe", "trials": trials, "seed": search_seed, "space": cls.search_space}
+        if prune:
+            search["prune"] = {}
+        entries.append({"name": name, "search": search})
     return parse_spec({"name": f"tune-{Path(dataset).name}-search", "datasets": [dataset], "seeds": [0],
                        "protocol": protocol, "metric": metric, "train": dict(train or {}), "models": entries}, "tune")
 
@@ -62,7 +67,8 @@ def _winner_settings(search: SweepReport, model: str,
     run = runs.get(chosen[0].group_hash)
     if run is None:
         raise HBenchError(f"the run directory of {model!r}'s selected trial is missing under {search.out}")
-    train = {k: v for k, v in run.train.items() if k in TRAIN_KEYS and k != "lr"}
+    # A trial's pruning thresholds belong to its search, not to its configuration.
+    train = {k: v for k, v in run.train.items() if k in TRAIN_KEYS and k not in ("lr", "prune_below")}
     return dict(run.model_options), {**train, "lr": run.lr}
 
 
@@ -89,8 +95,8 @@ def seeds_spec(dataset: str, search: SweepReport, models: list[str], seeds: list
 
 def run_tuning(dataset: str, models: list[str], trials: int, seeds: list[int], out: Path, *, summarise: Summarise,
                train: dict[str, Any] | None = None, protocol: str | None = None, metric: str | None = None,
-               search_seed: int = 0, home: Path | None = None, executor: ExecutorOptions = ExecutorOptions(),
-               feedback: Feedback = QUIET) -> TuneReport:
+               search_seed: int = 0, prune: bool = True, home: Path | None = None,
+               executor: ExecutorOptions = ExecutorOptions(), feedback: Feedback = QUIET) -> TuneReport:
     """Search every model with the same budget on validation, then run each winner over `seeds`;
     `summarise` selects and writes the summary of each stage's sweep directory."""
     if trials < 1:
@@ -98,9 +104,10 @@ def run_tuning(dataset: str, models: list[str], trials: int, seeds: list[int], o
     if not models:
         raise HBenchError("--models names no model")
     first = search_spec(dataset, models, trials, train=train, protocol=protocol, metric=metric,
-                        search_seed=search_seed)
+                        search_seed=search_seed, prune=prune)
     budget = {"trials_per_model": trials, "trial_seeds": [0], "final_seeds": seeds, "train": dict(train or {}),
               "search": "Optuna TPE over each model's declared space, selection on validation only",
+              "pruning": "median rule: 5 startup trials, 2 warm-up validations" if prune else None,
               "spaces": {name: get_model_class(name).search_space for name in models}}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / TUNE_LOG, budget)
@@ -115,5 +122,6 @@ def run_tuning(dataset: str, models: list[str], trials: int, seeds: list[int], o
 
 def budget_text(budget: dict[str, Any]) -> str:
     """One sentence stating the budget every model got (for summaries and captions)."""
+    pruning = f", hopeless trials pruned ({budget['pruning']})" if budget.get("pruning") else ""
     return (f"Equal budget: every model had {budget['trials_per_model']} TPE trials (seed 0) over its declared "
-            f"search space, selected on validation, then {len(budget['final_seeds'])} seeds of the winner.")
+            f"search space{pruning}, selected on validation, then {len(budget['final_seeds'])} seeds of the winner.")

@@ -79,5 +79,6 @@ def tuning_budget(model: str, log: dict[str, Any] | None) -> str:
         return ""
     space = log.get("spaces", {}).get(model, {})
     axes = ", ".join(sorted(space)) or "its declared space"
-    return (f"{log['trials_per_model']} TPE trials over {axes} (seed 0, validation only), then "
+    pruned = ", median pruning" if log.get("pruning") else ""
+    return (f"{log['trials_per_model']} TPE trials over {axes} (seed 0, validation only{pruned}), then "
             f"{len(log['final_seeds'])} seeds of the winner")

@@ -3,7 +3,9 @@
 Uniform negative sampling (never a training item of the user), Riemannian Adam (plain Adam on ordinary
 parameters, Riemannian steps on geoopt ManifoldParameters), validation every `eval_every` epochs, early
 stopping on the validation metric with the best weights restored, and one test evaluation at the end.
-A non-finite loss or parameter ends the run with status `diverged`.
+A non-finite loss or parameter ends the run with status `diverged`. A search trial given `prune_below`
+thresholds stops after the k-th validation when its best value so far is below the k-th threshold; it then
+completes as an early-stopped run would (best checkpoint, test evaluation) and records `pruned_at_epoch`.
 
 Randomness comes from one seed through `numpy.random.SeedSequence`: independent streams for parameter
 initialisation and for sampling (order and negatives). The split and candidates are fixed by the prepared
@@ -141,6 +143,7 @@ class FitOutcome:
     best_valid: dict[str, float] = field(default_factory=dict)
     best_state: dict[str, torch.Tensor] | None = None
     epochs_run: int = 0
+    pruned_at_epoch: int | None = None  # the validation after which `prune_below` stopped the run
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -290,15 +293,23 @@ def _fit(
                 entry["valid"] = validate()
                 entry["eval_seconds"] = round(outcome.eval_seconds - before, 3)
                 stale = 0 if keep_if_best(entry["valid"], epoch) else stale + 1
+                evaluations = 1 + sum("valid" in h for h in history)
+                thresholds = config.prune_below or ()
+                if evaluations <= len(thresholds) and outcome.best_value < thresholds[evaluations - 1]:
+                    outcome.pruned_at_epoch = epoch
             history.append(entry)
             run_dir.write_history(history)
             on_epoch(entry)
-            if epoch < config.epochs and stale < config.patience:
+            if epoch < config.epochs and stale < config.patience and outcome.pruned_at_epoch is None:
                 save_resume_state(epoch, drawn.rng_state_after)
             bar.advance(1)
             bar.update(info=f"loss {entry['loss']:.4f}  best {metric} {outcome.best_value:.4f} @ {outcome.best_epoch}")
             if stale >= config.patience:
                 feedback.log(f"early stop at epoch {epoch}: no better {metric} in {config.patience} evaluations")
+                break
+            if outcome.pruned_at_epoch is not None:
+                feedback.log(f"pruned at epoch {epoch}: best {metric} {outcome.best_value:.4f} is below the search's "
+                             f"threshold for this validation")
                 break
     return outcome
 
@@ -443,6 +454,8 @@ def train_planned(planned: PlannedRun, *, force: bool = False, feedback: Feedbac
         "epochs_run": outcome.epochs_run, "valid": outcome.best_valid,
         "n_parameters": sum(p.numel() for p in model.parameters()),
     }
+    if outcome.pruned_at_epoch is not None:
+        summary["pruned_at_epoch"] = outcome.pruned_at_epoch
     if outcome.status == "completed":
         model.load_state_dict(outcome.best_state)
         model.eval()
