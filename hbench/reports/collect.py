@@ -75,10 +75,9 @@ def _tune_log(run_path: Path, cache: dict[Path, dict[str, Any] | None]) -> dict[
 
 def tuning_budget(model: str, log: dict[str, Any] | None) -> str:
     """What search chose a run's configuration, in words for a caption ("" for a run outside `hbench tune`)."""
-    if log is None:
+    if log is None or model not in log.get("spaces", {}):  # e.g. a baseline placed beside the tuned runs
         return ""
-    space = log.get("spaces", {}).get(model, {})
-    axes = ", ".join(sorted(space)) or "its declared space"
+    axes = ", ".join(sorted(log["spaces"][model])) or "its declared space"
     pruned = ", median pruning" if log.get("pruning") else ""
     return (f"{log['trials_per_model']} TPE trials over {axes} (seed 0, validation only{pruned}), then "
             f"{len(log['final_seeds'])} seeds of the winner")
