@@ -30,6 +30,7 @@ from hbench.runs import CONFIG, RecordedRun
 from hbench.ui import QUIET, Feedback
 
 TUNE_LOG = "tune.json"
+SEARCH_STAGE, SEEDS_STAGE = "search", "seeds"  # the two sweep directories of a tune output
 
 
 @dataclass(frozen=True)
@@ -111,12 +112,12 @@ def run_tuning(dataset: str, models: list[str], trials: int, seeds: list[int], o
               "spaces": {name: get_model_class(name).search_space for name in models}}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / TUNE_LOG, budget)
-    searched = execute_sweep(first, out / "search", summarise=summarise, home=home, executor=executor,
+    searched = execute_sweep(first, out / SEARCH_STAGE, summarise=summarise, home=home, executor=executor,
                              feedback=feedback)
     if searched.stopped_by_budget or searched.failed:
         raise HBenchError(f"the search did not finish ({searched.failed} failed cells); rerun to resume")
     final = execute_sweep(seeds_spec(dataset, searched, models, seeds, protocol=protocol, metric=metric),
-                          out / "seeds", summarise=summarise, home=home, executor=executor, feedback=feedback)
+                          out / SEEDS_STAGE, summarise=summarise, home=home, executor=executor, feedback=feedback)
     return TuneReport(out, searched, final, budget)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from hbench.errors import HBenchError
-from hbench.experiments.tune import TUNE_LOG
+from hbench.experiments.tune import SEARCH_STAGE, TUNE_LOG
 from hbench.models.registry import non_default_settings
 from hbench.runs import find_runs, run_variants, selected_groups
 
@@ -18,7 +18,9 @@ def collect_runs(root: Path, *, selected_only: bool = False) -> pd.DataFrame:
     """One row per finished (completed or diverged) run below `root`, metrics flattened as `valid/…`, `test/…`;
     runs of a sweep's named variants (ablations) carry the variant's name.
 
-    `selected_only`: below a sweep directory, only the configurations the sweep selected on validation.
+    `selected_only`: below a sweep directory, only the configurations the sweep selected on validation;
+    below an `hbench tune` output, only its seeds stage (the search's trials are the record of how the
+    winners were found, not results) unless `root` is the search stage itself.
     """
     if not Path(root).exists():
         raise HBenchError(f"results directory {root} does not exist")
@@ -32,6 +34,11 @@ def collect_runs(root: Path, *, selected_only: bool = False) -> pd.DataFrame:
         sweep = next((groups for path, groups in selections.items() if path in run_dir.path.parents), None)
         if sweep is not None and run.group_hash not in sweep:
             continue
+        tuned = _tune_folder(run_dir.path, budgets)
+        if selected_only and tuned is not None:
+            search = tuned / SEARCH_STAGE
+            if search in run_dir.path.resolve().parents and search not in (here := Path(root).resolve(), *here.parents):
+                continue
         row = {
             "path": str(run_dir.path),
             "dataset": run.dataset,
@@ -52,7 +59,7 @@ def collect_runs(root: Path, *, selected_only: bool = False) -> pd.DataFrame:
             "train_seconds": metrics.get("train_seconds"),
             "eval_seconds": metrics.get("eval_seconds"),
             "time_to_quality_seconds": metrics.get("time_to_quality_seconds"),  # absent from older runs
-            "tuning": tuning_budget(run.model, _tune_log(run_dir.path, budgets)),
+            "tuning": tuning_budget(run.model, budgets[tuned] if tuned is not None else None),
         }
         row.update({f"valid/{k}": v for k, v in metrics.get("valid", {}).items()})
         row.update({f"test/{k}": v for k, v in metrics.get("test", {}).items()})
@@ -62,14 +69,15 @@ def collect_runs(root: Path, *, selected_only: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _tune_log(run_path: Path, cache: dict[Path, dict[str, Any] | None]) -> dict[str, Any] | None:
-    """The `tune.json` of the `hbench tune` output a run lies in (its nearest ancestor holding one), or None."""
+def _tune_folder(run_path: Path, cache: dict[Path, dict[str, Any] | None]) -> Path | None:
+    """The `hbench tune` output a run lies in (its nearest ancestor holding a tune.json), or None; `cache`
+    gets each folder's parsed tune.json (None where there is none)."""
     for folder in run_path.resolve().parents:
         if folder not in cache:
             log = folder / TUNE_LOG
             cache[folder] = json.loads(log.read_text()) if log.is_file() else None
         if cache[folder] is not None:
-            return cache[folder]
+            return folder
     return None
 
 

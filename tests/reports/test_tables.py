@@ -127,7 +127,10 @@ def test_the_caption_states_the_budget_each_tuned_model_had(tmp_path: Path) -> N
         _write_run(tuned / "seeds", "bpr", seed, {"hr@10": 0.6, "ndcg@10": 0.4})
     _write_run(tmp_path / "untuned", "pop", 0, {"hr@10": 0.5, "ndcg@10": 0.2})
     _write_run(tuned / "baselines", "pop", 1, {"hr@10": 0.5, "ndcg@10": 0.2}, group="pop-beside")  # not searched
-    (table,) = build_tables(collect_runs(tmp_path))
+    _write_run(tuned / "search", "bpr", 0, {"hr@10": 0.9, "ndcg@10": 0.9}, group="a-trial")  # a search record
+    (table,) = build_tables(collect_runs(tmp_path, selected_only=True))
+    assert [r.label for r in table.rows if r.model == "bpr"] == ["bpr"]  # the search's trials are not results
+    assert len(collect_runs(tuned / "search", selected_only=True)) == 1  # unless the search is asked for
     assert ("Tuning budget: bpr: 12 TPE trials over lr, reg (seed 0, validation only), then 3 seeds of the winner; "
             "pop [pop-be], pop [popNon]: not tuned (defaults or given settings).") in table.caption()
     (alone,) = build_tables(collect_runs(tmp_path / "untuned"))
