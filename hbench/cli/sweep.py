@@ -195,7 +195,7 @@ def tune(
     metric: Annotated[str | None, typer.Option(help="Validation metric that selects (default: the protocol's).")] = None,
     search_seed: Annotated[int, typer.Option("--search-seed", help="Seed of the TPE sampler.")] = 0,
     prune: Annotated[bool, typer.Option("--prune/--no-prune", help="Stop hopeless trials by the median rule on "
-                                        "their validations (after 5 finished trials and 2 validations).")] = True,
+                                        "their validations (Optuna's MedianPruner rule; tune.json records its settings).")] = True,
     out: Out = None,
     executor: Executor = "sequential",
     jobs: Jobs = 1,

@@ -23,7 +23,7 @@ from hbench.atomic import write_json
 from hbench.errors import HBenchError
 from hbench.experiments.execution import ExecutorOptions
 from hbench.experiments.selection import SweepReport
-from hbench.experiments.spec import TRAIN_KEYS, SweepSpec, parse_spec
+from hbench.experiments.spec import TRAIN_KEYS, Pruning, SweepSpec, parse_spec
 from hbench.experiments.sweep import Summarise, execute_sweep
 from hbench.models.registry import get_model_class
 from hbench.runs import CONFIG, RecordedRun
@@ -45,7 +45,7 @@ def search_spec(dataset: str, models: list[str], trials: int, *, train: dict[str
                 protocol: str | None = None, metric: str | None = None, search_seed: int = 0,
                 prune: bool = True) -> SweepSpec:
     """Stage 1: one TPE search per model over its declared space, seed 0; with `prune`, Optuna's median
-    rule with its startup default (5 trials) and 2 warm-up validations (`spec.Pruning`)."""
+    rule at `spec.Pruning`'s defaults."""
     entries = []
     for name in models:
         cls = get_model_class(name)
@@ -108,7 +108,7 @@ def run_tuning(dataset: str, models: list[str], trials: int, seeds: list[int], o
                         search_seed=search_seed, prune=prune)
     budget = {"trials_per_model": trials, "trial_seeds": [0], "final_seeds": seeds, "train": dict(train or {}),
               "search": "Optuna TPE over each model's declared space, selection on validation only",
-              "pruning": "median rule: 5 startup trials, 2 warm-up validations" if prune else None,
+              "pruning": pruning_text(Pruning()) if prune else None,
               "spaces": {name: get_model_class(name).search_space for name in models}}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / TUNE_LOG, budget)
@@ -126,3 +126,20 @@ def budget_text(budget: dict[str, Any]) -> str:
     pruning = f", hopeless trials pruned ({budget['pruning']})" if budget.get("pruning") else ""
     return (f"Equal budget: every model had {budget['trials_per_model']} TPE trials (seed 0) over its declared "
             f"search space{pruning}, selected on validation, then {len(budget['final_seeds'])} seeds of the winner.")
+
+
+def pruning_text(pruning: Pruning) -> str:
+    """The pruning rule in words, as tune.json records it."""
+    return (f"median rule: {pruning.startup_trials} startup trials, {pruning.warmup_evaluations} warm-up "
+            "validations")
+
+
+def model_budget_text(budget: dict[str, Any] | None, model: str) -> str:
+    """What search chose `model`'s configuration under a tune.json `budget`, for a table caption ("" when
+    there is no budget or the tune did not search that model, e.g. a baseline placed beside its runs)."""
+    if budget is None or model not in budget.get("spaces", {}):
+        return ""
+    axes = ", ".join(sorted(budget["spaces"][model])) or "its declared space"
+    pruned = ", median pruning" if budget.get("pruning") else ""
+    return (f"{budget['trials_per_model']} TPE trials over {axes} (seed 0, validation only{pruned}), then "
+            f"{len(budget['final_seeds'])} seeds of the winner")

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from hbench.errors import HBenchError
-from hbench.experiments.tune import SEARCH_STAGE, TUNE_LOG
+from hbench.experiments.tune import SEARCH_STAGE, TUNE_LOG, model_budget_text
 from hbench.models.registry import non_default_settings
 from hbench.runs import find_runs, run_variants, selected_groups
 
@@ -59,7 +59,7 @@ def collect_runs(root: Path, *, selected_only: bool = False) -> pd.DataFrame:
             "train_seconds": metrics.get("train_seconds"),
             "eval_seconds": metrics.get("eval_seconds"),
             "time_to_quality_seconds": metrics.get("time_to_quality_seconds"),  # absent from older runs
-            "tuning": tuning_budget(run.model, budgets[tuned] if tuned is not None else None),
+            "tuning": model_budget_text(budgets[tuned] if tuned is not None else None, run.model),
         }
         row.update({f"valid/{k}": v for k, v in metrics.get("valid", {}).items()})
         row.update({f"test/{k}": v for k, v in metrics.get("test", {}).items()})
@@ -80,12 +80,3 @@ def _tune_folder(run_path: Path, cache: dict[Path, dict[str, Any] | None]) -> Pa
             return folder
     return None
 
-
-def tuning_budget(model: str, log: dict[str, Any] | None) -> str:
-    """What search chose a run's configuration, in words for a caption ("" for a run outside `hbench tune`)."""
-    if log is None or model not in log.get("spaces", {}):  # e.g. a baseline placed beside the tuned runs
-        return ""
-    axes = ", ".join(sorted(log["spaces"][model])) or "its declared space"
-    pruned = ", median pruning" if log.get("pruning") else ""
-    return (f"{log['trials_per_model']} TPE trials over {axes} (seed 0, validation only{pruned}), then "
-            f"{len(log['final_seeds'])} seeds of the winner")

@@ -6,8 +6,8 @@ element-wise updates, scatter three results back. Each is a separate dispatch ov
 on a CPU their overhead and memory traffic were most of a BPR epoch (profile in benchmarks/results/peers.md).
 Here the same arithmetic runs as two loops compiled by Numba:
 
-1. over the index entries, in order: give each new row the next position, add its gradient row to the
-   position's sum (the order of additions is the index order, as `index_add_`'s);
+1. mark the rows the index reads, number them in ascending order by one scan over the table's rows, then
+   add each index entry's gradient row to its row's sum (in index order, as `index_add_` adds);
 2. over the touched rows (ascending, split between the CPU's threads: rows are distinct): Adam's moment
    updates and the step, in place on the table and its moments, one row at a time while it is in cache.
 
@@ -58,13 +58,13 @@ def _sum_rows(index: np.ndarray, grad: np.ndarray, position: np.ndarray, rows: n
     return count
 
 
-# error_model="numpy": a division by zero gives inf as in torch instead of a Python exception, which also
-# lets the compiler vectorise the loops (the Python model checks every divisor).
 # Numba's default thread pool ("workqueue") aborts the process when two threads launch parallel kernels at
 # once (two trainings in threads of one notebook): the parallel update is entered by one thread at a time.
 _PARALLEL_KERNEL = threading.Lock()
 
 
+# error_model="numpy": a division by zero gives inf as in torch instead of a Python exception, which also
+# lets the compiler vectorise the loops (the Python model checks every divisor).
 @numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def _adam_rows(table: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, rows: np.ndarray,
                summed: np.ndarray, count: int, step: np.floating, one_minus_beta1: np.floating, beta2: np.floating,
