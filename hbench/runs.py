@@ -256,10 +256,6 @@ class RecordedRun:
             features=dataset.get("features"),
         )
 
-    @classmethod
-    def read(cls, path: Path) -> RecordedRun:
-        return RunDirectory(Path(path)).read_run()
-
     @property
     def seed(self) -> int:
         return self.train["seed"]

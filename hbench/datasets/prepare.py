@@ -41,6 +41,7 @@ from hbench.datasets.download import (
     record_hashes,
     unverified_names,
 )
+from hbench.datasets.graph import UserItemGraph
 from hbench.datasets.images import INDEX as IMAGE_INDEX
 from hbench.datasets.images import ImageStore, item_keys, write_image_store
 from hbench.datasets.preprocess import PART_NAMES, Preprocessed, has_time, preprocess
@@ -55,11 +56,8 @@ from hbench.datasets.splits import (
     SeedStreams,
     Split,
     check_ratios,
-    is_member,
     make_split,
-    positive_keys,
     sample_negatives,
-    sorted_unique,
 )
 from hbench.datasets.store import (
     MANIFEST,
@@ -201,11 +199,11 @@ def _interaction_frame(raw: RawData, split_kind: str) -> tuple[pd.DataFrame, boo
     return frame, given["valid"] is not None
 
 
-def _warn_leaks(split: Split, n_items: int, feedback: Feedback) -> None:
+def _warn_leaks(split: Split, n_users: int, n_items: int, feedback: Feedback) -> None:
     """Tell the user when evaluation targets also occur in training (a shipped split may do so)."""
-    train_keys = sorted_unique(split.train.users * n_items + split.train.items)
+    train = UserItemGraph.from_parts([split.train], n_users, n_items)
     for name, part in (("validation", split.valid), ("test", split.test)):
-        overlap = int(is_member(train_keys, part.users * n_items + part.items).sum())
+        overlap = int(train.contains(part.users, part.items).sum())
         if overlap:
             feedback.warn(
                 f"{overlap} {name} targets are also training interactions of the same user (repeats, or as "
@@ -219,10 +217,10 @@ def _sample_all_negatives(
     """Validation and test candidates (separate draws), or none when `negatives` is 0."""
     if options.negatives <= 0:
         return None, None
-    positives = positive_keys(split, n_items)
+    positives = UserItemGraph.from_parts(split.parts(), n_users, n_items)
     with feedback.progress("sampling negatives", total=2 * n_users, unit="users") as task:
-        valid = sample_negatives(positives, n_users, n_items, options.negatives, streams.valid_negatives, task.advance)
-        test = sample_negatives(positives, n_users, n_items, options.negatives, streams.test_negatives, task.advance)
+        valid = sample_negatives(positives, options.negatives, streams.valid_negatives, task.advance)
+        test = sample_negatives(positives, options.negatives, streams.test_negatives, task.advance)
     return valid, test
 
 
@@ -471,5 +469,5 @@ def _split(
         has_valid=has_valid,
         rng=streams.split,
     )
-    _warn_leaks(split, cleaned.n_items, feedback)
+    _warn_leaks(split, cleaned.n_users, cleaned.n_items, feedback)
     return split

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from hbench.datasets.graph import UserItemGraph
 from hbench.datasets.preprocess import has_time, stable_argsort, time_sort_keys
 from hbench.datasets.spec import SplitOrder
 from hbench.datasets.store import Interactions
@@ -191,46 +192,23 @@ def make_split(
     raise HBenchError(f"unknown split {kind!r}; choose loo, ratio or fixed")
 
 
-def positive_keys(split: Split, n_items: int) -> np.ndarray:
-    """Sorted unique `user * n_items + item` of every interaction in train, validation and test."""
-    users = np.concatenate([p.users for p in split.parts()]).astype(np.int64)
-    items = np.concatenate([p.items for p in split.parts()]).astype(np.int64)
-    return sorted_unique(users * n_items + items)
-
-
-def sorted_unique(values: np.ndarray) -> np.ndarray:
-    """`np.unique` by sorting: several times faster than the hash-based path numpy 2 takes for integers."""
-    values = np.sort(values)
-    return values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
-
-
-def is_member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Whether each of `keys` occurs in the sorted array `sorted_keys` (a binary search per key)."""
-    if len(sorted_keys) == 0:
-        return np.zeros(keys.shape, dtype=bool)
-    where = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return sorted_keys[where] == keys
-
-
 def sample_negatives(
-    positives: np.ndarray,
-    n_users: int,
-    n_items: int,
+    positives: UserItemGraph,
     count: int,
     rng: np.random.Generator,
     advance: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """For every user, `count` distinct items that are never among its positives, as int32 [n_users, count].
 
-    `positives` is the sorted array of `user * n_items + item` keys (see `positive_keys`). Users are
+    `positives` holds every pair of train, validation and test (`UserItemGraph.from_parts(split.parts())`). Users are
     processed in fixed blocks by rejection sampling: draw more candidates than needed, drop positives
     and repeats, keep the first `count` in draw order; a user left short (many positives) is filled by an
     exact draw from its complement. `advance(n)` reports n more users done.
     """
+    n_users, n_items = positives.n_users, positives.n_items
     if count <= 0:
         return np.zeros((n_users, 0), dtype=np.int32)
-    degree = np.bincount(positives // n_items, minlength=n_users)
-    free = n_items - degree
+    free = n_items - positives.user_degree
     if (free < count).any():
         user = int(np.argmin(free))
         raise HBenchError(
@@ -242,21 +220,21 @@ def sample_negatives(
     draws = int(count * 1.25) + 16
     for start in range(0, n_users, NEGATIVE_BLOCK):
         stop = min(start + NEGATIVE_BLOCK, n_users)
-        out[start:stop] = _sample_block(positives, start, stop, n_items, count, draws, rng)
+        out[start:stop] = _sample_block(positives, start, stop, count, draws, rng)
         if advance is not None:
             advance(stop - start)
     return out
 
 
 def _sample_block(
-    positives: np.ndarray, start: int, stop: int, n_items: int, count: int, draws: int, rng: np.random.Generator
+    positives: UserItemGraph, start: int, stop: int, count: int, draws: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Negatives for users `start..stop-1` (see `sample_negatives`)."""
-    n = stop - start
+    n, n_items = stop - start, positives.n_items
     users = np.arange(start, stop, dtype=np.int64)[:, None]
     candidates = rng.integers(0, n_items, size=(n, draws), dtype=np.int64)
     keys = users * n_items + candidates
-    is_positive = is_member(positives, keys)
+    is_positive = positives.contains(users, candidates)
     # First occurrence of each key in row-major (draw) order marks the row's distinct candidates.
     first = np.zeros(keys.size, dtype=bool)
     first[np.unique(keys.ravel(), return_index=True)[1]] = True
@@ -267,14 +245,12 @@ def _sample_block(
     complete = rank[:, -1] >= count
     block[complete] = candidates[take & complete[:, None]].reshape(-1, count)
     for row in np.flatnonzero(~complete):
-        block[row] = _exact_negatives(positives, start + int(row), n_items, count, rng)
+        block[row] = _exact_negatives(positives, start + int(row), count, rng)
     return block
 
 
-def _exact_negatives(
-    positives: np.ndarray, user: int, n_items: int, count: int, rng: np.random.Generator
-) -> np.ndarray:
+def _exact_negatives(positives: UserItemGraph, user: int, count: int, rng: np.random.Generator) -> np.ndarray:
     """`count` distinct non-positive items of one user, drawn without replacement from its complement."""
-    lo, hi = np.searchsorted(positives, [user * n_items, (user + 1) * n_items])
-    complement = np.setdiff1d(np.arange(n_items), positives[lo:hi] - user * n_items, assume_unique=True)
+    own = positives.items[positives.indptr[user]:positives.indptr[user + 1]]
+    complement = np.setdiff1d(np.arange(positives.n_items), own, assume_unique=True)
     return rng.choice(complement, size=count, replace=False).astype(np.int32)

@@ -20,15 +20,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from hbench.atomic import read_json, sha256_file, sha256_json, write_json
-from hbench.datasets.graph import TrainingGraph
+from hbench.datasets.graph import UserItemGraph
 from hbench.errors import HBenchError
 from hbench.paths import check_slug
+
+Stage = Literal["train", "valid", "test"]
+STAGES: tuple[str, ...] = ("train", "valid", "test")
 
 MANIFEST = "manifest.json"
 SPLIT_FILES = ("train.parquet", "valid.parquet", "test.parquet")
@@ -125,11 +128,28 @@ class PreparedDataset:
     valid_negatives: np.ndarray | None
     test_negatives: np.ndarray | None
     manifest: dict[str, Any] = field(repr=False)
+    _pairs_through: dict[str, UserItemGraph] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @cached_property
-    def train_graph(self) -> TrainingGraph:
+    def train_graph(self) -> UserItemGraph:
         """The training pairs as one CSR graph, built on first use (sampling, masking and graph models read it)."""
-        return TrainingGraph.from_interactions(self.train, self.n_users, self.n_items)
+        return UserItemGraph.from_parts([self.train], self.n_users, self.n_items)
+
+    def pairs_through(self, stage: Stage) -> UserItemGraph:
+        """The pairs known up to and including `stage`: train; train and valid; or train, valid and test.
+
+        Full ranking at a stage masks `pairs_through(stage)` (the training items and the stage's own
+        targets, plus the validation items at test); recommendations exclude the pairs before the stage
+        they serve. Built once per stage and kept: validation runs every epoch.
+        """
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {', '.join(STAGES)}, not {stage!r}")
+        if stage == "train":
+            return self.train_graph
+        if stage not in self._pairs_through:
+            parts = [self.train, self.valid] + ([self.test] if stage == "test" else [])
+            self._pairs_through[stage] = UserItemGraph.from_parts(parts, self.n_users, self.n_items)
+        return self._pairs_through[stage]
 
     def __repr__(self) -> str:
         return (f"<dataset {self.name}: {self.n_users:,} users, {self.n_items:,} items, train {len(self.train):,} / "

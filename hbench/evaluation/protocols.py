@@ -39,9 +39,9 @@ def evaluate(
     """Per-user metrics of `reps` on the validation (`stage="valid"`) or test split of `dataset`."""
     spec = get_protocol(protocol)
     if stage == "valid":
-        targets, exclude, negatives = dataset.valid, [dataset.train], dataset.valid_negatives
+        targets, negatives = dataset.valid, dataset.valid_negatives
     elif stage == "test":
-        targets, exclude, negatives = dataset.test, [dataset.train, dataset.valid], dataset.test_negatives
+        targets, negatives = dataset.test, dataset.test_negatives
     else:
         raise ValueError(f"stage must be 'valid' or 'test', not {stage!r}")
     if len(targets) == 0:
@@ -58,7 +58,7 @@ def evaluate(
         return per_user_metrics(counts.users, counts.n_ge, counts.n_neg, ks, metrics)
 
     def full(metrics: Sequence[str]) -> pd.DataFrame:
-        counts = count_full(reps, targets, exclude, feedback=feedback, description=label)
+        counts = count_full(reps, targets, dataset.pairs_through(stage), feedback=feedback, description=label)
         return per_user_metrics(counts.users, counts.n_ge, counts.n_neg, ks, metrics)
 
     ranked_on: dict[Candidates, Callable[[Sequence[str]], pd.DataFrame]] = {"sampled": sampled, "all": full}

@@ -3,20 +3,21 @@
 For every (user, target) pair the output is `n_ge`, the number of the user's negatives scoring at least
 as high as the target, and `n_neg`, the number of negatives (see `metrics.py` for what follows).
 
-Full ranking scores a block of users against all items with one matrix product, sets excluded items
-(training items, validation items at test time, and the targets themselves) to −inf from sparse indices,
+Full ranking scores a block of users against all items with one matrix product, sets the masked pairs
+(`PreparedDataset.pairs_through(stage)`: training items, the targets themselves, validation items at test
+time) to −inf from the mask's CSR,
 and compares each target's score with its user's row. Block sizes are chosen so that a block's score
 matrix stays within `budget_elements`; nothing of size users × items is ever built, on host or device.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from hbench.datasets.graph import UserItemGraph, concatenated_ranges
 from hbench.datasets.store import Interactions
 from hbench.errors import HBenchError
 from hbench.geometry import Representations
@@ -48,31 +49,6 @@ def _sorted_by_user(part: Interactions) -> tuple[np.ndarray, np.ndarray]:
     return part.users[order], part.items[order]
 
 
-def _csr_offsets(sorted_users: np.ndarray, n_users: int) -> np.ndarray:
-    return np.searchsorted(sorted_users, np.arange(n_users + 1), side="left")
-
-
-def _ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row index, flat index) of every element in the concatenated slices [starts[i], ends[i])."""
-    lengths = ends - starts
-    rows = np.repeat(np.arange(len(starts)), lengths)
-    flat = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
-    return rows, flat
-
-
-def _unique_pairs_by_user(parts: Sequence[Interactions], extra_users: np.ndarray, extra_items: np.ndarray,
-                          n_items: int) -> tuple[np.ndarray, np.ndarray]:
-    """All (user, item) pairs of `parts` plus the extra ones, sorted by user, each pair once.
-
-    A pair listed twice (say in train and test of a noisy custom split) must be excluded once, or the
-    number of negatives would be undercounted.
-    """
-    users = np.concatenate([p.users for p in parts] + [extra_users])
-    items = np.concatenate([p.items for p in parts] + [extra_items])
-    keys = np.unique(users.astype(np.int64) * n_items + items)
-    return keys // n_items, keys % n_items
-
-
 def _user_blocks(cost_per_user: np.ndarray, budget: int) -> list[tuple[int, int]]:
     """Consecutive index ranges whose summed cost stays near `budget` (at least one user per block)."""
     cumulative = np.cumsum(cost_per_user)
@@ -95,26 +71,31 @@ def _count_at_least(scores: torch.Tensor, thresholds: torch.Tensor) -> torch.Ten
 def count_full(
     reps: Representations,
     targets: Interactions,
-    exclude: Sequence[Interactions],
+    masked: UserItemGraph,
     *,
     budget_elements: int | None = None,
     feedback: Feedback = QUIET,
     description: str = "ranking",
 ) -> TargetCounts:
-    """Rank every target against all items the user has not interacted with in `exclude` or `targets`.
+    """Rank every target against all items that `masked` does not pair with the user.
 
-    `budget_elements`: scores per block (default: `default_budget` of the representations' device).
+    `masked` must contain every target pair (a target is no negative of itself, nor of the user's other
+    targets): at a dataset's stage it is `dataset.pairs_through(stage)`. `budget_elements`: scores per
+    block (default: `default_budget` of the representations' device).
     """
     n_users, n_items = reps.users.shape[0], reps.items.shape[0]
     if n_items >= 1 << 24:
         raise HBenchError(f"full ranking supports fewer than 2^24 items, not {n_items} (its counts are float32 sums)")
     device = reps.items.device
     budget_elements = budget_elements or default_budget(device)
+    if (masked.n_users, masked.n_items) != (n_users, n_items):
+        raise ValueError(f"the mask is {masked.n_users} users × {masked.n_items} items, the representations "
+                         f"{n_users} × {n_items}")
     t_users, t_items = _sorted_by_user(targets)
-    ex_users, ex_items = _unique_pairs_by_user(exclude, t_users, t_items, n_items)
-    ex_offsets = _csr_offsets(ex_users, n_users)
-    t_offsets = _csr_offsets(t_users, n_users)
-    n_neg_of_user = n_items - np.diff(ex_offsets)
+    if not masked.contains(t_users, t_items).all():
+        raise ValueError("every target pair must be masked (it would count as a negative of itself)")
+    t_offsets = np.searchsorted(t_users, np.arange(n_users + 1))
+    n_neg_of_user = n_items - masked.user_degree
 
     target_users = np.unique(t_users)
     # A block costs its score matrix plus one gathered row per target after a user's first (the first
@@ -127,10 +108,10 @@ def count_full(
         for lo, hi in blocks:
             block_users = target_users[lo:hi]
             scores = reps.geometry.score_matrix(reps.users[to_device(block_users)], cache)
-            t_rows, t_flat = _ranges(t_offsets[block_users], t_offsets[block_users + 1])
+            t_rows, t_flat = concatenated_ranges(t_offsets[block_users], t_offsets[block_users + 1])
             target_scores = scores[to_device(t_rows), to_device(t_items[t_flat])]
-            e_rows, e_flat = _ranges(ex_offsets[block_users], ex_offsets[block_users + 1])
-            scores[to_device(e_rows), to_device(ex_items[e_flat])] = -torch.inf
+            m_rows, m_edges = masked.edges_of(block_users)
+            scores[to_device(m_rows), to_device(masked.items[m_edges])] = -torch.inf
             # Targets are grouped by row, so a row's first target is where the row index changes; every
             # row has one. Later targets compare against gathered copies of their rows, before the block
             # itself is overwritten by the in-place comparison of the first targets.

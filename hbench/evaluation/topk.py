@@ -1,41 +1,32 @@
 """Ranked lists: each user's best-scored items, for recommendations and exported run files.
 
 Users are scored in blocks against all items (one `score_matrix` product per block, as full-ranking
-evaluation does), excluded items (the user's training items, say) are set to −inf, and each row is sorted.
+evaluation does), excluded items (a `UserItemGraph`: the user's training items, say) are set to −inf, and each row is sorted.
 The sort is stable on the item index, so equal scores list the lower internal item id first (evaluation
 itself treats ties pessimistically; with continuous scores ties do not occur in practice).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pandas as pd
-import scipy.sparse
 import torch
 
-from hbench.datasets.store import Interactions
+from hbench.datasets.graph import UserItemGraph
 from hbench.geometry import Representations
 
 BLOCK_SCORES = 1 << 24  # scores held at once per block (64 MiB of float32)
 
 
-def _membership(parts: Sequence[Interactions], n_users: int, n_items: int) -> scipy.sparse.csr_matrix:
-    users = np.concatenate([p.users for p in parts]) if parts else np.zeros(0, np.int64)
-    items = np.concatenate([p.items for p in parts]) if parts else np.zeros(0, np.int64)
-    return scipy.sparse.csr_matrix((np.ones(len(users), np.int8), (users, items)), shape=(n_users, n_items))
-
-
-def top_k(reps: Representations, users: np.ndarray, exclude: Sequence[Interactions], k: int) -> pd.DataFrame:
-    """The `k` best items of each of `users` (internal ids) that none of `exclude` pairs with the user.
+def top_k(reps: Representations, users: np.ndarray, exclude: UserItemGraph, k: int) -> pd.DataFrame:
+    """The `k` best items of each of `users` (internal ids) that `exclude` does not pair with the user
+    (recommendations after training: `dataset.train_graph`; a test run file: `dataset.pairs_through("valid")`).
 
     A long frame: user, rank (1 = best), item, score (the geometry's ranking score, higher is better);
     a user with fewer than `k` allowed items gets fewer rows.
     """
-    n_users, n_items = reps.users.shape[0], reps.items.shape[0]
+    n_items = reps.items.shape[0]
     users = np.asarray(users, dtype=np.int64)
-    excluded = _membership(exclude, n_users, n_items)
     cache = reps.geometry.item_cache(reps.items)
     block = max(1, BLOCK_SCORES // max(n_items, 1))
     k = min(k, n_items)
@@ -44,8 +35,9 @@ def top_k(reps: Representations, users: np.ndarray, exclude: Sequence[Interactio
         for lo in range(0, len(users), block):
             block_users = users[lo:lo + block]
             scores = reps.geometry.score_matrix(reps.users[torch.from_numpy(block_users).to(reps.users.device)], cache)
-            mask = excluded[block_users].tocoo()
-            scores[torch.from_numpy(mask.row).long(), torch.from_numpy(mask.col).long()] = -torch.inf
+            rows, edges = exclude.edges_of(block_users)
+            device = scores.device
+            scores[torch.from_numpy(rows).to(device), torch.from_numpy(exclude.items[edges]).to(device)] = -torch.inf
             values, items = torch.sort(scores, dim=1, descending=True, stable=True)
             values, items = values[:, :k].cpu().numpy(), items[:, :k].cpu().numpy()
             keep = np.isfinite(values)

@@ -26,7 +26,7 @@ from hbench.experiments.selection import SweepReport
 from hbench.experiments.spec import TRAIN_KEYS, Pruning, SweepSpec, parse_spec
 from hbench.experiments.sweep import Summarise, execute_sweep
 from hbench.models.registry import get_model_class
-from hbench.runs import CONFIG, RecordedRun
+from hbench.runs import CONFIG, RecordedRun, RunDirectory
 from hbench.ui import QUIET, Feedback
 
 TUNE_LOG = "tune.json"
@@ -77,7 +77,7 @@ def _runs_by_group(root: Path) -> dict[str, RecordedRun]:
     """The first run directory (in path order) of every configuration below `root`."""
     runs: dict[str, RecordedRun] = {}
     for config_path in sorted(root.rglob(CONFIG)):
-        run = RecordedRun.read(config_path.parent)
+        run = RunDirectory(config_path.parent).read_run()
         runs.setdefault(run.group_hash, run)
     return runs
 

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hbench.datasets.store import Interactions
+from hbench.datasets.graph import UserItemGraph
 from hbench.errors import HBenchError
 from hbench.geometry import PoincareDistance, Representations, SquaredEuclidean
 from hbench.geometry.poincare import poincare_distance
@@ -105,12 +105,10 @@ class HVACFOptions(VACFOptions):
 
 
 class _Histories:
-    """Each user's distinct training items (sorted by user) and uniform choices of up to L of them."""
+    """Uniform choices of up to L of each user's distinct training items (read from the training graph)."""
 
-    def __init__(self, train: Interactions, n_users: int, n_items: int) -> None:
-        keys = np.unique(train.users.astype(np.int64) * n_items + train.items.astype(np.int64))
-        self.items = keys % n_items
-        self.offsets = np.searchsorted(keys // n_items, np.arange(n_users + 1), side="left")
+    def __init__(self, graph: UserItemGraph) -> None:
+        self.graph = graph
 
     def choose(self, users: np.ndarray, size: int, generator: torch.Generator,
                exclude: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,14 +117,12 @@ class _Histories:
 
         One random key per history entry (drawn from `generator`); each row keeps its smallest keys.
         """
-        starts, ends = self.offsets[users], self.offsets[users + 1]
-        lengths = ends - starts
-        rows = np.repeat(np.arange(len(users)), lengths)
+        rows, edges = self.graph.edges_of(users)
+        lengths = np.diff(self.graph.indptr)[users]
         first = np.cumsum(lengths) - lengths  # where each row's entries begin in the flat arrays
-        flat = np.arange(lengths.sum()) - np.repeat(first, lengths) + np.repeat(starts, lengths)
-        items = self.items[flat]
-        keys = torch.rand(len(flat), generator=generator, dtype=torch.float64).numpy()
-        valid = np.ones(len(flat), dtype=bool) if exclude is None else items != np.asarray(exclude)[rows]
+        items = self.graph.items[edges]
+        keys = torch.rand(len(edges), generator=generator, dtype=torch.float64).numpy()
+        valid = np.ones(len(edges), dtype=bool) if exclude is None else items != np.asarray(exclude)[rows]
         keys[~valid] = 2.0  # after every valid entry of the row
         order = np.lexsort((keys, rows))  # rows stay grouped (they already are); keys ascending within a row
         rank = np.arange(len(order)) - first[rows[order]]
@@ -176,7 +172,7 @@ class VACF(Recommender):
             self.register_buffer("features", item_features(context, self.name, normalize=options.normalize_features),
                                  persistent=False)  # frozen input, not saved in checkpoints
         self.ball = geoopt.PoincareBall(c=options.c, learnable=options.learnable_c) if options.hyperbolic else None
-        self._histories = _Histories(context.train, context.n_users, context.n_items)
+        self._histories = _Histories(context.training_graph())
         # Two seeds from the initialisation stream: the training neighbour draws, and the evaluation choice.
         train_seed, eval_seed = (int(s) for s in torch.randint(0, 2**62, (2,), generator=g))
         self._neighbour_generator = torch.Generator().manual_seed(train_seed)

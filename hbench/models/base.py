@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hbench.config import Range, setting
-from hbench.datasets.graph import TrainingGraph
+from hbench.datasets.graph import UserItemGraph
 from hbench.datasets.store import Interactions
 from hbench.geometry import GeometryFamily, Representations
 from hbench.models.rows import RowGradients, gather_rows
@@ -56,11 +56,11 @@ class ModelContext:
     # Frozen image features [n_items, F] (float32) for models with `needs_features`; None otherwise.
     item_features: torch.Tensor | None = None
     # The prepared split's cached training graph; built from `train` when not given (tests, notebooks).
-    graph: TrainingGraph | None = None
+    graph: UserItemGraph | None = None
 
-    def training_graph(self) -> TrainingGraph:
-        return self.graph if self.graph is not None else TrainingGraph.from_interactions(self.train, self.n_users,
-                                                                                          self.n_items)
+    def training_graph(self) -> UserItemGraph:
+        return self.graph if self.graph is not None else UserItemGraph.from_parts([self.train], self.n_users,
+                                                                                   self.n_items)
 
 
 @dataclass

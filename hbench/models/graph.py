@@ -1,6 +1,6 @@
 """What graph models share: the training graph's normalised adjacency on the model's device, and propagation.
 
-The adjacency comes from the prepared split (`TrainingGraph.adjacency`, built once and cached there); a
+The adjacency comes from the prepared split (`UserItemGraph.adjacency`, built once and cached there); a
 model keeps it as a plain attribute, not a buffer, because it is data, not a parameter: checkpoints stay
 the size of the embeddings, and a restored model rebuilds it from the same split.
 """
@@ -12,13 +12,13 @@ import warnings
 import numpy as np
 import torch
 
-from hbench.datasets.graph import TrainingGraph
+from hbench.datasets.graph import UserItemGraph
 
 
 class Propagation:
     """K layers of parameter-free propagation E⁽ᵏ⁺¹⁾ = Â E⁽ᵏ⁾ over the bipartite graph (users first)."""
 
-    def __init__(self, graph: TrainingGraph, normalisation: str) -> None:
+    def __init__(self, graph: UserItemGraph, normalisation: str) -> None:
         matrix = graph.adjacency(normalisation)  # type: ignore[arg-type]
         with warnings.catch_warnings():  # torch calls its CSR support "beta"; sparse @ dense with autograd works
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")

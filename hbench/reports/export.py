@@ -52,7 +52,7 @@ def test_ranking(run: RestoredRun, k: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         ranking = rank_candidates(reps, test.users[order], candidates)
         ranking = ranking[ranking["rank"] <= k]
     else:
-        ranking = top_k(reps, users, [dataset.train, dataset.valid], k)
+        ranking = top_k(reps, users, dataset.pairs_through("valid"), k)
     ranking = ranking.assign(user=run.user_ids[ranking["user"]], item=run.item_ids[ranking["item"]])
     qrels = pd.DataFrame({"user": run.user_ids[test.users], "item": run.item_ids[test.items], "relevance": 1})
     return ranking.reset_index(drop=True), qrels.drop_duplicates(["user", "item"]).reset_index(drop=True)

@@ -119,7 +119,7 @@ class RestoredRun:
         if k < 1:
             raise HBenchError(f"--k must be at least 1, got {k}")
         internal = np.arange(self.dataset.n_users) if users is None else self.internal_users(users)
-        ranked = top_k(self.representations(), internal, [self.dataset.train], k)
+        ranked = top_k(self.representations(), internal, self.dataset.train_graph, k)
         return ranked.assign(user=self.user_ids[ranked["user"]], item=self.item_ids[ranked["item"]])
 
 

@@ -1,7 +1,7 @@
 """Uniform negative sampling that never returns one of the user's training items, a whole epoch at a time.
 
 Rejection sampling, vectorised: draw uniformly, look each (user, item) up in the training graph's sorted
-keys (`TrainingGraph.contains`), redraw only the rejected entries. With training density far below 1 a
+keys (`UserItemGraph.contains`), redraw only the rejected entries. With training density far below 1 a
 handful of rounds suffice; users who have interacted with almost every item are caught before sampling
 starts.
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from hbench.datasets.graph import TrainingGraph
+from hbench.datasets.graph import UserItemGraph
 from hbench.datasets.store import Interactions
 from hbench.errors import HBenchError
 
@@ -43,12 +43,12 @@ class NegativeSampler:
     train: Interactions
     n_items: int
     rng: np.random.Generator
-    graph: TrainingGraph | None = None  # the prepared split's cached graph; built from `train` when None
+    graph: UserItemGraph | None = None  # the prepared split's cached graph; built from `train` when None
 
     def __post_init__(self) -> None:
         if self.graph is None:
             n_users = int(self.train.users.max(initial=-1)) + 1
-            self.graph = TrainingGraph.from_interactions(self.train, n_users, self.n_items)
+            self.graph = UserItemGraph.from_parts([self.train], n_users, self.n_items)
         if self.graph.n_edges and self.graph.user_degree.max() >= self.n_items:
             raise HBenchError("a user has interacted with every item: no negative item can be sampled")
 

@@ -233,9 +233,11 @@ def _fit(
             setattr(outcome, key, resume[key])
         outcome.epochs_run = first_epoch - 1
 
+    config_hash = run_dir.read_config()["config_hash"]  # read once: the resume state is written every epoch
+
     def save_resume_state(epoch: int, rng_state: dict[str, Any]) -> None:
         run_dir.write_resume_state({
-            "config_hash": run_dir.read_config()["config_hash"], "epoch": epoch, "history": history, "stale": stale,
+            "config_hash": config_hash, "epoch": epoch, "history": history, "stale": stale,
             "model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
             # The sampler's state after this epoch's draws (the stream may already have drawn the next one).
             "sampling_rng": rng_state,

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hbench.datasets.graph import UserItemGraph
 from hbench.datasets.splits import (
     SeedStreams,
     Split,
     fixed_split,
     leave_one_out,
     make_split,
-    positive_keys,
     ratio_split,
     sample_negatives,
 )
@@ -155,11 +155,11 @@ def check_negatives(negatives: np.ndarray, split: Split, n_users: int, n_items: 
 def test_negatives_never_positive_distinct_and_seeded() -> None:
     n_users, n_items = 200, 500
     split = split_of(random_frame(4, n_users, n_items))
-    keys = positive_keys(split, n_items)
-    negatives = sample_negatives(keys, n_users, n_items, 100, SeedStreams.from_seed(3).test_negatives)
+    keys = UserItemGraph.from_parts(split.parts(), n_users, n_items)
+    negatives = sample_negatives(keys, 100, SeedStreams.from_seed(3).test_negatives)
     check_negatives(negatives, split, n_users, n_items, 100)
-    same = sample_negatives(keys, n_users, n_items, 100, SeedStreams.from_seed(3).test_negatives)
-    valid = sample_negatives(keys, n_users, n_items, 100, SeedStreams.from_seed(3).valid_negatives)
+    same = sample_negatives(keys, 100, SeedStreams.from_seed(3).test_negatives)
+    valid = sample_negatives(keys, 100, SeedStreams.from_seed(3).valid_negatives)
     assert np.array_equal(negatives, same)
     assert not np.array_equal(negatives, valid)
 
@@ -169,7 +169,7 @@ def test_negatives_shortfall_is_filled_exactly() -> None:
     rows = [(0, i) for i in range(30)] + [(u, u) for u in range(1, 60)]
     frame = pd.DataFrame(rows, columns=["user", "item"]).assign(item=lambda f: f["item"] % 40)
     split = split_of(frame)
-    negatives = sample_negatives(positive_keys(split, 40), 60, 40, 10, rng(1))
+    negatives = sample_negatives(UserItemGraph.from_parts(split.parts(), 60, 40), 10, rng(1))
     check_negatives(negatives, split, 60, 40, 10)
     assert sorted(negatives[0].tolist()) == list(range(30, 40))
 
@@ -178,8 +178,8 @@ def test_negatives_too_few_items() -> None:
     frame = pd.DataFrame({"user": [0] * 8 + [1], "item": list(range(8)) + [0]})
     split = split_of(frame)
     with pytest.raises(HBenchError, match="fewer than negatives=3"):
-        sample_negatives(positive_keys(split, 10), 2, 10, 3, rng())
+        sample_negatives(UserItemGraph.from_parts(split.parts(), 2, 10), 3, rng())
 
 
 def test_no_negatives() -> None:
-    assert sample_negatives(np.zeros(0, np.int64), 4, 10, 0, rng()).shape == (4, 0)
+    assert sample_negatives(UserItemGraph.from_parts([], 4, 10), 0, rng()).shape == (4, 0)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from hbench.datasets.graph import UserItemGraph
 from hbench.datasets.store import Interactions
 from hbench.evaluation.metrics import per_user_metrics
 from hbench.evaluation.ranking import count_full, count_sampled
@@ -61,6 +62,18 @@ def _brute_force(scores: np.ndarray, train: Interactions, test: Interactions) ->
     return pd.DataFrame(rows)
 
 
+def _mask(train: Interactions, test: Interactions, n_users: int, n_items: int) -> UserItemGraph:
+    """What full ranking at the test stage masks: the training pairs and the targets."""
+    return UserItemGraph.from_parts([train, test], n_users, n_items)
+
+
+def test_full_ranking_refuses_a_mask_without_the_targets() -> None:
+    train, test = _random_split(np.random.default_rng(5), 6, 20)
+    reps = Representations(torch.randn(6, 2), torch.randn(20, 2), DotProduct())
+    with pytest.raises(ValueError, match="every target pair must be masked"):
+        count_full(reps, test, UserItemGraph.from_parts([train], 6, 20))
+
+
 @pytest.mark.parametrize("budget", [1 << 25, 300])  # one block, and many small blocks
 def test_full_ranking_matches_brute_force_with_ties(budget: int) -> None:
     rng = np.random.default_rng(0)
@@ -69,7 +82,8 @@ def test_full_ranking_matches_brute_force_with_ties(budget: int) -> None:
     # Small integer coordinates make many exact ties, exercising the tie rule.
     users = torch.from_numpy(rng.integers(-1, 2, size=(n_users, 3)).astype(np.float32))
     items = torch.from_numpy(rng.integers(-1, 2, size=(n_items, 3)).astype(np.float32))
-    counts = count_full(Representations(users, items, DotProduct()), test, [train], budget_elements=budget)
+    counts = count_full(Representations(users, items, DotProduct()), test, _mask(train, test, n_users, n_items),
+                        budget_elements=budget)
     got = per_user_metrics(counts.users, counts.n_ge, counts.n_neg, KS, METRICS)
     expected = _brute_force((users @ items.T).numpy(), train, test)
     pd.testing.assert_frame_equal(got[expected.columns], expected, check_dtype=False)
@@ -80,7 +94,7 @@ def test_auc_matches_sklearn_without_ties() -> None:
     n_users, n_items = 20, 30
     train, test = _random_split(rng, n_users, n_items)
     users, items = torch.randn(n_users, 4, dtype=torch.float64), torch.randn(n_items, 4, dtype=torch.float64)
-    counts = count_full(Representations(users, items, SquaredEuclidean()), test, [train])
+    counts = count_full(Representations(users, items, SquaredEuclidean()), test, _mask(train, test, n_users, n_items))
     got = per_user_metrics(counts.users, counts.n_ge, counts.n_neg, KS, ["auc"]).set_index("user")["auc"]
     scores = -torch.cdist(users, items).pow(2).numpy()
     for u in got.index:
@@ -104,7 +118,7 @@ def test_poincare_full_ranking_matches_pointwise_geoopt_distances() -> None:
     train, test = _random_split(rng, 15, 35)
     users = ball.expmap0(torch.randn(15, 6, dtype=torch.float64) * 0.7)
     items = ball.expmap0(torch.randn(35, 6, dtype=torch.float64) * 0.7)
-    counts = count_full(Representations(users, items, PoincareDistance(c)), test, [train])
+    counts = count_full(Representations(users, items, PoincareDistance(c)), test, _mask(train, test, 15, 35))
     got = per_user_metrics(counts.users, counts.n_ge, counts.n_neg, KS, METRICS)
     scores = -ball.dist(users.unsqueeze(1), items.unsqueeze(0)).numpy()
     expected = _brute_force(scores, train, test)
@@ -148,6 +162,7 @@ def test_poincare_ranking_in_float32_near_the_boundary_agrees_with_float64() -> 
     users = ball.projx(ball.expmap0(torch.randn(40, 16) * 1.5))
     items = ball.projx(ball.expmap0(torch.randn(300, 16) * 1.5))
     assert items.norm(dim=1).max() > 0.99
-    exact = count_full(Representations(users.double(), items.double(), PoincareDistance(c)), test, [train]).n_ge
-    fast = count_full(Representations(users, items, PoincareDistance(c)), test, [train]).n_ge
+    mask = _mask(train, test, 40, 300)
+    exact = count_full(Representations(users.double(), items.double(), PoincareDistance(c)), test, mask).n_ge
+    fast = count_full(Representations(users, items, PoincareDistance(c)), test, mask).n_ge
     assert np.abs(exact - fast).max() <= 1 and np.mean(exact == fast) > 0.95

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hbench.datasets.graph import TrainingGraph
+from hbench.datasets.graph import UserItemGraph
 from hbench.datasets.store import Interactions
 from hbench.models import ModelContext, create_model
 
@@ -15,8 +15,8 @@ ITEMS = np.array([1, 2, 2, 0, 3, 1, 1])
 N_USERS, N_ITEMS = 4, 5  # user 3 and item 4 are isolated
 
 
-def _graph() -> TrainingGraph:
-    return TrainingGraph.from_interactions(Interactions(USERS, ITEMS), N_USERS, N_ITEMS)
+def _graph() -> UserItemGraph:
+    return UserItemGraph.from_parts([Interactions(USERS, ITEMS)], N_USERS, N_ITEMS)
 
 
 def _dense_adjacency() -> np.ndarray:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from hbench.errors import HBenchError
 from hbench.reports.collect import collect_runs
-from hbench.runs import RecordedRun
+from hbench.runs import RecordedRun, RunDirectory
 
 STAGES = ("valid", "test")
 BANDS = ("minmax", "std", "none")
@@ -50,7 +50,7 @@ def run_parameters(run: RecordedRun) -> dict[str, Any]:
 def sweep_runs(results: Path) -> pd.DataFrame:
     """collect_runs(results) plus a `parameters` column (dict per run)."""
     frame = collect_runs(Path(results))
-    frame["parameters"] = [run_parameters(RecordedRun.read(Path(p))) for p in frame["path"]]
+    frame["parameters"] = [run_parameters(RunDirectory(Path(p)).read_run()) for p in frame["path"]]
     return frame
 
 
