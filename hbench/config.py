@@ -167,7 +167,7 @@ class TrainConfig:
     dim: int = setting(64, range=Range(at_least=1, at_most=MAX_DIM))
     lr: float | None = setting(None, range=Range(above=0))
     batch_size: int | None = setting(None, range=Range(at_least=1, at_most=1 << 24))
-    epochs: int = setting(100, range=Range(at_least=1))
+    epochs: int = setting(200, range=Range(at_least=1))
     patience: int = setting(5, range=Range(at_least=1))
     eval_every: int = setting(1, range=Range(at_least=1))
     negatives: int = setting(1, range=Range(at_least=1, at_most=1 << 16))

@@ -6,6 +6,8 @@ projection, `dist`) come from `geoopt.PoincareBall`; this module adds what full 
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 # 1 − c‖x‖² can round to zero or below for points geoopt keeps at (1 − 4e-3)/√c in float32; the
@@ -49,3 +51,53 @@ def poincare_distance(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tenso
     arg = (1.0 + 2.0 * c * sq_diff / gap).clamp_min(1.0 + 1e-7)
     return torch.acosh(arg) / c**0.5
 
+
+
+def projection_eps(dtype: torch.dtype) -> float:
+    """geoopt's projection margin: `PoincareBall.projx` keeps ‖x‖ ≤ (1 − eps)/√c (stereographic `_project`)."""
+    return 4e-3 if dtype == torch.float32 else 1e-5
+
+
+def exp0_distances(u: torch.Tensor, v: torch.Tensor, c: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """For tangent vectors u, v at the origin (broadcasting over leading dims, D last), with x = exp0 u and
+    y = exp0 v projected as `PoincareBall(c).expmap0(·, project=True)` does:
+
+        d_c(x, y)  and  ‖log0 x − log0 y‖,
+
+    from three inner products per pair (‖u‖², ‖v‖², ‖u − v‖²) and arithmetic on scalars, so that a loss
+    over [b, n, D] lookups costs a few passes over them instead of the dozens of element-wise passes of
+    exp0, the distance and log0 on points, each with its backward.
+
+    Derivation. exp0 u = tanh(s_u)/√c · u/‖u‖ with s_u = √c‖u‖; projection only shortens the point along
+    u, which is s_u clamped at s* = artanh(1 − eps) (`projection_eps`). So √c·x = α_u u with
+    α_u = tanh(s_u)/‖u‖, c‖x‖² = tanh²(s_u), and 1 − c‖x‖² = 1/cosh²(s_u). For any scalars a, b,
+
+        ‖a u − b v‖² = a b ‖u − v‖² + (a − b)(a ‖u‖² − b ‖v‖²)
+
+    (expand both sides with 2⟨u, v⟩ = ‖u‖² + ‖v‖² − ‖u − v‖²). The first term carries the pair's
+    difference exactly, and the second is small when u ≈ v, so nearby pairs keep their precision; an
+    expansion through ⟨u, v⟩ would cancel to noise there. Then
+
+        d_c(x, y) = (1/√c) · arcosh(1 + 2 ‖α_u u − α_v v‖² cosh²(s_u) cosh²(s_v))
+
+    (the arcosh form of `poincare_distance_matrix`), and log0 x = (s_u/√c) u/‖u‖ = β_u u with β_u = s_u/s
+    before the clamp (1 for a point that was not projected), so ‖log0 x − log0 y‖ = ‖β_u u − β_v v‖.
+    Guards as in `poincare_distance`: the arcosh argument stays a hair above 1, and the log0 distance of
+    coincident points is 1e-9 (its gradient is cut there, as a norm's is at 0).
+    """
+    root_c = c**0.5
+    u_sq, v_sq = torch.linalg.vecdot(u, u), torch.linalg.vecdot(v, v)
+    diff = u - v
+    diff_sq = torch.linalg.vecdot(diff, diff)
+    u_norm, v_norm = u_sq.clamp_min(1e-30).sqrt(), v_sq.clamp_min(1e-30).sqrt()
+    s_max = math.atanh(1.0 - projection_eps(u.dtype))
+    s_u, s_v = (root_c * u_norm).clamp_max(s_max), (root_c * v_norm).clamp_max(s_max)
+
+    def scaled_sq_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a * b * diff_sq + (a - b) * (a * u_sq - b * v_sq)).clamp_min(0.0)
+
+    ball_sq = scaled_sq_distance(torch.tanh(s_u) / u_norm, torch.tanh(s_v) / v_norm)  # c‖x − y‖²
+    arg = (1.0 + 2.0 * ball_sq * torch.cosh(s_u).pow(2) * torch.cosh(s_v).pow(2)).clamp_min(1.0 + 1e-7)
+    distance = torch.acosh(arg) / root_c
+    log_sq = scaled_sq_distance(s_u / (root_c * u_norm), s_v / (root_c * v_norm))  # ‖log0 x − log0 y‖²
+    return distance, log_sq.clamp_min(1e-18).sqrt()

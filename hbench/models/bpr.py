@@ -34,7 +34,7 @@ class BPRMF(Recommender):
     family = "euclidean"
     summary = "BPR matrix factorisation (dot product, Euclidean)"
     Options = BPROptions
-    default_lr = 3e-2  # chosen on validation: results/reference/defaults-search
+    default_lr = 1e-2  # chosen on validation: results/reference/defaults-search-margin-reg
     default_batch_size = 8192
     # Log ranges for rates and regularisation (Rendle et al. 2019); the equal-budget search of `hbench tune`.
     search_space = {"lr": {"low": 1e-3, "high": 1e-1, "log": True}, "reg": {"low": 1e-5, "high": 1e-1, "log": True}}

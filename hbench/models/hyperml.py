@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from hbench.geometry import PoincareDistance, Representations
-from hbench.geometry.poincare import poincare_distance
+from hbench.geometry.poincare import exp0_distances, poincare_distance
 from hbench.models.base import (
     LossTerms,
     ModelContext,
@@ -98,9 +98,8 @@ class HyperML(Recommender):
     def embedding_tables(self) -> list[nn.Parameter]:
         return [self.user_embedding, self.item_embedding]
 
-    def _points(self, table: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-        rows = table if index is None else self.lookup(table, index)
-        return rows if self.options.parametrization == "ball" else self.ball.expmap0(rows, project=True)
+    def _points(self, table: torch.Tensor) -> torch.Tensor:
+        return table if self.options.parametrization == "ball" else self.ball.expmap0(table, project=True)
 
     def representations(self) -> Representations:
         with torch.no_grad():
@@ -109,16 +108,23 @@ class HyperML(Recommender):
 
     def loss(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> LossTerms:
         c = self.options.c
-        u = self._points(self.user_embedding, users).unsqueeze(1)
         # Positive and negatives read in one lookup: one gather, one gradient block, one distance pass.
-        v = self._points(self.item_embedding, torch.cat([positives.unsqueeze(1), negatives], dim=1))
-        d = poincare_distance(u, v, c)  # [b, 1 + n]
+        items = torch.cat([positives.unsqueeze(1), negatives], dim=1)
+        u = self.lookup(self.user_embedding, users).unsqueeze(1)
+        v = self.lookup(self.item_embedding, items)
+        if self.options.parametrization == "tangent":
+            # d and e straight from the tangent rows: the values of mapping them by exp0 first, at a fraction
+            # of the element-wise passes (`exp0_distances`).
+            d, e = exp0_distances(u, v, c)  # [b, 1 + n] each
+        else:
+            d = poincare_distance(u, v, c)
+            e = (self.ball.logmap0(u) - self.ball.logmap0(v)).norm(dim=-1) if self.options.gamma > 0 else None
         d_pos, d_neg = d[:, :1], d[:, 1:]
         pull_push = torch.relu(self.options.margin + d_pos.pow(2) - d_neg.pow(2)).mean()
         parts = {"pull_push": pull_push}
         total = pull_push
         if self.options.gamma > 0:
-            e = (self.ball.logmap0(u) - self.ball.logmap0(v)).norm(dim=-1)
+            assert e is not None  # computed above whenever γ > 0
             # The mean over every (user, item) pair of the batch, positives and negatives alike.
             ratios = (d - e).abs() / (e + DISTORTION_EPS)
             distortion = ratios.mean()

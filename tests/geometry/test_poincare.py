@@ -2,7 +2,7 @@ import geoopt
 import pytest
 import torch
 
-from hbench.geometry.poincare import poincare_distance, poincare_distance_matrix
+from hbench.geometry.poincare import exp0_distances, poincare_distance, poincare_distance_matrix, projection_eps
 
 
 def _points(n: int, d: int, c: float, max_radius: float, generator: torch.Generator) -> torch.Tensor:
@@ -51,3 +51,58 @@ def test_float32_near_boundary_matches_float64_reference() -> None:
     assert torch.isfinite(got).all()
     torch.testing.assert_close(got.double(), reference, rtol=2e-3, atol=2e-3)
 
+
+
+def _exp0_by_hand(u: torch.Tensor, c: float) -> torch.Tensor:
+    """exp0 with geoopt's projection written out: tanh(√c‖u‖)/√c · u/‖u‖, the norm capped at (1 − eps)/√c."""
+    norm = u.norm(dim=-1, keepdim=True)
+    radius = torch.tanh(c**0.5 * norm).clamp_max(1 - projection_eps(u.dtype)) / c**0.5
+    return radius * u / norm
+
+
+def _log0_by_hand(x: torch.Tensor, c: float) -> torch.Tensor:
+    """log0 written out (geoopt keeps c in float32, which costs its float64 results about 1e-7)."""
+    norm = x.norm(dim=-1, keepdim=True)
+    return torch.atanh(c**0.5 * norm) / c**0.5 * x / norm
+
+
+def _tangent_pairs(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    # Radii from the origin out past the projection (√c‖u‖ up to about 8), one negative per row nearly equal
+    # to the positive's user: the regimes HyperML's loss meets.
+    u = torch.randn(64, 1, 8, generator=g, dtype=torch.float64) * torch.rand(64, 1, 1, generator=g, dtype=torch.float64) * 3
+    v = torch.randn(64, 3, 8, generator=g, dtype=torch.float64) * torch.rand(64, 3, 1, generator=g, dtype=torch.float64) * 3
+    v[:8, 2] = u[:8, 0] + 1e-3 * torch.randn(8, 8, generator=g, dtype=torch.float64)
+    return u, v
+
+
+@pytest.mark.parametrize("c", [0.5, 1.0, 2.0])
+def test_exp0_distances_match_points_mapped_by_hand(c: float) -> None:
+    """Distances and gradients equal those of the composition exp0 → arcosh distance / log0 difference."""
+    u, v = _tangent_pairs(torch.Generator().manual_seed(int(c * 10)))
+    u.requires_grad_()
+    v.requires_grad_()
+    x, y = _exp0_by_hand(u, c), _exp0_by_hand(v, c)
+    expected_d = poincare_distance(x, y, c)
+    expected_e = (_log0_by_hand(x, c) - _log0_by_hand(y, c)).norm(dim=-1)
+    d, e = exp0_distances(u, v, c)
+    torch.testing.assert_close(d, expected_d, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(e, expected_e, rtol=1e-9, atol=1e-9)
+    loss = lambda d, e: (d.pow(2) * torch.linspace(0.5, 1.5, 3)).sum() + (e * torch.linspace(1, 2, 3)).sum()  # noqa: E731
+    got = torch.autograd.grad(loss(d, e), (u, v))
+    expected = torch.autograd.grad(loss(expected_d, expected_e), (u, v))
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-7)
+
+
+def test_exp0_distances_keep_nearby_pairs_precise_in_float32() -> None:
+    """Pairs 1e-3 apart: their log0 distance is right to about 1e-5, where an expansion through ⟨u, v⟩ would
+    carry cancellation noise of about √(1e-7 · ‖u‖²) ≈ 2e-3, the size of the distance itself."""
+    u, v = _tangent_pairs(torch.Generator().manual_seed(5))
+    d, e = exp0_distances(u.float(), v.float(), 1.0)
+    x, y = _exp0_by_hand(u.float(), 1.0).double(), _exp0_by_hand(v.float(), 1.0).double()  # float32 projection
+    near_e = (_log0_by_hand(x[:8, 0], 1.0) - _log0_by_hand(y[:8, 2], 1.0)).norm(dim=-1)
+    torch.testing.assert_close(e[:8, 2].double(), near_e, rtol=1e-3, atol=2e-5)
+    expected_d = poincare_distance(x, y, 1.0)
+    far = torch.ones_like(expected_d, dtype=torch.bool)
+    far[:8, 2] = False
+    torch.testing.assert_close(d.double()[far], expected_d[far], rtol=1e-4, atol=1e-4)

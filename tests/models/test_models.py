@@ -86,7 +86,7 @@ def test_bpr_hand_written_gradient_equals_autograd_of_the_textbook_loss() -> Non
 
 
 def test_cml_hinge_and_unit_ball() -> None:
-    model = create_model("cml", _context(), {"init_std": "5"})  # large init: constrain_ must clip
+    model = create_model("cml", _context(), {"init_std": "5", "margin": "0.5"})  # large init: constrain_ must clip
     assert model.user_embedding.norm(dim=1).max().item() <= 1 + 1e-6
     users, pos, neg = BATCH
     u, v = model.user_embedding.detach(), model.item_embedding.detach()
