@@ -3,16 +3,60 @@
 The adjacency comes from the prepared split (`UserItemGraph.adjacency`, built once and cached there); a
 model keeps it as a plain attribute, not a buffer, because it is data, not a parameter: checkpoints stay
 the size of the embeddings, and a restored model rebuilds it from the same split.
+
+Propagation's backward multiplies by Âᵀ, which is built once here. Autograd through `torch.sparse.mm`
+would instead transpose the CSR matrix at every backward (a sort of all its entries), which was most of a
+LightGCN step on a CPU. On a CPU both products run in scipy, whose CSR kernel is faster than torch's there;
+on other devices in torch's sparse CSR.
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from hbench.datasets.graph import UserItemGraph
+
+
+def _torch_csr(matrix: sp.csr_matrix) -> torch.Tensor:
+    with warnings.catch_warnings():  # torch calls its CSR support "beta"; sparse @ dense works
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
+                                       torch.from_numpy(matrix.indices.astype(np.int64)),
+                                       torch.from_numpy(matrix.data), size=matrix.shape, check_invariants=True)
+
+
+class _SparseOperator:
+    """One constant sparse matrix, multiplied with dense matrices on any device."""
+
+    def __init__(self, matrix: sp.csr_matrix) -> None:
+        self.matrix = matrix
+        self._on: dict[torch.device, torch.Tensor] = {}
+
+    def __matmul__(self, dense: torch.Tensor) -> torch.Tensor:
+        if dense.device.type == "cpu":
+            product = self.matrix @ dense.detach().contiguous().numpy()
+            return torch.from_numpy(np.asarray(product)).to(dense.dtype)
+        if dense.device not in self._on:
+            self._on[dense.device] = _torch_csr(self.matrix).to(dense.device)
+        return torch.sparse.mm(self._on[dense.device], dense)
+
+
+class _Propagate(torch.autograd.Function):
+    """y = Â x with ∂L/∂x = Âᵀ ∂L/∂y (Â is constant: no gradient for it)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, forward: _SparseOperator, transposed: _SparseOperator) -> torch.Tensor:
+        ctx.transposed = transposed
+        return forward @ x
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        return ctx.transposed @ grad, None, None
 
 
 class Propagation:
@@ -20,26 +64,16 @@ class Propagation:
 
     def __init__(self, graph: UserItemGraph, normalisation: str) -> None:
         matrix = graph.adjacency(normalisation)  # type: ignore[arg-type]
-        with warnings.catch_warnings():  # torch calls its CSR support "beta"; sparse @ dense with autograd works
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            self._cpu = torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
-                                                torch.from_numpy(matrix.indices.astype(np.int64)),
-                                                torch.from_numpy(matrix.data), size=matrix.shape,
-                                                check_invariants=True)
-        self._on: dict[torch.device, torch.Tensor] = {}
+        self._forward = _SparseOperator(matrix)
+        # D^-1/2 A D^-1/2 is symmetric; the row normalisations are not.
+        self._transposed = self._forward if normalisation == "symmetric" else _SparseOperator(matrix.T.tocsr())
         self.n_users = graph.n_users
-
-    def adjacency(self, device: torch.device) -> torch.Tensor:
-        if device not in self._on:
-            self._on[device] = self._cpu.to(device)
-        return self._on[device]
 
     def layers(self, ego: torch.Tensor, n_layers: int) -> list[torch.Tensor]:
         """[E⁽⁰⁾, E⁽¹⁾, …, E⁽ᴷ⁾] for ego embeddings [n_users + n_items, D]."""
-        adjacency = self.adjacency(ego.device)
         out = [ego]
         for _ in range(n_layers):
-            out.append(torch.sparse.mm(adjacency, out[-1]))
+            out.append(_Propagate.apply(out[-1], self._forward, self._transposed))
         return out
 
     def split(self, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,6 +21,7 @@ authors' clamp of d² at 50 is not applied.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -71,23 +72,25 @@ class HGCF(Recommender):
     def _to_ball(self, tangent: torch.Tensor) -> torch.Tensor:
         return self.ball.expmap0(tangent / 2, project=True)
 
-    def _encoded(self) -> torch.Tensor:
+    def _encoded_tangents(self) -> torch.Tensor:
+        """The skip-connected sum of layers 1..L in the tangent space, every node (map rows by `_to_ball`)."""
         tangent = 2 * self.ball.logmap0(self.embedding)
         layers = self.propagation.layers(tangent, self.options.layers)
-        return self._to_ball(torch.stack(layers[1:]).sum(0))
+        return functools.reduce(torch.add, layers[1:])  # pairwise: a stack would copy every layer once more
 
     def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         return [geoopt.optim.RiemannianSGD([self.embedding], lr=lr, momentum=self.options.momentum,
                                            weight_decay=self.options.weight_decay)]
 
     def representations(self) -> Representations:
-        users, items = self.propagation.split(self._encoded())
+        users, items = self.propagation.split(self._to_ball(self._encoded_tangents()))
         return Representations(users.detach(), items.detach(), PoincareDistance(1.0))
 
     def loss(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> LossTerms:
-        users_all, items_all = self.propagation.split(self._encoded())
-        u = users_all[users].unsqueeze(1)
-        d_pos = poincare_distance(u, items_all[positives].unsqueeze(1), 1.0)
-        d_neg = poincare_distance(u, items_all[negatives], 1.0)
+        users_all, items_all = self.propagation.split(self._encoded_tangents())
+        # Only the batch's rows are mapped to the ball: exp0 and its backward cost what the batch reads.
+        u = self._to_ball(users_all[users]).unsqueeze(1)
+        d_pos = poincare_distance(u, self._to_ball(items_all[positives]).unsqueeze(1), 1.0)
+        d_neg = poincare_distance(u, self._to_ball(items_all[negatives]), 1.0)
         hinge = torch.relu(d_pos.pow(2) - d_neg.pow(2) + self.options.margin).sum()
         return LossTerms(hinge, {"hinge": hinge})

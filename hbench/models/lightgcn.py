@@ -12,6 +12,7 @@ trained by dense Adam, as in the paper.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -62,7 +63,8 @@ class LightGCN(Recommender):
 
     def _propagated(self) -> torch.Tensor:
         layers = self.propagation.layers(self.embedding, self.options.layers)
-        return torch.stack(layers).mean(0)
+        # Summed pairwise, not stacked: a stack copies every layer into one more table-sized block.
+        return functools.reduce(torch.add, layers) / len(layers)
 
     def representations(self) -> Representations:
         users, items = self.propagation.split(self._propagated())

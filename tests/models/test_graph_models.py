@@ -85,6 +85,25 @@ def test_lightgcn_representations_and_loss_match_dense_propagation() -> None:
     assert terms.parts["l2"].item() == pytest.approx(0.1 * l2, rel=1e-5)
 
 
+@pytest.mark.parametrize("normalisation", ["symmetric", "row_self"])
+def test_propagation_gradient_is_the_transposed_product(normalisation: str) -> None:
+    """Backward multiplies by Âᵀ (built once, not per step): the gradient equals dense autograd's, also for
+    the row normalisation, where Âᵀ ≠ Â."""
+    model = create_model("lightgcn", _context(), {"layers": "2", "normalisation": normalisation})
+    users, pos, neg = torch.tensor([0, 2, 1]), torch.tensor([1, 3, 0]), torch.tensor([[4], [2], [3]])
+    model.loss(users, pos, neg).total.backward()
+    a = torch.from_numpy(_graph().adjacency(normalisation).toarray()).double()
+    assert not torch.equal(a, a.T) or normalisation == "symmetric"
+    ego = model.embedding.detach().double().requires_grad_()
+    nodes = (ego + a @ ego + a @ (a @ ego)) / 3
+    u, items = nodes[:N_USERS][users], nodes[N_USERS:]
+    x = (u * items[pos]).sum(-1) - (u * items[neg[:, 0]]).sum(-1)
+    ego_u, ego_i = ego[:N_USERS], ego[N_USERS:]
+    l2 = 0.5 * (ego_u[users].pow(2).sum(-1) + ego_i[pos].pow(2).sum(-1) + ego_i[neg[:, 0]].pow(2).sum(-1)).mean()
+    (torch.nn.functional.softplus(-x).mean() + model.options.reg * l2).backward()
+    torch.testing.assert_close(model.embedding.grad.double(), ego.grad, rtol=1e-5, atol=1e-7)
+
+
 def _lorentz_exp0(v: np.ndarray) -> np.ndarray:
     r = np.linalg.norm(v)
     return np.concatenate([[np.cosh(r)], np.sinh(r) * v / r])
