@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,7 +19,9 @@ from hbench.models.base import (
     normal_init,
     option,
 )
+from hbench.models.bpr_kernels import bpr_gradients, bpr_scores
 from hbench.models.registry import register_model
+from hbench.models.rows import RowGradients
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,24 @@ class BPRMF(Recommender):
         return Representations(users.detach(), items.detach(), DotProduct())
 
     def loss(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> LossTerms:
-        u = self.lookup(self.user_embedding, users)
         # Positive and negatives read in one lookup: one gather and one gradient block per table.
         items = torch.cat([positives.unsqueeze(1), negatives], dim=1)  # [b, 1 + n]
-        q, bias = self.lookup(self.item_embedding, items), self.lookup(self.item_bias, items)[..., 0]
-        ranking, reg = _BPRLoss.apply(u, q, bias, self.options.reg)
+        if self._compiled_path_applies():
+            ranking, reg = _TableBPRLoss.apply(self.user_embedding, self.item_embedding, self.item_bias, users,
+                                               items, self.options.reg, self.row_gradients)
+        else:
+            u = self.lookup(self.user_embedding, users)
+            q, bias = self.lookup(self.item_embedding, items), self.lookup(self.item_bias, items)[..., 0]
+            ranking, reg = _BPRLoss.apply(u, q, bias, self.options.reg)
         return LossTerms(ranking + reg, {"bpr": ranking, "l2": reg})
+
+    def _compiled_path_applies(self) -> bool:
+        """Row-gradient training on CPU tables (`bpr_kernels`); dense autograd and other devices take the
+        tensor path."""
+        tables = (self.user_embedding, self.item_embedding, self.item_bias)
+        return (self.row_gradients is not None and torch.is_grad_enabled()
+                and all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and t.is_contiguous()
+                        and t.dtype == tables[0].dtype for t in tables))
 
 
 class _BPRLoss(torch.autograd.Function):
@@ -105,3 +120,50 @@ class _BPRLoss(torch.autograd.Function):
         grad_q = torch.addcmul(q * decay[:, None], dscores.unsqueeze(2), u.unsqueeze(1))
         grad_bias = torch.addcmul(dscores, bias, decay) if ctx.needs_input_grad[2] else None
         return grad_u, grad_q, grad_bias, None
+
+
+class _TableBPRLoss(torch.autograd.Function):
+    """`_BPRLoss` on rows read where they lie in the tables (`bpr_kernels`); gradients go to `sink` as rows.
+
+    The tables are inputs only so that autograd calls backward; like `rows.gather_rows`, backward hands
+    (index, gradient rows) to the sink and returns no table gradient.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, users_table: torch.Tensor, items_table: torch.Tensor, bias_table: torch.Tensor,
+                users: torch.Tensor, items: torch.Tensor, reg: float, sink: RowGradients) -> tuple[torch.Tensor, ...]:
+        batch, n_negatives = items.shape[0], items.shape[1] - 1
+        tables = tuple(t.detach().numpy() for t in (users_table, items_table, bias_table))
+        dtype = tables[0].dtype
+        x = np.empty((batch, n_negatives), dtype)
+        user_sq, item_sq = np.empty(batch, dtype), np.empty((batch, n_negatives + 1), dtype)
+        index_users, index_items = users.numpy(), items.numpy()
+        bpr_scores(*tables, index_users, index_items, x, user_sq, item_sq)
+        x_t = torch.from_numpy(x)
+        weights = torch.full((n_negatives + 1,), 1.0 / (batch * n_negatives), dtype=x_t.dtype)
+        weights[0] = 1.0 / batch
+        ranking = F.softplus(-x_t).mean()
+        l2 = torch.from_numpy(user_sq).sum() / batch + torch.from_numpy(item_sq).mv(weights).sum()
+        ctx.save_for_backward(x_t, weights)
+        ctx.tables, ctx.index, ctx.reg, ctx.sink = tables, (index_users, index_items), reg, sink
+        ctx.parameters = (users_table, items_table, bias_table)
+        ctx.index_tensors = (users, items)
+        return ranking, reg * l2
+
+    @staticmethod
+    def backward(ctx: Any, grad_ranking: torch.Tensor, grad_reg: torch.Tensor) -> tuple[None, ...]:
+        x, weights = ctx.saved_tensors
+        (batch, n_negatives), width = x.shape, ctx.tables[0].shape[1]
+        dx = torch.sigmoid(-x).mul_(-grad_ranking / (batch * n_negatives)).numpy()
+        decay = (2 * ctx.reg * grad_reg * weights).numpy()
+        dtype = ctx.tables[0].dtype
+        grad_u = np.empty((batch, width), dtype)
+        grad_q = np.empty((batch, n_negatives + 1, width), dtype)
+        grad_b = np.empty((batch, n_negatives + 1), dtype)
+        bpr_gradients(*ctx.tables, *ctx.index, dx, decay, grad_u, grad_q, grad_b)
+        (users_table, items_table, bias_table), (users, items) = ctx.parameters, ctx.index_tensors
+        ctx.sink.add(users_table, users, torch.from_numpy(grad_u))
+        ctx.sink.add(items_table, items, torch.from_numpy(grad_q))
+        if bias_table.requires_grad:
+            ctx.sink.add(bias_table, items, torch.from_numpy(grad_b))
+        return (None,) * 7

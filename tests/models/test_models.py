@@ -85,6 +85,47 @@ def test_bpr_hand_written_gradient_equals_autograd_of_the_textbook_loss() -> Non
         torch.testing.assert_close(ours, reference, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("item_bias", [True, False])
+def test_bpr_compiled_table_path_equals_autograd_of_the_textbook_loss(item_bias: bool) -> None:
+    """Training with row gradients on CPU reads the tables in compiled loops (`bpr_kernels`); the row
+    gradients it hands to the optimiser, summed per row, are autograd's dense gradient of the formula."""
+    from hbench.models.rows import RowGradients
+
+    model = create_model("bpr", _context(), {"reg": "0.3", "item_bias": str(item_bias).lower()}).double()
+    if item_bias:
+        with torch.no_grad():
+            model.item_bias.copy_(torch.linspace(-0.5, 0.5, 9, dtype=torch.float64).unsqueeze(1))
+    model.row_gradients = sink = RowGradients()
+    assert model._compiled_path_applies()
+    users, pos, neg = BATCH
+    terms = model.loss(users, pos, neg)
+    (2 * terms.parts["bpr"] + 5 * terms.parts["l2"]).backward()
+    tables = (model.user_embedding, model.item_embedding, model.item_bias)
+    got = []
+    for table in tables:
+        popped = sink.pop(table)
+        dense = torch.zeros_like(table)
+        if popped is not None:
+            dense.index_add_(0, popped[0], popped[1])
+        got.append(dense)
+
+    u_table, v_table, b_table = (t.detach().clone().requires_grad_() for t in tables)
+    u, p, n = u_table[users], v_table[pos], v_table[neg]
+    b_pos, b_neg = b_table[pos, 0], b_table[neg, 0]
+    x = (u * p).sum(-1, keepdim=True) + b_pos[:, None] - (u[:, None] * n).sum(-1) - b_neg
+    ranking = -torch.nn.functional.logsigmoid(x).mean()
+    l2 = 0.3 * ((u ** 2).sum(-1) + (p ** 2).sum(-1) + b_pos ** 2 + ((n ** 2).sum(-1) + b_neg ** 2).mean(-1)).mean()
+    (2 * ranking + 5 * l2).backward()
+    assert terms.parts["bpr"].item() == pytest.approx(ranking.item(), rel=1e-12)
+    assert terms.parts["l2"].item() == pytest.approx(l2.item(), rel=1e-12)
+    torch.testing.assert_close(got[0], u_table.grad, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(got[1], v_table.grad, rtol=1e-12, atol=1e-14)
+    if item_bias:
+        torch.testing.assert_close(got[2], b_table.grad, rtol=1e-12, atol=1e-14)
+    else:
+        assert sink.pop(model.item_bias) is None and not got[2].any()  # a frozen bias gets no rows
+
+
 def test_cml_hinge_and_unit_ball() -> None:
     model = create_model("cml", _context(), {"init_std": "5", "margin": "0.5"})  # large init: constrain_ must clip
     assert model.user_embedding.norm(dim=1).max().item() <= 1 + 1e-6
