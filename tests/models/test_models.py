@@ -61,6 +61,19 @@ def test_bpr_loss_matches_hand_computation() -> None:
     assert reps.geometry.score_matrix(reps.users, reps.geometry.item_cache(reps.items))[1, 3].item() == pytest.approx(float((u[1] @ v[3] + b[3]).detach()), rel=1e-5)
 
 
+def _textbook_bpr(tables: tuple[torch.Tensor, ...], reg: float) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """BPR's ranking and L2 terms of BATCH by the plain formula, and autograd's gradient of 2·ranking + 5·l2."""
+    u_table, v_table, b_table = (t.detach().clone().requires_grad_() for t in tables)
+    users, pos, neg = BATCH
+    u, p, n = u_table[users], v_table[pos], v_table[neg]
+    b_pos, b_neg = b_table[pos, 0], b_table[neg, 0]
+    x = (u * p).sum(-1, keepdim=True) + b_pos[:, None] - (u[:, None] * n).sum(-1) - b_neg
+    ranking = -torch.nn.functional.logsigmoid(x).mean()
+    l2 = reg * ((u ** 2).sum(-1) + (p ** 2).sum(-1) + b_pos ** 2 + ((n ** 2).sum(-1) + b_neg ** 2).mean(-1)).mean()
+    (2 * ranking + 5 * l2).backward()
+    return ranking, l2, [u_table.grad, v_table.grad, b_table.grad]
+
+
 def test_bpr_hand_written_gradient_equals_autograd_of_the_textbook_loss() -> None:
     """BPR's loss has its gradient written out; autograd through the plain formula is the reference."""
     model = create_model("bpr", _context(), {"reg": "0.3"}).double()
@@ -70,18 +83,10 @@ def test_bpr_hand_written_gradient_equals_autograd_of_the_textbook_loss() -> Non
     terms = model.loss(users, pos, neg)
     (2 * terms.parts["bpr"] + 5 * terms.parts["l2"]).backward()
     got = [p.grad.clone() for p in (model.user_embedding, model.item_embedding, model.item_bias)]
-
-    u_table, v_table, b_table = (p.detach().clone().requires_grad_() for p in
-                                 (model.user_embedding, model.item_embedding, model.item_bias))
-    u, p, n = u_table[users], v_table[pos], v_table[neg]
-    b_pos, b_neg = b_table[pos, 0], b_table[neg, 0]
-    x = (u * p).sum(-1, keepdim=True) + b_pos[:, None] - (u[:, None] * n).sum(-1) - b_neg
-    ranking = -torch.nn.functional.logsigmoid(x).mean()
-    l2 = 0.3 * ((u ** 2).sum(-1) + (p ** 2).sum(-1) + b_pos ** 2 + ((n ** 2).sum(-1) + b_neg ** 2).mean(-1)).mean()
-    (2 * ranking + 5 * l2).backward()
+    ranking, l2, expected = _textbook_bpr((model.user_embedding, model.item_embedding, model.item_bias), 0.3)
     assert terms.parts["bpr"].item() == pytest.approx(ranking.item(), rel=1e-12)
     assert terms.parts["l2"].item() == pytest.approx(l2.item(), rel=1e-12)
-    for ours, reference in zip(got, (u_table.grad, v_table.grad, b_table.grad)):
+    for ours, reference in zip(got, expected):
         torch.testing.assert_close(ours, reference, rtol=1e-12, atol=1e-14)
 
 
@@ -109,19 +114,13 @@ def test_bpr_compiled_table_path_equals_autograd_of_the_textbook_loss(item_bias:
             dense.index_add_(0, popped[0], popped[1])
         got.append(dense)
 
-    u_table, v_table, b_table = (t.detach().clone().requires_grad_() for t in tables)
-    u, p, n = u_table[users], v_table[pos], v_table[neg]
-    b_pos, b_neg = b_table[pos, 0], b_table[neg, 0]
-    x = (u * p).sum(-1, keepdim=True) + b_pos[:, None] - (u[:, None] * n).sum(-1) - b_neg
-    ranking = -torch.nn.functional.logsigmoid(x).mean()
-    l2 = 0.3 * ((u ** 2).sum(-1) + (p ** 2).sum(-1) + b_pos ** 2 + ((n ** 2).sum(-1) + b_neg ** 2).mean(-1)).mean()
-    (2 * ranking + 5 * l2).backward()
+    ranking, l2, expected = _textbook_bpr(tables, 0.3)
     assert terms.parts["bpr"].item() == pytest.approx(ranking.item(), rel=1e-12)
     assert terms.parts["l2"].item() == pytest.approx(l2.item(), rel=1e-12)
-    torch.testing.assert_close(got[0], u_table.grad, rtol=1e-12, atol=1e-14)
-    torch.testing.assert_close(got[1], v_table.grad, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(got[0], expected[0], rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(got[1], expected[1], rtol=1e-12, atol=1e-14)
     if item_bias:
-        torch.testing.assert_close(got[2], b_table.grad, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(got[2], expected[2], rtol=1e-12, atol=1e-14)
     else:
         assert sink.pop(model.item_bias) is None and not got[2].any()  # a frozen bias gets no rows
 
