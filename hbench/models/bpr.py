@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hbench.compiled import PARALLEL_KERNEL
 from hbench.geometry import DotProduct, Representations
 from hbench.models.base import (
     LossTerms,
@@ -138,7 +139,8 @@ class _TableBPRLoss(torch.autograd.Function):
         x = np.empty((batch, n_negatives), dtype)
         user_sq, item_sq = np.empty(batch, dtype), np.empty((batch, n_negatives + 1), dtype)
         index_users, index_items = users.numpy(), items.numpy()
-        bpr_scores(*tables, index_users, index_items, x, user_sq, item_sq)
+        with PARALLEL_KERNEL:
+            bpr_scores(*tables, index_users, index_items, x, user_sq, item_sq)
         x_t = torch.from_numpy(x)
         weights = torch.full((n_negatives + 1,), 1.0 / (batch * n_negatives), dtype=x_t.dtype)
         weights[0] = 1.0 / batch
@@ -160,7 +162,8 @@ class _TableBPRLoss(torch.autograd.Function):
         grad_u = np.empty((batch, width), dtype)
         grad_q = np.empty((batch, n_negatives + 1, width), dtype)
         grad_b = np.empty((batch, n_negatives + 1), dtype)
-        bpr_gradients(*ctx.tables, *ctx.index, dx, decay, grad_u, grad_q, grad_b)
+        with PARALLEL_KERNEL:
+            bpr_gradients(*ctx.tables, *ctx.index, dx, decay, grad_u, grad_q, grad_b)
         (users_table, items_table, bias_table), (users, items) = ctx.parameters, ctx.index_tensors
         ctx.sink.add(users_table, users, torch.from_numpy(grad_u))
         ctx.sink.add(items_table, items, torch.from_numpy(grad_q))

@@ -5,7 +5,8 @@ then makes about eight passes over them (scores, squared norms, and in backward 
 gradients). Here one loop per batch row reads p_u, q_i, b_i where they lie in the tables, computes the
 scores and squared norms (forward), and in backward the gradient rows, so each row is read once per pass
 while it is in cache. The arithmetic and the notation are `bpr._BPRLoss`'s (its docstring derives the
-gradient); tests compare the two paths. Compiled by Numba on first use and cached on disk.
+gradient); tests compare the two paths. Batch rows are split between the CPU's threads; callers enter
+the kernels under `hbench.compiled.PARALLEL_KERNEL`. Compiled by Numba on first use and cached on disk.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def bpr_scores(users_table: np.ndarray, items_table: np.ndarray, bias_table: np.ndarray, users: np.ndarray,
                items: np.ndarray, x: np.ndarray, user_sq: np.ndarray, item_sq: np.ndarray) -> None:
     """x[b, j − 1] = s_b0 − s_bj for j = 1 … n; user_sq[b] = ‖p_b‖²; item_sq[b, j] = ‖q_bj‖² + b_bj²
     (sums accumulated in float64, stored in the arrays' dtype)."""
     width = users_table.shape[1]
-    for b in range(users.shape[0]):
+    for b in numba.prange(users.shape[0]):  # each row writes only its own outputs
         p = users_table[users[b]]
         acc = np.float64(0.0)
         for d in range(width):
@@ -42,7 +43,7 @@ def bpr_scores(users_table: np.ndarray, items_table: np.ndarray, bias_table: np.
                 x[b, j - 1] = positive - score
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def bpr_gradients(users_table: np.ndarray, items_table: np.ndarray, bias_table: np.ndarray, users: np.ndarray,
                   items: np.ndarray, dx: np.ndarray, decay: np.ndarray, grad_u: np.ndarray, grad_q: np.ndarray,
                   grad_b: np.ndarray) -> None:
@@ -52,7 +53,7 @@ def bpr_gradients(users_table: np.ndarray, items_table: np.ndarray, bias_table: 
         ∂/∂q_bj = ∂/∂s_bj p_b + decay_j q_bj,  ∂/∂b_bj = ∂/∂s_bj + decay_j b_bj.
     """
     width = users_table.shape[1]
-    for b in range(users.shape[0]):
+    for b in numba.prange(users.shape[0]):  # each row writes only its own outputs
         p = users_table[users[b]]
         gu = grad_u[b]
         for d in range(width):

@@ -18,11 +18,12 @@ devices, and tables on a manifold, keep the tensor path. Numba is compiled on fi
 from __future__ import annotations
 
 import math
-import threading
 
 import numba
 import numpy as np
 import torch
+
+from hbench.compiled import PARALLEL_KERNEL
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -56,11 +57,6 @@ def _sum_rows(index: np.ndarray, grad: np.ndarray, position: np.ndarray, rows: n
     for k in range(count):
         position[rows[k]] = -1
     return count
-
-
-# Numba's default thread pool ("workqueue") aborts the process when two threads launch parallel kernels at
-# once (two trainings in threads of one notebook): the parallel update is entered by one thread at a time.
-_PARALLEL_KERNEL = threading.Lock()
 
 
 # error_model="numpy": a division by zero gives inf as in torch instead of a Python exception, which also
@@ -99,7 +95,7 @@ def fused_row_adam_step(table: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: 
     summed = np.empty((index_np.shape[0], table.shape[1]), grad_np.dtype)
     count = _sum_rows(index_np, grad_np, position.numpy(), rows, summed)
     scalar = grad_np.dtype.type
-    with _PARALLEL_KERNEL:
+    with PARALLEL_KERNEL:  # see hbench.compiled
         _adam_rows(table.detach().numpy(), exp_avg.numpy(), exp_avg_sq.numpy(), rows, summed, count,
                    scalar(-lr / (1 - beta1 ** step)), scalar(1 - beta1), scalar(beta2), scalar(1 - beta2),
                    scalar(1 / math.sqrt(1 - beta2 ** step)), scalar(eps))
