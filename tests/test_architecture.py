@@ -24,8 +24,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "hbench"
 # for a top-level module, its own name. Foundation modules hold what every stage shares (errors, atomic
 # writes, configs, the run-directory layout, the protocol registry) and import no stage.
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"version", "errors", "atomic", "paths", "locks", "devices", "ui", "quiet_geoopt", "config",
-               "protocols", "runs"}),
+    frozenset({"version", "errors", "atomic", "paths", "locks", "devices", "compiled", "ui", "quiet_geoopt",
+               "config", "protocols", "runs"}),
     frozenset({"geometry"}),
     frozenset({"datasets"}),
     frozenset({"features"}),

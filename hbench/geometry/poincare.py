@@ -53,6 +53,9 @@ def poincare_distance(x: torch.Tensor, y: torch.Tensor, c: float) -> torch.Tenso
 
 
 
+COORDINATE_LIMIT = 1e15
+
+
 def projection_eps(dtype: torch.dtype) -> float:
     """geoopt's projection margin: `PoincareBall.projx` keeps ‖x‖ ≤ (1 − eps)/√c (stereographic `_project`)."""
     return 4e-3 if dtype == torch.float32 else 1e-5
@@ -86,6 +89,10 @@ def exp0_distances(u: torch.Tensor, v: torch.Tensor, c: float) -> tuple[torch.Te
     coincident points is 1e-9 (its gradient is cut there, as a norm's is at 0).
     """
     root_c = c**0.5
+    # Squares of coordinates past 1e15 would overflow float32 (a run at a saturating learning rate gets
+    # there). Such a vector lies far past the projection radius (s* is about 3), so clamping its coordinates
+    # keeps its point on the boundary and its distances finite; only its direction may change.
+    u, v = u.clamp(-COORDINATE_LIMIT, COORDINATE_LIMIT), v.clamp(-COORDINATE_LIMIT, COORDINATE_LIMIT)
     u_sq, v_sq = torch.linalg.vecdot(u, u), torch.linalg.vecdot(v, v)
     diff = u - v
     diff_sq = torch.linalg.vecdot(diff, diff)
