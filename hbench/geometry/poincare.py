@@ -1,7 +1,8 @@
 """Poincaré-ball formulas that geoopt does not offer: all-pairs distances by one matrix product.
 
 Ball of curvature −c: B_c = {x : c‖x‖² < 1}. Pointwise operations (Möbius addition, exp/log maps,
-projection, `dist`) come from `geoopt.PoincareBall`; this module adds what full ranking needs.
+projection, `dist`) come from `geoopt.PoincareBall`; this module adds what full ranking needs (distances
+by one matrix product) and what losses on tangent parameters need (`exp0_distances`).
 """
 
 from __future__ import annotations
