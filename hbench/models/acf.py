@@ -118,7 +118,7 @@ class _Histories:
         One random key per history entry (drawn from `generator`); each row keeps its smallest keys.
         """
         rows, edges = self.graph.edges_of(users)
-        lengths = np.diff(self.graph.indptr)[users]
+        lengths = self.graph.indptr[users + 1] - self.graph.indptr[users]  # the batch's users only
         first = np.cumsum(lengths) - lengths  # where each row's entries begin in the flat arrays
         items = self.graph.items[edges]
         keys = torch.rand(len(edges), generator=generator, dtype=torch.float64).numpy()

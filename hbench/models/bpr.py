@@ -147,24 +147,23 @@ class _TableBPRLoss(torch.autograd.Function):
         ranking = F.softplus(-x_t).mean()
         l2 = torch.from_numpy(user_sq).sum() / batch + torch.from_numpy(item_sq).mv(weights).sum()
         ctx.save_for_backward(x_t, weights)
-        ctx.tables, ctx.index, ctx.reg, ctx.sink = tables, (index_users, index_items), reg, sink
-        ctx.parameters = (users_table, items_table, bias_table)
-        ctx.index_tensors = (users, items)
+        ctx.tables, ctx.index, ctx.reg, ctx.sink = (users_table, items_table, bias_table), (users, items), reg, sink
         return ranking, reg * l2
 
     @staticmethod
     def backward(ctx: Any, grad_ranking: torch.Tensor, grad_reg: torch.Tensor) -> tuple[None, ...]:
         x, weights = ctx.saved_tensors
-        (batch, n_negatives), width = x.shape, ctx.tables[0].shape[1]
+        (users_table, items_table, bias_table), (users, items) = ctx.tables, ctx.index
+        (batch, n_negatives), width = x.shape, users_table.shape[1]
         dx = torch.sigmoid(-x).mul_(-grad_ranking / (batch * n_negatives)).numpy()
         decay = (2 * ctx.reg * grad_reg * weights).numpy()
-        dtype = ctx.tables[0].dtype
+        dtype = dx.dtype
         grad_u = np.empty((batch, width), dtype)
         grad_q = np.empty((batch, n_negatives + 1, width), dtype)
         grad_b = np.empty((batch, n_negatives + 1), dtype)
         with PARALLEL_KERNEL:
-            bpr_gradients(*ctx.tables, *ctx.index, dx, decay, grad_u, grad_q, grad_b)
-        (users_table, items_table, bias_table), (users, items) = ctx.parameters, ctx.index_tensors
+            bpr_gradients(*(t.detach().numpy() for t in ctx.tables), users.numpy(), items.numpy(), dx, decay,
+                          grad_u, grad_q, grad_b)
         ctx.sink.add(users_table, users, torch.from_numpy(grad_u))
         ctx.sink.add(items_table, items, torch.from_numpy(grad_q))
         if bias_table.requires_grad:
