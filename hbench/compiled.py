@@ -9,3 +9,8 @@ from __future__ import annotations
 import threading
 
 PARALLEL_KERNEL = threading.Lock()
+
+VECTORISE = frozenset({"reassoc", "contract", "nsz", "arcp"})
+"""Numba `fastmath` flags for the kernels' sums: reassociation (and fused multiply-add) lets the compiler
+vectorise a reduction over a row; "nnan" and "ninf" are left out, so non-finite values behave as IEEE says
+and divergence is still detected. Results differ from a sequential sum by rounding only."""

@@ -20,7 +20,7 @@ from hbench.models.base import (
     normal_init,
     option,
 )
-from hbench.models.bpr_kernels import bpr_gradients, bpr_scores
+from hbench.models.bpr_kernels import bpr_gradients, bpr_scores_and_gradients
 from hbench.models.registry import register_model
 from hbench.models.rows import RowGradients
 
@@ -126,44 +126,50 @@ class _BPRLoss(torch.autograd.Function):
 class _TableBPRLoss(torch.autograd.Function):
     """`_BPRLoss` on rows read where they lie in the tables (`bpr_kernels`); gradients go to `sink` as rows.
 
-    The tables are inputs only so that autograd calls backward; like `rows.gather_rows`, backward hands
-    (index, gradient rows) to the sink and returns no table gradient.
+    Forward also computes the gradient rows for unit upstream gradients (training's `total.backward()`);
+    backward scales them when both upstream gradients are equal and otherwise recomputes them. The tables
+    are inputs only so that autograd calls backward; like `rows.gather_rows`, backward hands (index,
+    gradient rows) to the sink and returns no table gradient.
     """
 
     @staticmethod
     def forward(ctx: Any, users_table: torch.Tensor, items_table: torch.Tensor, bias_table: torch.Tensor,
                 users: torch.Tensor, items: torch.Tensor, reg: float, sink: RowGradients) -> tuple[torch.Tensor, ...]:
-        batch, n_negatives = items.shape[0], items.shape[1] - 1
+        (batch, width), n_negatives = (users.shape[0], users_table.shape[1]), items.shape[1] - 1
         tables = tuple(t.detach().numpy() for t in (users_table, items_table, bias_table))
         dtype = tables[0].dtype
         x = np.empty((batch, n_negatives), dtype)
         user_sq, item_sq = np.empty(batch, dtype), np.empty((batch, n_negatives + 1), dtype)
-        index_users, index_items = users.numpy(), items.numpy()
+        rows = np.empty((batch, width), dtype), np.empty((batch, n_negatives + 1, width), dtype), \
+            np.empty((batch, n_negatives + 1), dtype)
         with PARALLEL_KERNEL:
-            bpr_scores(*tables, index_users, index_items, x, user_sq, item_sq)
+            bpr_scores_and_gradients(*tables, users.numpy(), items.numpy(), reg, x, user_sq, item_sq, *rows)
         x_t = torch.from_numpy(x)
         weights = torch.full((n_negatives + 1,), 1.0 / (batch * n_negatives), dtype=x_t.dtype)
         weights[0] = 1.0 / batch
         ranking = F.softplus(-x_t).mean()
         l2 = torch.from_numpy(user_sq).sum() / batch + torch.from_numpy(item_sq).mv(weights).sum()
         ctx.save_for_backward(x_t, weights)
-        ctx.tables, ctx.index, ctx.reg, ctx.sink = (users_table, items_table, bias_table), (users, items), reg, sink
+        ctx.tables, ctx.index, ctx.reg, ctx.sink, ctx.rows = (users_table, items_table, bias_table), \
+            (users, items), reg, sink, rows
         return ranking, reg * l2
 
     @staticmethod
     def backward(ctx: Any, grad_ranking: torch.Tensor, grad_reg: torch.Tensor) -> tuple[None, ...]:
         x, weights = ctx.saved_tensors
         (users_table, items_table, bias_table), (users, items) = ctx.tables, ctx.index
-        (batch, n_negatives), width = x.shape, users_table.shape[1]
-        dx = torch.sigmoid(-x).mul_(-grad_ranking / (batch * n_negatives)).numpy()
-        decay = (2 * ctx.reg * grad_reg * weights).numpy()
-        dtype = dx.dtype
-        grad_u = np.empty((batch, width), dtype)
-        grad_q = np.empty((batch, n_negatives + 1, width), dtype)
-        grad_b = np.empty((batch, n_negatives + 1), dtype)
-        with PARALLEL_KERNEL:
-            bpr_gradients(*(t.detach().numpy() for t in ctx.tables), users.numpy(), items.numpy(), dx, decay,
-                          grad_u, grad_q, grad_b)
+        grad_u, grad_q, grad_b = ctx.rows
+        if bool(grad_ranking == grad_reg):  # the rows forward computed, scaled (rounding aside, the same)
+            if bool(grad_ranking != 1):
+                for rows in ctx.rows:
+                    rows *= grad_ranking.item()
+        else:
+            (batch, n_negatives) = x.shape
+            dx = torch.sigmoid(-x).mul_(-grad_ranking / (batch * n_negatives)).numpy()
+            decay = (2 * ctx.reg * grad_reg * weights).numpy()
+            with PARALLEL_KERNEL:
+                bpr_gradients(*(t.detach().numpy() for t in ctx.tables), users.numpy(), items.numpy(), dx, decay,
+                              grad_u, grad_q, grad_b)
         ctx.sink.add(users_table, users, torch.from_numpy(grad_u))
         ctx.sink.add(items_table, items, torch.from_numpy(grad_q))
         if bias_table.requires_grad:

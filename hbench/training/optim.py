@@ -32,7 +32,7 @@ import geoopt
 import torch
 
 from hbench.models.rows import RowGradients
-from hbench.training.fused import fused_row_adam_applies, fused_row_adam_step
+from hbench.training.fused import fused_row_adam_applies, fused_row_adam_step, group_by_row
 
 
 class RowAdam(torch.optim.Optimizer):
@@ -51,7 +51,7 @@ class RowAdam(torch.optim.Optimizer):
     def step(self, closure: Any = None) -> None:  # noqa: ARG002 - torch's signature
         self.touched = {}
         # Tables read with the same index tensors in this step share their touched rows (found once).
-        found: dict[tuple[object, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+        found: dict[tuple[object, ...], tuple[torch.Tensor, Any]] = {}
         for group in self.param_groups:
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             for table in group["params"]:
@@ -66,18 +66,20 @@ class RowAdam(torch.optim.Optimizer):
                     state["exp_avg"] = torch.zeros_like(table)
                     state["exp_avg_sq"] = torch.zeros_like(table if manifold is None else table[:, :1])
                 state["step"] += 1
-                if self.fused and fused_row_adam_applies(table):
-                    position = self._positions.get(id(table))
-                    if position is None:
-                        position = self._positions[id(table)] = torch.full((table.shape[0],), -1, dtype=torch.long)
-                    self.touched[id(table)] = fused_row_adam_step(
-                        table, state["exp_avg"], state["exp_avg_sq"], position, index.long().contiguous(), grad,
-                        lr=lr, beta1=beta1, beta2=beta2, eps=eps, step=state["step"])
-                    continue
                 key = (table.shape[0], *key)  # same memory read from tables of other sizes: other rows
+                fused = self.fused and fused_row_adam_applies(table)
+                if fused:
+                    if ("grouped", *key) not in found:
+                        found[("grouped", *key)] = group_by_row(index, self._scratch(table))
+                    rows, groups = found[("grouped", *key)]
+                    fused_row_adam_step(table, state["exp_avg"], state["exp_avg_sq"], rows, groups, grad,
+                                        lr=lr, beta1=beta1, beta2=beta2, eps=eps, step=state["step"])
+                    self.touched[id(table)] = rows
+                    continue
                 if key not in found:
                     found[key] = _touched_rows(index, table.shape[0])
                 rows, inverse = found[key]
+                self.touched[id(table)] = rows
                 summed = grad.new_zeros(rows.shape[0], table.shape[1]).index_add_(0, inverse, grad)
                 bias1, bias2 = 1 - beta1 ** state["step"], 1 - beta2 ** state["step"]
                 # index_select / index_copy_ rather than advanced indexing: the same gathers and scatters
@@ -103,8 +105,14 @@ class RowAdam(torch.optim.Optimizer):
                     new_points, exp_avg = manifold.retr_transp(points, exp_avg / denom * (-lr / bias1), exp_avg)
                     table.index_copy_(0, rows, new_points)
                     state["exp_avg"].index_copy_(0, rows, exp_avg)
-                self.touched[id(table)] = rows
         self.sink.clear()
+
+    def _scratch(self, table: torch.Tensor) -> torch.Tensor:
+        """The fused step's row-position scratch for `table` (all −1 between steps)."""
+        position = self._positions.get(id(table))
+        if position is None:
+            position = self._positions[id(table)] = torch.full((table.shape[0],), -1, dtype=torch.long)
+        return position
 
 
 def _touched_rows(index: torch.Tensor, n_rows: int) -> tuple[torch.Tensor, torch.Tensor]:

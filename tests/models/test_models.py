@@ -61,8 +61,10 @@ def test_bpr_loss_matches_hand_computation() -> None:
     assert reps.geometry.score_matrix(reps.users, reps.geometry.item_cache(reps.items))[1, 3].item() == pytest.approx(float((u[1] @ v[3] + b[3]).detach()), rel=1e-5)
 
 
-def _textbook_bpr(tables: tuple[torch.Tensor, ...], reg: float) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """BPR's ranking and L2 terms of BATCH by the plain formula, and autograd's gradient of 2·ranking + 5·l2."""
+def _textbook_bpr(tables: tuple[torch.Tensor, ...], reg: float, weights: tuple[float, float] = (2, 5),
+                  ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """BPR's ranking and L2 terms of BATCH by the plain formula, and autograd's gradient of
+    weights[0]·ranking + weights[1]·l2."""
     u_table, v_table, b_table = (t.detach().clone().requires_grad_() for t in tables)
     users, pos, neg = BATCH
     u, p, n = u_table[users], v_table[pos], v_table[neg]
@@ -70,7 +72,7 @@ def _textbook_bpr(tables: tuple[torch.Tensor, ...], reg: float) -> tuple[torch.T
     x = (u * p).sum(-1, keepdim=True) + b_pos[:, None] - (u[:, None] * n).sum(-1) - b_neg
     ranking = -torch.nn.functional.logsigmoid(x).mean()
     l2 = reg * ((u ** 2).sum(-1) + (p ** 2).sum(-1) + b_pos ** 2 + ((n ** 2).sum(-1) + b_neg ** 2).mean(-1)).mean()
-    (2 * ranking + 5 * l2).backward()
+    (weights[0] * ranking + weights[1] * l2).backward()
     return ranking, l2, [u_table.grad, v_table.grad, b_table.grad]
 
 
@@ -90,10 +92,12 @@ def test_bpr_hand_written_gradient_equals_autograd_of_the_textbook_loss() -> Non
         torch.testing.assert_close(ours, reference, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("weights", [(1, 1), (3, 3), (2, 5)], ids=["total", "scaled total", "other weights"])
 @pytest.mark.parametrize("item_bias", [True, False])
-def test_bpr_compiled_table_path_equals_autograd_of_the_textbook_loss(item_bias: bool) -> None:
+def test_bpr_compiled_table_path_equals_autograd_of_the_textbook_loss(item_bias: bool, weights: tuple[int, int]) -> None:
     """Training with row gradients on CPU reads the tables in compiled loops (`bpr_kernels`); the row
-    gradients it hands to the optimiser, summed per row, are autograd's dense gradient of the formula."""
+    gradients it hands to the optimiser, summed per row, are autograd's dense gradient of the formula.
+    (Forward computes the rows of `total`; a scaled total scales them, other weights recompute them.)"""
     from hbench.models.rows import RowGradients
 
     model = create_model("bpr", _context(), {"reg": "0.3", "item_bias": str(item_bias).lower()}).double()
@@ -104,7 +108,10 @@ def test_bpr_compiled_table_path_equals_autograd_of_the_textbook_loss(item_bias:
     assert model._compiled_path_applies()
     users, pos, neg = BATCH
     terms = model.loss(users, pos, neg)
-    (2 * terms.parts["bpr"] + 5 * terms.parts["l2"]).backward()
+    if weights == (1, 1):
+        terms.total.backward()
+    else:
+        (weights[0] * terms.parts["bpr"] + weights[1] * terms.parts["l2"]).backward()
     tables = (model.user_embedding, model.item_embedding, model.item_bias)
     got = []
     for table in tables:
@@ -114,7 +121,7 @@ def test_bpr_compiled_table_path_equals_autograd_of_the_textbook_loss(item_bias:
             dense.index_add_(0, popped[0], popped[1])
         got.append(dense)
 
-    ranking, l2, expected = _textbook_bpr(tables, 0.3)
+    ranking, l2, expected = _textbook_bpr(tables, 0.3, weights)
     assert terms.parts["bpr"].item() == pytest.approx(ranking.item(), rel=1e-12)
     assert terms.parts["l2"].item() == pytest.approx(l2.item(), rel=1e-12)
     torch.testing.assert_close(got[0], expected[0], rtol=1e-12, atol=1e-14)
