@@ -13,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 from hbench.datasets.graph import UserItemGraph
 from hbench.datasets.store import Interactions
 from hbench.evaluation.metrics import per_user_metrics
+from hbench.evaluation import ranking
 from hbench.evaluation.ranking import count_full, count_sampled
 from hbench.geometry import (
     DotProduct,
@@ -62,6 +63,15 @@ def _brute_force(scores: np.ndarray, train: Interactions, test: Interactions) ->
     return pd.DataFrame(rows)
 
 
+@pytest.fixture(params=["compiled", "tensor"])
+def count_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Full ranking counts in a compiled pass on the CPU and by in-place tensor operations elsewhere:
+    the tests using this fixture check both against the reference, on the CPU."""
+    if request.param == "tensor":
+        monkeypatch.setattr(ranking, "_compiled_count_applies", lambda scores: False)
+    return request.param
+
+
 def _mask(train: Interactions, test: Interactions, n_users: int, n_items: int) -> UserItemGraph:
     """What full ranking at the test stage masks: the training pairs and the targets."""
     return UserItemGraph.from_parts([train, test], n_users, n_items)
@@ -75,7 +85,7 @@ def test_full_ranking_refuses_a_mask_without_the_targets() -> None:
 
 
 @pytest.mark.parametrize("budget", [1 << 25, 300])  # one block, and many small blocks
-def test_full_ranking_matches_brute_force_with_ties(budget: int) -> None:
+def test_full_ranking_matches_brute_force_with_ties(budget: int, count_path: str) -> None:
     rng = np.random.default_rng(0)
     n_users, n_items = 25, 40
     train, test = _random_split(rng, n_users, n_items)
@@ -89,7 +99,7 @@ def test_full_ranking_matches_brute_force_with_ties(budget: int) -> None:
     pd.testing.assert_frame_equal(got[expected.columns], expected, check_dtype=False)
 
 
-def test_auc_matches_sklearn_without_ties() -> None:
+def test_auc_matches_sklearn_without_ties(count_path: str) -> None:
     rng = np.random.default_rng(1)
     n_users, n_items = 20, 30
     train, test = _random_split(rng, n_users, n_items)
@@ -109,7 +119,7 @@ def test_auc_matches_sklearn_without_ties() -> None:
             assert got[u] == pytest.approx(np.mean([scores[u, t] > scores[u, n] for t, n in pairs]))
 
 
-def test_poincare_full_ranking_matches_pointwise_geoopt_distances() -> None:
+def test_poincare_full_ranking_matches_pointwise_geoopt_distances(count_path: str) -> None:
     import geoopt
 
     rng = np.random.default_rng(2)
@@ -150,7 +160,7 @@ def test_hand_worked_single_target() -> None:
     assert row["mrr"] == pytest.approx(1 / 3) and row["auc"] == pytest.approx(1 / 3)
 
 
-def test_poincare_ranking_in_float32_near_the_boundary_agrees_with_float64() -> None:
+def test_poincare_ranking_in_float32_near_the_boundary_agrees_with_float64(count_path: str) -> None:
     """The augmented-GEMM ranking in float32 misorders at most near-ties, never more than one place."""
     import geoopt
 
