@@ -36,6 +36,18 @@ def test_edges_of_lists_each_users_items_in_the_order_asked() -> None:
     assert got == expected
 
 
+def test_contains_answers_every_query_as_a_set_lookup_does() -> None:
+    rng = np.random.default_rng(2)
+    part = Interactions(rng.integers(0, 9, 70), rng.integers(0, 13, 70))
+    graph = UserItemGraph.from_parts([part], 9, 13)
+    pairs = _pairs(part)
+    users, items = np.repeat(np.arange(-1, 10), 15), np.tile(np.arange(-1, 14), 11)  # every pair, and outside
+    got = graph.contains(users.reshape(11, 15), items.reshape(11, 15))
+    assert got.shape == (11, 15)
+    assert got.ravel().tolist() == [(int(u), int(i)) in pairs for u, i in zip(users, items)]
+    assert graph.contains(np.array(3), np.arange(13)).tolist() == [(3, i) in pairs for i in range(13)]  # broadcast
+
+
 def test_empty_graph() -> None:
     graph = UserItemGraph.from_parts([], 3, 4)
     assert graph.n_edges == 0 and graph.user_degree.tolist() == [0, 0, 0]
