@@ -7,7 +7,10 @@ training and validation items masked), so the metric columns are comparable by c
 learned factors and item biases are handed to evaluation as a dot-product model.
 
 Cornac gets its own settings (BPR with SGD, lr 0.05, λ 0.01, its documented defaults apart from k), not
-hbench's. hbench trains with its defaults (batch, learning rate, lazy Riemannian Adam), validating every
+hbench's. LensKit, when installed (`pip install lenskit`; not in the `bench` extra, because it requires
+pandas < 3), runs its FlexMF model with the `bpr` preset (pairwise loss, no biases) and its own defaults
+(batch 8,192, lr 0.01, AdamW with weight decay 0.01): a PyTorch peer, like hbench, next to Cornac's
+Cython. Its epochs are timed one by one through its trainer. hbench trains with its defaults (batch, learning rate, lazy Riemannian Adam), validating every
 `--eval-every` epochs and restoring the best checkpoint, as `hbench train` does.
 
     python benchmarks/peers.py --source ../shared/data [--epochs 60] [--cornac-epochs 300] [--record]
@@ -94,6 +97,39 @@ def run_cornac(dataset, dim: int, epochs: int, seed: int) -> dict:
             "eval_seconds": eval_seconds}
 
 
+def run_lenskit(dataset, dim: int, epochs: int, seed: int) -> dict | None:
+    """LensKit FlexMF with the BPR preset and LensKit's own defaults; None when LensKit is not installed."""
+    try:
+        from lenskit.data import from_interactions_df
+        from lenskit.flexmf import FlexMFImplicitConfig, FlexMFImplicitScorer
+        from lenskit.training import TrainingOptions
+    except ImportError:
+        return None
+    frame = pd.DataFrame({"user_id": dataset.train.users.astype(np.int64), "item_id": dataset.train.items.astype(np.int64)})
+    data = from_interactions_df(frame)
+    scorer = FlexMFImplicitScorer(FlexMFImplicitConfig(preset="bpr", embedding_size=dim, epochs=epochs))
+    trainer = scorer.create_trainer(data, TrainingOptions(rng=seed, device="cpu"))
+    seconds = []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        trainer.train_epoch()
+        seconds.append(time.perf_counter() - started)
+    trainer.finalize()
+    # LensKit numbers ids in its own vocabularies: map its embeddings back to hbench's internal ids.
+    users = np.zeros((dataset.n_users, dim), np.float32)
+    items = np.zeros((dataset.n_items, dim), np.float32)
+    user_rows = scorer.users.numbers(np.arange(dataset.n_users), missing="negative")
+    item_rows = scorer.items.numbers(np.arange(dataset.n_items), missing="negative")
+    with torch.no_grad():
+        u_table, i_table = scorer.model.u_embed.weight.cpu().numpy(), scorer.model.i_embed.weight.cpu().numpy()
+    users[user_rows >= 0] = u_table[user_rows[user_rows >= 0]]
+    items[item_rows >= 0] = i_table[item_rows[item_rows >= 0]]
+    metrics, eval_seconds = test_metrics(Representations(torch.from_numpy(users), torch.from_numpy(items), DotProduct()),
+                                         dataset)
+    return {"epochs": epochs, "train_seconds": sum(seconds), "s_per_epoch": statistics.median(seconds), **metrics,
+            "eval_seconds": eval_seconds}
+
+
 def run_hbench(dataset, model: str, dim: int, epochs: int, eval_every: int, seed: int, out: Path,
                home: Path | None, target: float = float("inf")) -> dict:
     config = TrainConfig(dataset=DATASET, protocol="full", dim=dim, epochs=epochs, eval_every=eval_every, seed=seed,
@@ -129,6 +165,8 @@ def main() -> None:
                         help="recall@20 whose first crossing on validation is timed (the issue's target)")
     parser.add_argument("--eval-every", type=int, default=5)
     parser.add_argument("--cornac-epochs", type=int, default=300)
+    parser.add_argument("--lenskit-epochs", type=int, default=10,
+                        help="LensKit FlexMF BPR epochs, timed (when LensKit is installed)")
     parser.add_argument("--other-epochs", type=int, default=3, help="epochs timed for CML, HyperML, LightGCN, HGCF")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--record", action="store_true", help="append the table to benchmarks/results/")
@@ -139,6 +177,9 @@ def main() -> None:
     rows = {}
     rows["Cornac BPR, 30 epochs"] = run_cornac(dataset, args.dim, 30, args.seed)
     rows[f"Cornac BPR, {args.cornac_epochs} epochs"] = run_cornac(dataset, args.dim, args.cornac_epochs, args.seed)
+    lenskit = run_lenskit(dataset, args.dim, args.lenskit_epochs, args.seed)
+    if lenskit is not None:
+        rows[f"LensKit FlexMF BPR (PyTorch), {args.lenskit_epochs} epochs"] = lenskit
     rows["hbench bpr"] = run_hbench(dataset, "bpr", args.dim, args.epochs, args.eval_every, args.seed, out, args.home,
                                     target=args.target)
     for model in ("cml", "hyperml", "lightgcn", "hgcf"):
