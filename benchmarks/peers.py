@@ -102,9 +102,14 @@ def run_lenskit(dataset, dim: int, epochs: int, seed: int) -> dict | None:
     try:
         from lenskit.data import from_interactions_df
         from lenskit.flexmf import FlexMFImplicitConfig, FlexMFImplicitScorer
+        from lenskit.parallel import initialize
         from lenskit.training import TrainingOptions
     except ImportError:
         return None
+    # LensKit's default gives PyTorch one intra-op thread per training thread (1 on 2 cores) and sets it
+    # process-wide; the same hardware for both means the same torch threads, restored afterwards.
+    threads = torch.get_num_threads()
+    initialize(backend_threads=threads)
     frame = pd.DataFrame({"user_id": dataset.train.users.astype(np.int64), "item_id": dataset.train.items.astype(np.int64)})
     data = from_interactions_df(frame)
     scorer = FlexMFImplicitScorer(FlexMFImplicitConfig(preset="bpr", embedding_size=dim, epochs=epochs))
@@ -126,6 +131,7 @@ def run_lenskit(dataset, dim: int, epochs: int, seed: int) -> dict | None:
     items[item_rows >= 0] = i_table[item_rows[item_rows >= 0]]
     metrics, eval_seconds = test_metrics(Representations(torch.from_numpy(users), torch.from_numpy(items), DotProduct()),
                                          dataset)
+    torch.set_num_threads(threads)
     return {"epochs": epochs, "train_seconds": sum(seconds), "s_per_epoch": statistics.median(seconds), **metrics,
             "eval_seconds": eval_seconds}
 
@@ -177,14 +183,14 @@ def main() -> None:
     rows = {}
     rows["Cornac BPR, 30 epochs"] = run_cornac(dataset, args.dim, 30, args.seed)
     rows[f"Cornac BPR, {args.cornac_epochs} epochs"] = run_cornac(dataset, args.dim, args.cornac_epochs, args.seed)
-    lenskit = run_lenskit(dataset, args.dim, args.lenskit_epochs, args.seed)
-    if lenskit is not None:
-        rows[f"LensKit FlexMF BPR (PyTorch), {args.lenskit_epochs} epochs"] = lenskit
     rows["hbench bpr"] = run_hbench(dataset, "bpr", args.dim, args.epochs, args.eval_every, args.seed, out, args.home,
                                     target=args.target)
     for model in ("cml", "hyperml", "lightgcn", "hgcf"):
         rows[f"hbench {model} ({args.other_epochs} epochs, timing only)"] = run_hbench(
             dataset, model, args.dim, args.other_epochs, args.other_epochs, args.seed, out, args.home)
+    lenskit = run_lenskit(dataset, args.dim, args.lenskit_epochs, args.seed)  # last: it configures torch's threads
+    if lenskit is not None:
+        rows[f"LensKit FlexMF BPR (PyTorch), {args.lenskit_epochs} epochs"] = lenskit
 
     cornac_epoch = rows["Cornac BPR, 30 epochs"]["s_per_epoch"]
     bpr_epoch = rows["hbench bpr"]["s_per_epoch"]
