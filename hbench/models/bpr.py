@@ -158,12 +158,12 @@ class _TableBPRLoss(torch.autograd.Function):
     def backward(ctx: Any, grad_ranking: torch.Tensor, grad_reg: torch.Tensor) -> tuple[None, ...]:
         x, weights = ctx.saved_tensors
         (users_table, items_table, bias_table), (users, items) = ctx.tables, ctx.index
-        grad_u, grad_q, grad_b = ctx.rows
+        # ctx.rows stay as forward wrote them (a graph kept for a second backward reads them again).
         if bool(grad_ranking == grad_reg):  # the rows forward computed, scaled (rounding aside, the same)
-            if bool(grad_ranking != 1):
-                for rows in ctx.rows:
-                    rows *= grad_ranking.item()
+            scale = float(grad_ranking)
+            grad_u, grad_q, grad_b = ctx.rows if scale == 1 else tuple(rows * scale for rows in ctx.rows)
         else:
+            grad_u, grad_q, grad_b = (np.empty_like(rows) for rows in ctx.rows)
             (batch, n_negatives) = x.shape
             dx = torch.sigmoid(-x).mul_(-grad_ranking / (batch * n_negatives)).numpy()
             decay = (2 * ctx.reg * grad_reg * weights).numpy()

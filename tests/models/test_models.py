@@ -132,6 +132,26 @@ def test_bpr_compiled_table_path_equals_autograd_of_the_textbook_loss(item_bias:
         assert sink.pop(model.item_bias) is None and not got[2].any()  # a frozen bias gets no rows
 
 
+def test_bpr_compiled_table_path_keeps_its_rows_for_a_second_backward() -> None:
+    """A graph kept for a second backward gives each backward its own weighting's rows (forward's rows are
+    neither scaled nor overwritten in place by the first)."""
+    from hbench.models.rows import RowGradients
+
+    model = create_model("bpr", _context(), {"reg": "0.3"}).double()
+    model.row_gradients = sink = RowGradients()
+    tables = (model.user_embedding, model.item_embedding, model.item_bias)
+    terms = model.loss(*BATCH)
+    for weights in [(2, 5), (3, 3), (1, 1)]:
+        (weights[0] * terms.parts["bpr"] + weights[1] * terms.parts["l2"]).backward(retain_graph=True)
+        got = []
+        for table in tables:
+            index, rows, _ = sink.pop(table)
+            got.append(torch.zeros_like(table).index_add_(0, index, rows))
+        _, _, expected = _textbook_bpr(tables, 0.3, weights)
+        for ours, reference in zip(got, expected):
+            torch.testing.assert_close(ours, reference, rtol=1e-12, atol=1e-14)
+
+
 def test_cml_hinge_and_unit_ball() -> None:
     model = create_model("cml", _context(), {"init_std": "5", "margin": "0.5"})  # large init: constrain_ must clip
     assert model.user_embedding.norm(dim=1).max().item() <= 1 + 1e-6
