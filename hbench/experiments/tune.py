@@ -15,6 +15,7 @@ recorded before they run). `tune.json` in the output directory records the budge
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,11 +107,13 @@ def run_tuning(dataset: str, models: list[str], trials: int, seeds: list[int], o
         raise HBenchError("--models names no model")
     first = search_spec(dataset, models, trials, train=train, protocol=protocol, metric=metric,
                         search_seed=search_seed, prune=prune)
-    budget = {"trials_per_model": trials, "trial_seeds": [0], "final_seeds": seeds, "train": dict(train or {}),
+    budget = {"dataset": dataset, "protocol": protocol, "metric": metric, "trials_per_model": trials,
+              "trial_seeds": [0], "final_seeds": seeds, "train": dict(train or {}),
               "search": "Optuna TPE over each model's declared space, selection on validation only",
               "pruning": pruning_text(Pruning()) if prune else None,
               "spaces": {name: get_model_class(name).search_space for name in models}}
     out.mkdir(parents=True, exist_ok=True)
+    budget = resumed_budget(out / TUNE_LOG, budget)
     write_json(out / TUNE_LOG, budget)
     searched = execute_sweep(first, out / SEARCH_STAGE, summarise=summarise, home=home, executor=executor,
                              feedback=feedback)
@@ -119,6 +122,36 @@ def run_tuning(dataset: str, models: list[str], trials: int, seeds: list[int], o
     final = execute_sweep(seeds_spec(dataset, searched, models, seeds, protocol=protocol, metric=metric),
                           out / SEEDS_STAGE, summarise=summarise, home=home, executor=executor, feedback=feedback)
     return TuneReport(out, searched, final, budget)
+
+
+# What a rerun into the same output may change: more final seeds, and models that the tune did not search yet
+# (they get the same budget). Anything else would give one table's models different searches.
+_EXTENDABLE = ("final_seeds", "spaces")
+
+
+def resumed_budget(path: Path, budget: dict[str, Any]) -> dict[str, Any]:
+    """The budget to record when `budget` is run into the tune output whose tune.json is `path`: `budget`
+    itself for a new output; otherwise the recorded one extended by `budget`'s seeds and new models, after
+    checking that nothing else differs (a tune.json written before a key was recorded is not checked on it).
+    Raises `HBenchError` naming the first difference."""
+    if not path.is_file():
+        return budget
+    recorded = json.loads(path.read_text())
+    for key, value in budget.items():
+        if key in recorded and key not in _EXTENDABLE and recorded[key] != value:
+            raise HBenchError(f"{path.parent} holds a tune with {key} = {_shown(recorded[key])}, not "
+                              f"{_shown(value)}: every model of one tune gets the same search; rerun with the "
+                              "recorded settings or choose another --out")
+    for model, space in budget["spaces"].items():
+        if model in recorded.get("spaces", {}) and recorded["spaces"][model] != space:
+            raise HBenchError(f"{path.parent} searched {model} over {_shown(recorded['spaces'][model])}, not its "
+                              f"declared space {_shown(space)}; choose another --out")
+    return {**recorded, **{k: v for k, v in budget.items() if k not in recorded}, "final_seeds": budget["final_seeds"],
+            "spaces": {**recorded.get("spaces", {}), **budget["spaces"]}}
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
 
 
 def budget_text(budget: dict[str, Any]) -> str:

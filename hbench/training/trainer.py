@@ -122,19 +122,33 @@ def representations(model: Recommender) -> Representations:
         model.train(was_training)
 
 
+# How an optimiser runs its step, not what it has learned: kept as built when a saved state is loaded.
+_IMPLEMENTATION_FLAGS = ("fused", "foreach", "capturable")
+
+
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    """`optimizer.load_state_dict(state)`, keeping integer entries (geoopt's step counter) integers.
+    """`optimizer.load_state_dict(state)`, keeping the step implementation it was built with and, for geoopt's
+    and hbench's optimisers, integer entries (the step counter) integers.
 
     torch turns a saved integer `step` into a float32 tensor, and geoopt's bias correction 1 − β^step then
     rounds differently (β ** tensor is float32, β ** int is float64): a resumed run would drift from an
-    uninterrupted one in the last bits.
+    uninterrupted one in the last bits. torch's own Adam needs the tensor: it counts steps in place, so an
+    integer step (a checkpoint from before dense parameters moved from geoopt's Adam to torch's) would stay
+    at its saved value and every later bias correction would be wrong.
     """
+    built = [{key: group[key] for key in _IMPLEMENTATION_FLAGS if key in group} for group in optimizer.param_groups]
     optimizer.load_state_dict(state)
+    for group, flags in zip(optimizer.param_groups, built, strict=True):
+        group.update(flags)
+    torchs_own = type(optimizer).__module__.startswith("torch.")
     params = [p for group in optimizer.param_groups for p in group["params"]]
     for index, saved in state["state"].items():
         for key, value in saved.items():
             if isinstance(value, int):
-                optimizer.state[params[index]][key] = value
+                param = params[index]
+                # torch's fused step wants its counter as a float32 tensor beside the parameter.
+                optimizer.state[param][key] = (torch.tensor(float(value), dtype=torch.float32, device=param.device)
+                                               if torchs_own else value)
 
 
 def _all_finite(model: Recommender) -> bool:

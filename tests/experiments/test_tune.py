@@ -42,3 +42,24 @@ def test_tune_runs_the_validation_winner_of_each_search_over_the_seeds(tiny_data
 def test_a_model_without_a_search_space_is_refused(tiny_dataset, tmp_path) -> None:
     with pytest.raises(HBenchError, match="declares no search space"):
         tune(str(tiny_dataset.path), ["pop"], 2, [0], tmp_path / "t")
+
+
+def test_a_rerun_into_a_tune_output_keeps_its_budget(tiny_dataset, tmp_path) -> None:
+    """Resuming or extending a tune (more seeds, another model) works; a rerun whose trials would differ
+    (here the dimension, then the trial count) is refused before anything runs, and tune.json is left as it was."""
+    pytest.importorskip("optuna")
+    out, train = tmp_path / "tune", {"epochs": 2, "dim": 8, "batch_size": 256}
+    tune(str(tiny_dataset.path), ["bpr"], 2, [0], out, train=train)
+    recorded = (out / TUNE_LOG).read_text()
+    runs_before = sorted(p.parent for p in out.rglob("config.json"))
+    with pytest.raises(HBenchError, match=r"holds a tune with train = .*\"dim\": 8"):
+        tune(str(tiny_dataset.path), ["bpr"], 2, [0], out, train={**train, "dim": 16})
+    with pytest.raises(HBenchError, match="trials_per_model = 2, not 3"):
+        tune(str(tiny_dataset.path), ["bpr"], 3, [0], out, train=train)
+    assert (out / TUNE_LOG).read_text() == recorded
+    assert sorted(p.parent for p in out.rglob("config.json")) == runs_before
+    tune(str(tiny_dataset.path), ["bpr", "cml"], 2, [0, 1], out, train=train)
+    budget = json.loads((out / TUNE_LOG).read_text())
+    assert set(budget["spaces"]) == {"bpr", "cml"} and budget["final_seeds"] == [0, 1]
+    bpr_trials = [c for c, _ in _runs(out / "search") if c["model"] == "bpr"]
+    assert len(bpr_trials) == 2  # the finished search was resumed, not repeated

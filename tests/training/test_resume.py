@@ -6,6 +6,7 @@ every epoch, validation metrics), equal best checkpoints (tensor for tensor) and
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import subprocess
@@ -120,3 +121,32 @@ def test_kill_9_mid_training_then_resume_equals_an_uninterrupted_run(tiny_datase
         assert done.returncode == 0, done.stderr
     _assert_same_run(run_dir.path, next(reference_out.rglob("config.json")).parent)
     assert "after_epoch" in (run_dir.path / "environment.json").read_text()
+
+
+def test_a_dense_adam_state_saved_by_geoopt_continues_as_geoopt_would_in_torchs_adam() -> None:
+    """Checkpoints from before dense parameters moved to torch's fused Adam hold geoopt's state (integer
+    step). Loaded into torch's Adam, the next steps equal geoopt's own continuation (float64, to rounding),
+    and the optimiser keeps the fused step it was built with."""
+    import geoopt
+
+    generator = torch.Generator().manual_seed(0)
+    old = torch.nn.Parameter(torch.randn(5, 3, dtype=torch.float64, generator=generator))
+    new = torch.nn.Parameter(old.detach().clone())
+    geoopt_adam = geoopt.optim.RiemannianAdam([old], lr=0.01)
+    torch_adam = torch.optim.Adam([new], lr=0.01, fused=True)
+
+    def step(parameter: torch.nn.Parameter, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.zero_grad()
+        (parameter ** 3).sum().backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step(old, geoopt_adam)
+    new.data.copy_(old.data)
+    saved = copy.deepcopy(geoopt_adam.state_dict())  # as a checkpoint holds it: no tensor shared with geoopt_adam
+    trainer.load_optimizer_state(torch_adam, saved)
+    assert torch_adam.param_groups[0]["fused"] is True
+    for _ in range(4):
+        step(old, geoopt_adam)
+        step(new, torch_adam)
+    torch.testing.assert_close(new, old, rtol=0, atol=1e-12)
