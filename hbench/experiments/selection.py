@@ -23,6 +23,7 @@ import pandas as pd
 from hbench.atomic import write_json, write_text
 from hbench.errors import HBenchError
 from hbench.experiments.execution import FAILED, read_json_or_empty
+from hbench.experiments.spec import SEARCH_ONLY_KEYS
 from hbench.models.registry import non_default_settings
 from hbench.protocols import PROTOCOLS
 from hbench.runs import CONFIG, SELECTION, SWEEP_PLAN, RunDirectory
@@ -158,7 +159,7 @@ def _short(value: Any) -> str:
 
 def _varying_keys(values: list[dict[str, Any]]) -> list[str]:
     """Settings whose value differs between the cells of one model (its grid or search axes)."""
-    keys = sorted({k for v in values for k in v})
+    keys = sorted({k for v in values for k in v} - SEARCH_ONLY_KEYS)
     return [k for k in keys if len({json.dumps(v.get(k), sort_keys=True) for v in values}) > 1]
 
 

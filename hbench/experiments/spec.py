@@ -56,6 +56,9 @@ _NOT_SWEPT = ("metric", "protocol")
 _ERRORS_SHOWN = 3
 
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("dataset", "seed", "device"))
+# A TPE trial's pruning thresholds belong to its search, not to its configuration: they do not tell
+# configurations apart in summaries, and the winner runs its seeds without them.
+SEARCH_ONLY_KEYS = frozenset({"prune_below"})
 
 
 class _Strict(BaseModel):

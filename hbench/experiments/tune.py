@@ -24,7 +24,7 @@ from hbench.atomic import write_json
 from hbench.errors import HBenchError
 from hbench.experiments.execution import ExecutorOptions
 from hbench.experiments.selection import SweepReport
-from hbench.experiments.spec import TRAIN_KEYS, Pruning, SweepSpec, parse_spec
+from hbench.experiments.spec import SEARCH_ONLY_KEYS, TRAIN_KEYS, Pruning, SweepSpec, parse_spec
 from hbench.experiments.sweep import Summarise, execute_sweep
 from hbench.models.registry import get_model_class
 from hbench.runs import CONFIG, RecordedRun, RunDirectory
@@ -69,8 +69,7 @@ def _winner_settings(search: SweepReport, model: str,
     run = runs.get(chosen[0].group_hash)
     if run is None:
         raise HBenchError(f"the run directory of {model!r}'s selected trial is missing under {search.out}")
-    # A trial's pruning thresholds belong to its search, not to its configuration.
-    train = {k: v for k, v in run.train.items() if k in TRAIN_KEYS and k not in ("lr", "prune_below")}
+    train = {k: v for k, v in run.train.items() if k in TRAIN_KEYS and k != "lr" and k not in SEARCH_ONLY_KEYS}
     return dict(run.model_options), {**train, "lr": run.lr}
 
 

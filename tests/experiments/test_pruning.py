@@ -95,6 +95,9 @@ def test_a_pruned_tpe_search_resumes_to_the_same_trials_and_decisions(tiny_datas
         if below:
             assert len(trial["curve"]) == below[0] + 1
     assert any(t["pruned"] for t in log) and not all(t["pruned"] for t in log[2:])
+    # The summary tells the trials apart by what was searched; the thresholds are the search's, not theirs.
+    summary = (out / "sweep-summary.md").read_text()
+    assert "prune_below" not in summary and summary.count("lr=") >= 6
     # Delete the last trial's record and run directory: the resumed search proposes and decides the same.
     (last,) = [c.parent for c in out.rglob("config.json") if json.loads(c.read_text())["lr"] == log[-1]["params"]["lr"]]
     shutil.rmtree(last)
