@@ -207,3 +207,28 @@ def test_initialisation_follows_the_generator() -> None:
     b = create_model("bpr", _context(seed=1)).user_embedding
     c = create_model("bpr", _context(seed=2)).user_embedding
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("negative", ["each", "closest"])
+@pytest.mark.parametrize("rank_weight", [False, True])
+def test_cml_negative_reduction_and_rank_weight_match_a_hand_computation(negative: str, rank_weight: bool) -> None:
+    """Per pair: the mean or the largest hinge over its negatives, times ln(1 + n_items · M / U) with M the
+    violating negatives (Hsieh et al.'s WARP estimate); checked on a batch where some pairs violate 1 or 2
+    of their negatives and some none."""
+    context = _context(n_items=9, dim=3)
+    model = create_model("cml", context, {"negative": negative, "rank_weight": str(rank_weight).lower(),
+                                          "margin": "0.1", "init_std": "0.4"})
+    users, pos = torch.tensor([0, 1, 2, 3]), torch.tensor([1, 2, 3, 4])
+    neg = torch.tensor([[4, 5, 6], [6, 7, 8], [0, 8, 5], [0, 3, 5]])
+    with torch.no_grad():
+        model.user_embedding[3] = model.item_embedding[4]  # on its positive: no negative within the margin
+    u, v = model.user_embedding.detach().double(), model.item_embedding.detach().double()
+    expected, violations = [], []
+    for a, p, row in zip(users.tolist(), pos.tolist(), neg.tolist()):
+        hinges = [max(0.0, 0.1 + float((u[a] - v[p]).pow(2).sum()) - float((u[a] - v[n]).pow(2).sum())) for n in row]
+        value = max(hinges) if negative == "closest" else sum(hinges) / len(hinges)
+        violators = sum(h > 0 for h in hinges)
+        violations.append(violators)
+        expected.append(value * (np.log(1 + 9 * violators / len(row)) if rank_weight else 1.0))
+    assert violations == [2, 1, 2, 0]  # the case tells the weights apart, ln(1 + 0) = 0 included
+    assert model.loss(users, pos, neg).total.item() == pytest.approx(float(np.mean(expected)), rel=1e-5)
