@@ -145,7 +145,9 @@ def resumed_budget(path: Path, budget: dict[str, Any]) -> dict[str, Any]:
         if model in recorded.get("spaces", {}) and recorded["spaces"][model] != space:
             raise HBenchError(f"{path.parent} searched {model} over {_shown(recorded['spaces'][model])}, not its "
                               f"declared space {_shown(space)}; choose another --out")
-    return {**recorded, **{k: v for k, v in budget.items() if k not in recorded}, "final_seeds": budget["final_seeds"],
+    # Seeds are a union: the seeds stage keeps the runs of every seed it ran, and captions count them.
+    seeds = sorted(set(recorded.get("final_seeds", [])) | set(budget["final_seeds"]))
+    return {**recorded, **{k: v for k, v in budget.items() if k not in recorded}, "final_seeds": seeds,
             "spaces": {**recorded.get("spaces", {}), **budget["spaces"]}}
 
 
