@@ -42,22 +42,30 @@ class TuneReport:
     budget: dict[str, Any]
 
 
-def search_spec(dataset: str, models: list[str], trials: int, *, train: dict[str, Any] | None = None,
-                protocol: str | None = None, metric: str | None = None, search_seed: int = 0,
-                prune: bool = True) -> SweepSpec:
-    """Stage 1: one TPE search per model over its declared space, seed 0; with `prune`, Optuna's median
-    rule at `spec.Pruning`'s defaults."""
+def search_spec(dataset: str, spaces: dict[str, dict[str, Any]], trials: int, *,
+                train: dict[str, Any] | None = None, protocol: str | None = None, metric: str | None = None,
+                search_seed: int = 0, prune: bool = True) -> SweepSpec:
+    """Stage 1: one TPE search per model over its space in `spaces` (model name to search space), seed 0;
+    with `prune`, Optuna's median rule at `spec.Pruning`'s defaults."""
     entries = []
-    for name in models:
-        cls = get_model_class(name)
-        if not cls.search_space:
-            raise HBenchError(f"model {name!r} declares no search space; `hbench tune` needs one (see CONTRIBUTING.md)")
-        search: dict[str, Any] = {"method": "tpe", "trials": trials, "seed": search_seed, "space": cls.search_space}
+    for name, space in spaces.items():
+        search: dict[str, Any] = {"method": "tpe", "trials": trials, "seed": search_seed, "space": space}
         if prune:
             search["prune"] = {}
         entries.append({"name": name, "search": search})
     return parse_spec({"name": f"tune-{Path(dataset).name}-search", "datasets": [dataset], "seeds": [0],
                        "protocol": protocol, "metric": metric, "train": dict(train or {}), "models": entries}, "tune")
+
+
+def declared_spaces(models: list[str]) -> dict[str, dict[str, Any]]:
+    """Each model's declared search space (`Recommender.search_space`), by name; refuses a model without one."""
+    spaces = {}
+    for name in models:
+        space = get_model_class(name).search_space
+        if not space:
+            raise HBenchError(f"model {name!r} declares no search space; `hbench tune` needs one (see CONTRIBUTING.md)")
+        spaces[name] = space
+    return spaces
 
 
 def _winner_settings(search: SweepReport, model: str,
@@ -99,26 +107,29 @@ def run_tuning(dataset: str, models: list[str], trials: int, seeds: list[int], o
                search_seed: int = 0, prune: bool = True, home: Path | None = None,
                executor: ExecutorOptions = ExecutorOptions(), feedback: Feedback = QUIET) -> TuneReport:
     """Search every model with the same budget on validation, then run each winner over `seeds`;
-    `summarise` selects and writes the summary of each stage's sweep directory."""
+    `summarise` selects and writes the summary of each stage's sweep directory. Into an existing tune output
+    (`resumed_budget`), both stages cover every model it records, and the seeds stage every recorded seed."""
     if trials < 1:
         raise HBenchError(f"--trials must be at least 1, got {trials}")
     if not models:
         raise HBenchError("--models names no model")
-    first = search_spec(dataset, models, trials, train=train, protocol=protocol, metric=metric,
-                        search_seed=search_seed, prune=prune)
     budget = {"dataset": dataset, "protocol": protocol, "metric": metric, "trials_per_model": trials,
-              "trial_seeds": [0], "final_seeds": seeds, "train": dict(train or {}),
+              "trial_seeds": [0], "final_seeds": seeds, "train": dict(train or {}), "search_seed": search_seed,
               "search": "Optuna TPE over each model's declared space, selection on validation only",
-              "pruning": pruning_text(Pruning()) if prune else None,
-              "spaces": {name: get_model_class(name).search_space for name in models}}
+              "pruning": pruning_text(Pruning()) if prune else None, "spaces": declared_spaces(models)}
     out.mkdir(parents=True, exist_ok=True)
     budget = resumed_budget(out / TUNE_LOG, budget)
     write_json(out / TUNE_LOG, budget)
-    searched = execute_sweep(first, out / SEARCH_STAGE, summarise=summarise, home=home, executor=executor,
-                             feedback=feedback)
+    # Every model the output's tune has searched takes part, not only those named now: a rerun that adds a
+    # model resumes the others' finished searches (over their recorded spaces) and both stages' summaries
+    # keep listing them beside it.
+    searched = execute_sweep(search_spec(dataset, budget["spaces"], trials, train=train, protocol=protocol,
+                                         metric=metric, search_seed=search_seed, prune=prune),
+                             out / SEARCH_STAGE, summarise=summarise, home=home, executor=executor, feedback=feedback)
     if searched.stopped_by_budget or searched.failed:
         raise HBenchError(f"the search did not finish ({searched.failed} failed cells); rerun to resume")
-    final = execute_sweep(seeds_spec(dataset, searched, models, seeds, protocol=protocol, metric=metric),
+    final = execute_sweep(seeds_spec(dataset, searched, list(budget["spaces"]), budget["final_seeds"],
+                                     protocol=protocol, metric=metric),
                           out / SEEDS_STAGE, summarise=summarise, home=home, executor=executor, feedback=feedback)
     return TuneReport(out, searched, final, budget)
 

@@ -10,6 +10,7 @@ import pytest
 from hbench.api import tune
 from hbench.errors import HBenchError
 from hbench.experiments.tune import TUNE_LOG
+from hbench.models.registry import get_model_class
 
 
 def _runs(root: Path) -> list[tuple[dict, dict]]:
@@ -44,7 +45,7 @@ def test_a_model_without_a_search_space_is_refused(tiny_dataset, tmp_path) -> No
         tune(str(tiny_dataset.path), ["pop"], 2, [0], tmp_path / "t")
 
 
-def test_a_rerun_into_a_tune_output_keeps_its_budget(tiny_dataset, tmp_path) -> None:
+def test_a_rerun_into_a_tune_output_keeps_its_budget(tiny_dataset, tmp_path, monkeypatch) -> None:
     """Resuming or extending a tune (more seeds, another model) works; a rerun whose trials would differ
     (here the dimension, then the trial count) is refused before anything runs, and tune.json is left as it was."""
     pytest.importorskip("optuna")
@@ -58,8 +59,16 @@ def test_a_rerun_into_a_tune_output_keeps_its_budget(tiny_dataset, tmp_path) -> 
         tune(str(tiny_dataset.path), ["bpr"], 3, [0], out, train=train)
     assert (out / TUNE_LOG).read_text() == recorded
     assert sorted(p.parent for p in out.rglob("config.json")) == runs_before
-    tune(str(tiny_dataset.path), ["bpr", "cml"], 2, [0, 1], out, train=train)
+    # Extending by a model, named alone, while bpr's declared space has changed since it was searched: bpr's
+    # finished search resumes over its recorded space, and both stages go on listing it beside cml.
+    monkeypatch.setattr(get_model_class("bpr"), "search_space", {"lr": {"low": 1e-4, "high": 1.0, "log": True}})
+    report = tune(str(tiny_dataset.path), ["cml"], 2, [1], out, train=train)
     budget = json.loads((out / TUNE_LOG).read_text())
     assert set(budget["spaces"]) == {"bpr", "cml"} and budget["final_seeds"] == [0, 1]
+    assert budget["spaces"]["bpr"] == json.loads(recorded)["spaces"]["bpr"]
     bpr_trials = [c for c, _ in _runs(out / "search") if c["model"] == "bpr"]
     assert len(bpr_trials) == 2  # the finished search was resumed, not repeated
+    assert {s.model for s in report.search.selections} == {"bpr", "cml"}
+    assert {s.model for s in report.seeds.selections} == {"bpr", "cml"}
+    bpr_finals = [c for c, _ in _runs(out / "seeds") if c["model"] == "bpr"]
+    assert sorted(c["train"]["seed"] for c in bpr_finals) == [0, 1]  # the recorded seed 0 and the new seed 1
