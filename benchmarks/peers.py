@@ -109,29 +109,31 @@ def run_lenskit(dataset, dim: int, epochs: int, seed: int) -> dict | None:
     # LensKit's default gives PyTorch one intra-op thread per training thread (1 on 2 cores) and sets it
     # process-wide; the same hardware for both means the same torch threads, restored afterwards.
     threads = torch.get_num_threads()
-    initialize(backend_threads=threads)
-    frame = pd.DataFrame({"user_id": dataset.train.users.astype(np.int64), "item_id": dataset.train.items.astype(np.int64)})
-    data = from_interactions_df(frame)
-    scorer = FlexMFImplicitScorer(FlexMFImplicitConfig(preset="bpr", embedding_size=dim, epochs=epochs))
-    trainer = scorer.create_trainer(data, TrainingOptions(rng=seed, device="cpu"))
-    seconds = []
-    for _ in range(epochs):
-        started = time.perf_counter()
-        trainer.train_epoch()
-        seconds.append(time.perf_counter() - started)
-    trainer.finalize()
-    # LensKit numbers ids in its own vocabularies: map its embeddings back to hbench's internal ids.
-    users = np.zeros((dataset.n_users, dim), np.float32)
-    items = np.zeros((dataset.n_items, dim), np.float32)
-    user_rows = scorer.users.numbers(np.arange(dataset.n_users), missing="negative")
-    item_rows = scorer.items.numbers(np.arange(dataset.n_items), missing="negative")
-    with torch.no_grad():
-        u_table, i_table = scorer.model.u_embed.weight.cpu().numpy(), scorer.model.i_embed.weight.cpu().numpy()
-    users[user_rows >= 0] = u_table[user_rows[user_rows >= 0]]
-    items[item_rows >= 0] = i_table[item_rows[item_rows >= 0]]
-    metrics, eval_seconds = test_metrics(Representations(torch.from_numpy(users), torch.from_numpy(items), DotProduct()),
-                                         dataset)
-    torch.set_num_threads(threads)
+    try:
+        initialize(backend_threads=threads)
+        frame = pd.DataFrame({"user_id": dataset.train.users.astype(np.int64), "item_id": dataset.train.items.astype(np.int64)})
+        data = from_interactions_df(frame)
+        scorer = FlexMFImplicitScorer(FlexMFImplicitConfig(preset="bpr", embedding_size=dim, epochs=epochs))
+        trainer = scorer.create_trainer(data, TrainingOptions(rng=seed, device="cpu"))
+        seconds = []
+        for _ in range(epochs):
+            started = time.perf_counter()
+            trainer.train_epoch()
+            seconds.append(time.perf_counter() - started)
+        trainer.finalize()
+        # LensKit numbers ids in its own vocabularies: map its embeddings back to hbench's internal ids.
+        users = np.zeros((dataset.n_users, dim), np.float32)
+        items = np.zeros((dataset.n_items, dim), np.float32)
+        user_rows = scorer.users.numbers(np.arange(dataset.n_users), missing="negative")
+        item_rows = scorer.items.numbers(np.arange(dataset.n_items), missing="negative")
+        with torch.no_grad():
+            u_table, i_table = scorer.model.u_embed.weight.cpu().numpy(), scorer.model.i_embed.weight.cpu().numpy()
+        users[user_rows >= 0] = u_table[user_rows[user_rows >= 0]]
+        items[item_rows >= 0] = i_table[item_rows[item_rows >= 0]]
+        metrics, eval_seconds = test_metrics(Representations(torch.from_numpy(users), torch.from_numpy(items), DotProduct()),
+                                             dataset)
+    finally:
+        torch.set_num_threads(threads)
     return {"epochs": epochs, "train_seconds": sum(seconds), "s_per_epoch": statistics.median(seconds), **metrics,
             "eval_seconds": eval_seconds}
 

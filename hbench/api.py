@@ -100,20 +100,19 @@ def run_sweep(spec: SweepSpec, out: Path, *, home: Path | None = None, executor:
 
 
 def tune(dataset: str, models: list[str], trials: int, seeds: list[int], out: Path, *,
-         train: dict[str, Any] | None = None, protocol: str | None = None, metric: str | None = None,
+         options: dict[str, Any] | None = None, train: dict[str, Any] | None = None, protocol: str | None = None, metric: str | None = None,
          search_seed: int = 0, prune: bool = True, home: Path | None = None,
          executor: ExecutorOptions | None = None, feedback: Feedback = QUIET) -> TuneReport:
     """Equal-budget tuning (`hbench.experiments.tune`): the same TPE search for every model on validation
     (hopeless trials pruned by the median rule unless `prune=False`), then each winner over `seeds`; both
-    stages' sweep directories get their summaries."""
+    stages' sweep directories get their summaries. `options`: model options fixed for every named model."""
     from hbench.experiments import ExecutorOptions
     from hbench.experiments.tune import run_tuning
     from hbench.reports.sweep_summary import summarise_sweep
 
-    return run_tuning(dataset, models, trials, seeds, out, summarise=summarise_sweep, train=train, protocol=protocol,
-                      metric=metric, search_seed=search_seed, prune=prune, home=home,
-                      executor=executor or ExecutorOptions(),
-                      feedback=feedback)
+    return run_tuning(dataset, models, trials, seeds, out, summarise=summarise_sweep, options=options, train=train,
+                      protocol=protocol, metric=metric, search_seed=search_seed, prune=prune, home=home,
+                      executor=executor or ExecutorOptions(), feedback=feedback)
 
 
 def table(results: Path | str = "results", fmt: str = "markdown", metrics: Sequence[str] | None = None, *,

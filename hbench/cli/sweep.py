@@ -105,10 +105,12 @@ def _seeds(given: list[str] | None, default: int) -> Any:
     return values[0] if len(given) == 1 and "," not in given[0] else values
 
 
-def _flag_form(args: list[str], model: str | None = None) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[Any]]]:
+def _flag_form(args: list[str], model: str | None = None, switches: set[str] | None = None,
+               ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[Any]]]:
     """Extra flags → (fixed model options, fixed training settings, grid axes). Values stay text: the
     model's Options and TrainConfig parse them by their declared types. The model's boolean options are
-    flags (`--attention`, `--no-attention`); `--attention=true,false` sweeps both."""
+    flags (`--attention`, `--no-attention`); `--attention=true,false` sweeps both. `switches` gives those
+    flags' names (dashed) for several models at once, instead of `model`."""
     from hbench.cli.train import model_switches, parse_model_args
     from hbench.config import TrainConfig
     from hbench.experiments.spec import TRAIN_KEYS
@@ -119,7 +121,8 @@ def _flag_form(args: list[str], model: str | None = None) -> tuple[dict[str, Any
     options: dict[str, Any] = {}
     train: dict[str, Any] = {}
     grid: dict[str, list[Any]] = {}
-    for key, raw in parse_model_args(args, model_switches(model) if model else ()).items():
+    for key, raw in parse_model_args(args, switches if switches is not None else
+                                     model_switches(model) if model else ()).items():
         name = key.replace("-", "_")
         if not raw.strip():
             raise HBenchError(f"--{key} has an empty value")
@@ -204,24 +207,27 @@ def tune(
     home: Home = None,
     quiet: Quiet = False,
 ) -> None:
-    """Equal-budget tuning: the same TPE search for every model on validation, then each winner over the seeds."""
+    """Equal-budget tuning: the same TPE search for every model on validation, then each winner over the seeds.
+
+    Extra flags are training settings (--epochs 200) or model options fixed in every trial (--negative
+    closest); a fixed option must be one that every named model has and none searches."""
     from hbench.api import tune as run_tune
     from hbench.experiments import ExecutorOptions
     from hbench.experiments.tune import budget_text
+    from hbench.cli.train import model_switches
     from hbench.reports.sweep_summary import sweep_markdown
 
-    options, train, grid = _flag_form(list(ctx.args))
-    if options or grid:
-        raise HBenchError(f"tune takes training settings only (e.g. --epochs 30); unknown or swept: "
-                          f"{', '.join([*options, *grid])}")
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    options, train, grid = _flag_form(list(ctx.args), switches=set().union(*(model_switches(m) for m in names)))
+    if grid:
+        raise HBenchError(f"tune searches each model's declared space; a list cannot be swept here: {', '.join(grid)}")
     seed_value = _seeds(seeds, 5)
     seed_list = list(range(seed_value)) if isinstance(seed_value, int) else seed_value
-    names = [m.strip() for m in models.split(",") if m.strip()]
     target = out if out is not None else Path("results") / "tune" / Path(dataset).name
     fb = feedback(quiet, log_every=log_every)
-    report = run_tune(dataset, names, trials, seed_list, target, train=train, protocol=protocol, metric=metric,
-                      search_seed=search_seed, prune=prune, home=home, executor=ExecutorOptions(executor=executor, jobs=jobs,
-                                                                                   device=device), feedback=fb)
+    report = run_tune(dataset, names, trials, seed_list, target, options=options, train=train, protocol=protocol,
+                      metric=metric, search_seed=search_seed, prune=prune, home=home,
+                      executor=ExecutorOptions(executor=executor, jobs=jobs, device=device), feedback=fb)
     typer.echo(sweep_markdown(report.seeds), nl=False)
     typer.echo(budget_text(report.budget))
     fb.log(f"search in {target / 'search'}, winners over {len(seed_list)} seeds in {target / 'seeds'}: "

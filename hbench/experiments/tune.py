@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hbench.atomic import write_json
+from hbench.config import coerce_fields
 from hbench.errors import HBenchError
 from hbench.experiments.execution import ExecutorOptions
 from hbench.experiments.selection import SweepReport
@@ -43,16 +44,18 @@ class TuneReport:
 
 
 def search_spec(dataset: str, spaces: dict[str, dict[str, Any]], trials: int, *,
-                train: dict[str, Any] | None = None, protocol: str | None = None, metric: str | None = None,
-                search_seed: int = 0, prune: bool = True) -> SweepSpec:
-    """Stage 1: one TPE search per model over its space in `spaces` (model name to search space), seed 0;
-    with `prune`, Optuna's median rule at `spec.Pruning`'s defaults."""
+                options: dict[str, dict[str, Any]] | None = None, train: dict[str, Any] | None = None,
+                protocol: str | None = None, metric: str | None = None, search_seed: int = 0,
+                prune: bool = True) -> SweepSpec:
+    """Stage 1: one TPE search per model over its space in `spaces` (model name to search space), seed 0,
+    with the model's fixed `options` (model name to options; none when absent) in every trial; with
+    `prune`, Optuna's median rule at `spec.Pruning`'s defaults."""
     entries = []
     for name, space in spaces.items():
         search: dict[str, Any] = {"method": "tpe", "trials": trials, "seed": search_seed, "space": space}
         if prune:
             search["prune"] = {}
-        entries.append({"name": name, "search": search})
+        entries.append({"name": name, "options": dict((options or {}).get(name, {})), "search": search})
     return parse_spec({"name": f"tune-{Path(dataset).name}-search", "datasets": [dataset], "seeds": [0],
                        "protocol": protocol, "metric": metric, "train": dict(train or {}), "models": entries}, "tune")
 
@@ -66,6 +69,26 @@ def declared_spaces(models: list[str]) -> dict[str, dict[str, Any]]:
             raise HBenchError(f"model {name!r} declares no search space; `hbench tune` needs one (see CONTRIBUTING.md)")
         spaces[name] = space
     return spaces
+
+
+def fixed_options(models: list[str], options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """`options` (a model option's name to its value) as each model's fixed options, typed as its Options
+    declare them, by model name. Every named model must declare every option, and none may search it: an
+    option that only some models have, or that a search varies, would give one tune's models different searches."""
+    fixed: dict[str, dict[str, Any]] = {}
+    for name in models:
+        cls = get_model_class(name)
+        declared = set(cls.Options.__dataclass_fields__)
+        for key in options:
+            if key not in declared:
+                raise HBenchError(f"--{key.replace('_', '-')} is not an option of {name}; a tune fixes an option "
+                                  "for every model it names (tune models without it separately)")
+            if key in cls.search_space:
+                raise HBenchError(f"--{key.replace('_', '-')} is searched by {name}'s declared space; it cannot also "
+                                  "be fixed")
+        # As tune.json will read back, so that a rerun's options compare equal to the recorded ones.
+        fixed[name] = json.loads(json.dumps(coerce_fields(cls.Options, options, f"{name}: ")))
+    return fixed
 
 
 def _winner_settings(search: SweepReport, model: str,
@@ -103,11 +126,12 @@ def seeds_spec(dataset: str, search: SweepReport, models: list[str], seeds: list
 
 
 def run_tuning(dataset: str, models: list[str], trials: int, seeds: list[int], out: Path, *, summarise: Summarise,
-               train: dict[str, Any] | None = None, protocol: str | None = None, metric: str | None = None,
+               options: dict[str, Any] | None = None, train: dict[str, Any] | None = None, protocol: str | None = None, metric: str | None = None,
                search_seed: int = 0, prune: bool = True, home: Path | None = None,
                executor: ExecutorOptions = ExecutorOptions(), feedback: Feedback = QUIET) -> TuneReport:
     """Search every model with the same budget on validation, then run each winner over `seeds`;
-    `summarise` selects and writes the summary of each stage's sweep directory. Into an existing tune output
+    `summarise` selects and writes the summary of each stage's sweep directory; `options` are model options
+    fixed in every trial of every model (`fixed_options`). Into an existing tune output
     (`resumed_budget`), both stages cover every model it records, and the seeds stage every recorded seed."""
     if trials < 1:
         raise HBenchError(f"--trials must be at least 1, got {trials}")
@@ -116,15 +140,16 @@ def run_tuning(dataset: str, models: list[str], trials: int, seeds: list[int], o
     budget = {"dataset": dataset, "protocol": protocol, "metric": metric, "trials_per_model": trials,
               "trial_seeds": [0], "final_seeds": seeds, "train": dict(train or {}), "search_seed": search_seed,
               "search": "Optuna TPE over each model's declared space, selection on validation only",
-              "pruning": pruning_text(Pruning()) if prune else None, "spaces": declared_spaces(models)}
+              "pruning": pruning_text(Pruning()) if prune else None, "spaces": declared_spaces(models),
+              "options": fixed_options(models, dict(options or {}))}
     out.mkdir(parents=True, exist_ok=True)
     budget = resumed_budget(out / TUNE_LOG, budget)
     write_json(out / TUNE_LOG, budget)
     # Every model the output's tune has searched takes part, not only those named now: a rerun that adds a
     # model resumes the others' finished searches (over their recorded spaces) and both stages' summaries
     # keep listing them beside it.
-    searched = execute_sweep(search_spec(dataset, budget["spaces"], trials, train=train, protocol=protocol,
-                                         metric=metric, search_seed=search_seed, prune=prune),
+    searched = execute_sweep(search_spec(dataset, budget["spaces"], trials, options=budget.get("options"), train=train,
+                                         protocol=protocol, metric=metric, search_seed=search_seed, prune=prune),
                              out / SEARCH_STAGE, summarise=summarise, home=home, executor=executor, feedback=feedback)
     if searched.stopped_by_budget or searched.failed:
         raise HBenchError(f"the search did not finish ({searched.failed} failed cells); rerun to resume")
@@ -136,7 +161,7 @@ def run_tuning(dataset: str, models: list[str], trials: int, seeds: list[int], o
 
 # What a rerun into the same output may change: more final seeds, and models that the tune did not search yet
 # (they get the same budget). Anything else would give one table's models different searches.
-_EXTENDABLE = ("final_seeds", "spaces")
+_EXTENDABLE = ("final_seeds", "spaces", "options")
 
 
 def resumed_budget(path: Path, budget: dict[str, Any]) -> dict[str, Any]:
@@ -156,10 +181,16 @@ def resumed_budget(path: Path, budget: dict[str, Any]) -> dict[str, Any]:
         if model in recorded.get("spaces", {}) and recorded["spaces"][model] != space:
             raise HBenchError(f"{path.parent} searched {model} over {_shown(recorded['spaces'][model])}, not its "
                               f"declared space {_shown(space)}; choose another --out")
+        # A tune.json from before options could be fixed searched every model with none.
+        if model in recorded.get("spaces", {}) and recorded.get("options", {}).get(model, {}) != budget["options"][model]:
+            raise HBenchError(f"{path.parent} searched {model} with the fixed options "
+                              f"{_shown(recorded.get('options', {}).get(model, {}))}, not {_shown(budget['options'][model])}; "
+                              "rerun with the recorded options or choose another --out")
     # Seeds are a union: the seeds stage keeps the runs of every seed it ran, and captions count them.
     seeds = sorted(set(recorded.get("final_seeds", [])) | set(budget["final_seeds"]))
     return {**recorded, **{k: v for k, v in budget.items() if k not in recorded}, "final_seeds": seeds,
-            "spaces": {**recorded.get("spaces", {}), **budget["spaces"]}}
+            "spaces": {**recorded.get("spaces", {}), **budget["spaces"]},
+            "options": {**{m: {} for m in recorded.get("spaces", {})}, **recorded.get("options", {}), **budget["options"]}}
 
 
 def _shown(value: Any) -> str:
@@ -169,8 +200,11 @@ def _shown(value: Any) -> str:
 def budget_text(budget: dict[str, Any]) -> str:
     """One sentence stating the budget every model got (for summaries and captions)."""
     pruning = f", hopeless trials pruned ({budget['pruning']})" if budget.get("pruning") else ""
+    fixed = next((o for o in budget.get("options", {}).values() if o), {})  # the same for every model
+    with_fixed = f" with {', '.join(f'{k} = {_shown(v)}' for k, v in sorted(fixed.items()))} fixed" if fixed else ""
     return (f"Equal budget: every model had {budget['trials_per_model']} TPE trials (seed 0) over its declared "
-            f"search space{pruning}, selected on validation, then {len(budget['final_seeds'])} seeds of the winner.")
+            f"search space{with_fixed}{pruning}, selected on validation, then {len(budget['final_seeds'])} seeds "
+            "of the winner.")
 
 
 def pruning_text(pruning: Pruning) -> str:
@@ -186,5 +220,7 @@ def model_budget_text(budget: dict[str, Any] | None, model: str) -> str:
         return ""
     axes = ", ".join(sorted(budget["spaces"][model])) or "its declared space"
     pruned = ", median pruning" if budget.get("pruning") else ""
-    return (f"{budget['trials_per_model']} TPE trials over {axes} (seed 0, validation only{pruned}), then "
-            f"{len(budget['final_seeds'])} seeds of the winner")
+    fixed = budget.get("options", {}).get(model, {})
+    with_fixed = f" with {', '.join(f'{k} = {_shown(v)}' for k, v in sorted(fixed.items()))} fixed" if fixed else ""
+    return (f"{budget['trials_per_model']} TPE trials over {axes}{with_fixed} (seed 0, validation only{pruned}), "
+            f"then {len(budget['final_seeds'])} seeds of the winner")

@@ -140,6 +140,7 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]
     optimizer.load_state_dict(state)
     for group, flags in zip(optimizer.param_groups, built, strict=True):
         group.update(flags)
+    # By module, not isinstance: geoopt's Riemannian optimisers subclass torch's, but count steps in integers.
     torchs_own = type(optimizer).__module__.startswith("torch.")
     params = [p for group in optimizer.param_groups for p in group["params"]]
     for index, saved in state["state"].items():

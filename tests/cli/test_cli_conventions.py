@@ -121,3 +121,23 @@ def test_info_hyperbolicity_prints_the_estimate(tiny_dataset, capsys) -> None:
     assert rows["delta"].startswith(f"{expected.delta:g} (max over 3,000 sampled quadruples")
     assert rows["2*delta/diameter"].startswith(f"{expected.relative:.3f}")
     assert "largest connected component only" in rows["graph"] and "seed 4" in rows["sample"]
+
+
+def test_tune_fixes_model_options_given_as_flags(tiny_dataset, tmp_path: Path, capsys) -> None:
+    """`hbench tune --models cml --negative closest --rank-weight`: every trial and every seed of the winner
+    trains with those options (the boolean one as a flag), and tune.json and the budget line say so."""
+    pytest.importorskip("optuna")
+    out = tmp_path / "tune"
+    code, stdout, err = run(["tune", "-d", str(tiny_dataset.path), "--models", "cml", "--trials", "2", "--seeds", "2",
+                             "--negative", "closest", "--rank-weight", "--negatives", "3", "--epochs", "1",
+                             "--dim", "4", "--out", str(out), "-q"], capsys)
+    assert code == 0, err
+    configs = _configs(out / "search") + _configs(out / "seeds")
+    assert len(configs) == 4
+    assert all(c["model_options"]["negative"] == "closest" and c["model_options"]["rank_weight"] is True
+               and c["train"]["negatives"] == 3 for c in configs)
+    assert json.loads((out / "tune.json").read_text())["options"] == {"cml": {"negative": "closest", "rank_weight": True}}
+    assert 'negative = "closest", rank_weight = true fixed' in stdout
+    code, _, err = run(["tune", "-d", str(tiny_dataset.path), "--models", "cml", "--trials", "2", "--margin", "0.5",
+                        "--out", str(tmp_path / "other"), "-q"], capsys)
+    assert code == 2 and "--margin is searched by cml's declared space" in err

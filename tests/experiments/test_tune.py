@@ -9,7 +9,7 @@ import pytest
 
 from hbench.api import tune
 from hbench.errors import HBenchError
-from hbench.experiments.tune import TUNE_LOG
+from hbench.experiments.tune import TUNE_LOG, model_budget_text
 from hbench.models.registry import get_model_class
 
 
@@ -72,3 +72,27 @@ def test_a_rerun_into_a_tune_output_keeps_its_budget(tiny_dataset, tmp_path, mon
     assert {s.model for s in report.seeds.selections} == {"bpr", "cml"}
     bpr_finals = [c for c, _ in _runs(out / "seeds") if c["model"] == "bpr"]
     assert sorted(c["train"]["seed"] for c in bpr_finals) == [0, 1]  # the recorded seed 0 and the new seed 1
+
+
+def test_fixed_options_are_part_of_a_tunes_budget(tiny_dataset, tmp_path) -> None:
+    """A fixed option must belong to every named model and lie outside their spaces; a rerun with other fixed
+    options is refused, and an extension by another model keeps the recorded model's options."""
+    pytest.importorskip("optuna")
+    out, train = tmp_path / "tune", {"epochs": 1, "dim": 4, "batch_size": 256}
+    with pytest.raises(HBenchError, match="--negative is not an option of bpr"):
+        tune(str(tiny_dataset.path), ["cml", "bpr"], 1, [0], out, options={"negative": "closest"}, train=train)
+    with pytest.raises(HBenchError, match="--margin is searched by cml's declared space"):
+        tune(str(tiny_dataset.path), ["cml"], 1, [0], out, options={"margin": "0.5"}, train=train)
+    assert not out.exists()  # refused before anything was written
+    tune(str(tiny_dataset.path), ["cml"], 1, [0], out, options={"negative": "closest"}, train=train)
+    recorded = (out / TUNE_LOG).read_text()
+    with pytest.raises(HBenchError, match=r'fixed options \{"negative": "closest"\}, not \{\}'):
+        tune(str(tiny_dataset.path), ["cml"], 1, [0], out, train=train)
+    assert (out / TUNE_LOG).read_text() == recorded
+    report = tune(str(tiny_dataset.path), ["bpr"], 1, [0], out, train=train)
+    assert json.loads((out / TUNE_LOG).read_text())["options"] == {"cml": {"negative": "closest"}, "bpr": {}}
+    cml_runs = [c for c, _ in _runs(out) if c["model"] == "cml"]
+    assert len(cml_runs) == 2 and all(c["model_options"]["negative"] == "closest" for c in cml_runs)
+    assert {s.model for s in report.seeds.selections} == {"bpr", "cml"}
+    caption = model_budget_text(json.loads((out / TUNE_LOG).read_text()), "cml")
+    assert caption.startswith('1 TPE trials over lr, margin with negative = "closest" fixed')
