@@ -208,6 +208,10 @@ class ResolvedRun:
     lr: float
     hbench_version: str
     extra: dict[str, Any] = field(default_factory=dict)
+    # Model options left out of the identity: options added to a model after runs of it were recorded, at
+    # the default that reproduces those runs (`hbench.models.base.option(added_later=True)`). Without this, a
+    # new option would give every earlier run a new hash, and a resumed sweep or tune would train them again.
+    identity_exempt: tuple[str, ...] = ()
 
     @property
     def config_hash(self) -> str:
@@ -225,7 +229,7 @@ class ResolvedRun:
             train.pop("seed")
         return {
             "model": self.model,
-            "model_options": self.model_options,
+            "model_options": {k: v for k, v in self.model_options.items() if k not in self.identity_exempt},
             "train": train,
             "split_hash": self.dataset["split_hash"],
             "features": self.dataset.get("features"),

@@ -54,3 +54,23 @@ def test_equal_settings_from_different_sources_have_one_identity() -> None:
     assert from_flags == from_spec and from_flags.identity() == from_spec.identity()
     with pytest.raises(HBenchError, match="epochs expects int, got 'five'"):
         TrainConfig(dataset="d", epochs="five")  # type: ignore[arg-type]
+
+
+def test_an_option_added_later_keeps_earlier_runs_identity_at_its_default(tiny_dataset, tmp_path) -> None:
+    """CML's `negative` and `rank_weight` came after CML runs were recorded: a run at their defaults hashes as
+    the identity written out by hand without them (an earlier run's), and one that sets either does not."""
+    from hbench.atomic import sha256_json
+    from hbench.training.trainer import plan_run
+
+    config = TrainConfig(dataset=str(tiny_dataset.path), epochs=1, dim=4)
+    planned = plan_run("cml", config, {}, out=tmp_path)
+    earlier_options = {"init_std": 0.1, "margin": 1.0, "max_norm": 1.0}  # CML's options before the two were added
+    assert planned.run.model_options == {**earlier_options, "negative": "each", "rank_weight": False}
+    by_hand = {"model": "cml", "model_options": earlier_options, "train": planned.run.train,
+               "split_hash": tiny_dataset.split_hash, "features": None, "protocol": planned.run.protocol,
+               "metric": planned.run.metric, "lr": planned.run.lr}
+    assert planned.run.config_hash == sha256_json(by_hand)
+    closest = plan_run("cml", config, {"negative": "closest"}, out=tmp_path)
+    assert closest.run.identity_exempt == ("rank_weight",)
+    assert closest.run.config_hash == sha256_json(
+        {**by_hand, "model_options": {**earlier_options, "negative": "closest"}})

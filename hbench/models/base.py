@@ -24,6 +24,7 @@ propagation) list no embedding tables and get dense Riemannian Adam, or declare 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -38,12 +39,22 @@ from hbench.geometry import GeometryFamily, Representations
 from hbench.models.rows import RowGradients, gather_rows
 
 
-def option(default: Any, help: str, range: Range | None = None) -> Any:  # noqa: A002 - mirrors argparse/typer wording
+def option(default: Any, help: str, range: Range | None = None, *,  # noqa: A002 - mirrors argparse/typer wording
+           added_later: bool = False) -> Any:
     """A model option with its documentation and the values it admits (both shown by `hbench models NAME`).
 
     The range is checked by `parse_options`, through which flags, spec files and the Python API all pass.
+    `added_later`: the option came after runs of the model were recorded, and its default reproduces them; at
+    that default it stays out of a run's identity (`ResolvedRun.identity_exempt`), so those runs keep their
+    hashes. Give every option added to an existing model this flag, and make its default the old behaviour.
     """
-    return setting(default, range=range, help=help)
+    return setting(default, range=range, help=help, added_later=added_later)
+
+
+def identity_exempt(options: Any) -> tuple[str, ...]:
+    """The options of the Options instance `options` that are `added_later` and at their default."""
+    return tuple(f.name for f in dataclasses.fields(options)
+                 if f.metadata.get("added_later") and getattr(options, f.name) == f.default)
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,12 @@ class CMLOptions:
     margin: float = option(1.0, "hinge margin m on squared distances", Range(at_least=0))
     max_norm: float = option(1.0, "embeddings are clipped to this norm after every step", Range(above=0))
     init_std: float = option(0.1, "standard deviation of the normal initialisation (before clipping)", Range(above=0))
+    # Both added after the recorded CML runs; their defaults are the loss those runs trained with.
     negative: Literal["each", "closest"] = option(
-        "each", "hinge on every sampled negative (mean), or on the closest of them only (the authors' code)")
-    rank_weight: bool = option(False, "weight each pair by ln(1 + n_items · violators / negatives) (WARP estimate)")
+        "each", "hinge on every sampled negative (mean), or on the closest of them only (the authors' code)",
+        added_later=True)
+    rank_weight: bool = option(False, "weight each pair by ln(1 + n_items · violators / negatives) (WARP estimate)",
+                               added_later=True)
 
 
 @register_model

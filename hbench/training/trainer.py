@@ -40,7 +40,7 @@ from hbench.evaluation.metrics import summarise
 from hbench.evaluation.protocols import evaluate
 from hbench.features.dataset import find_features
 from hbench.geometry import Representations
-from hbench.models.base import Recommender
+from hbench.models.base import Recommender, identity_exempt
 from hbench.models.registry import build_model, get_model_class, parse_options
 from hbench.models.rows import RowGradients
 from hbench.protocols import get_protocol
@@ -414,6 +414,7 @@ def plan_run(
         metric=metric,
         lr=lr,
         hbench_version=package_version("hbench"),
+        identity_exempt=identity_exempt(options),
     )
     return PlannedRun(model_name, config, options, run, RunDirectory.for_run(out, run), dataset, features)
 
