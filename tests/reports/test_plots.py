@@ -230,7 +230,8 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     runs = {}
     for name, model, dim, options in (("disk2", "hyperml", 2, {}), ("tangent8", "hyperml", 8, {"parametrization": "tangent"}),
                                       ("hvacf", "hvacf", 8, {"visual": False, "learnable_c": True}), ("bpr", "bpr", 8, {})):
-        config = TrainConfig(dataset=str(dataset.path), dim=dim, epochs=2, batch_size=256, lr=0.01, device="cpu")
+        config = TrainConfig(dataset=str(dataset.path), dim=dim, epochs=2, eval_every=1, batch_size=256, lr=0.01,
+                             device="cpu")
         runs[name] = train(model, config, options, out=root / "results", home=home).path
     return {"dataset": dataset, "home": home, "root": root, "spec": spec, **runs}
 

@@ -21,7 +21,7 @@ def _cli(args: list[str], capsys) -> str:
 
 
 def _train_args(dataset, out: Path) -> list[str]:
-    return ["train", "hyperml", "-d", str(dataset.path), "--epochs", "3", "--dim", "8", "--out", str(out), "--quiet"]
+    return ["train", "hyperml", "-d", str(dataset.path), "--epochs", "3", "--eval-every", "1", "--dim", "8", "--out", str(out), "--quiet"]
 
 
 def test_mlflow_file_store_holds_config_history_metrics_and_artefacts(tiny_dataset, tmp_path, capsys, monkeypatch) -> None:

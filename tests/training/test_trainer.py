@@ -54,7 +54,7 @@ def test_same_seed_reproduces_and_other_seed_differs(tiny_dataset, tmp_path: Pat
 
 
 def test_early_stopping_restores_the_best_validation_epoch(tiny_dataset, tmp_path: Path) -> None:
-    result = train("cml", _config(tiny_dataset, epochs=30, patience=2, lr=0.05), out=tmp_path)
+    result = train("cml", _config(tiny_dataset, epochs=30, eval_every=1, patience=2, lr=0.05), out=tmp_path)
     history = RunDirectory(result.path).read_history()
     values = [h["valid"][result.metrics["selection_metric"]] for h in history]
     best = max(range(len(values)), key=lambda i: (values[i], -i))
