@@ -126,7 +126,8 @@ def seeds_spec(dataset: str, search: SweepReport, models: list[str], seeds: list
 
 
 def run_tuning(dataset: str, models: list[str], trials: int, seeds: list[int], out: Path, *, summarise: Summarise,
-               options: dict[str, Any] | None = None, train: dict[str, Any] | None = None, protocol: str | None = None, metric: str | None = None,
+               options: dict[str, Any] | None = None, train: dict[str, Any] | None = None,
+               protocol: str | None = None, metric: str | None = None,
                search_seed: int = 0, prune: bool = True, home: Path | None = None,
                executor: ExecutorOptions = ExecutorOptions(), feedback: Feedback = QUIET) -> TuneReport:
     """Search every model with the same budget on validation, then run each winner over `seeds`;
@@ -197,11 +198,16 @@ def _shown(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+def _options_text(options: dict[str, Any]) -> str:
+    return ", ".join(f"{key} = {_shown(value)}" for key, value in sorted(options.items()))
+
+
 def budget_text(budget: dict[str, Any]) -> str:
     """One sentence stating the budget every model got (for summaries and captions)."""
     pruning = f", hopeless trials pruned ({budget['pruning']})" if budget.get("pruning") else ""
-    fixed = next((o for o in budget.get("options", {}).values() if o), {})  # the same for every model
-    with_fixed = f" with {', '.join(f'{k} = {_shown(v)}' for k, v in sorted(fixed.items()))} fixed" if fixed else ""
+    fixed = "; ".join(f"{model}: {_options_text(options)}" for model, options in budget.get("options", {}).items()
+                      if options)
+    with_fixed = f" (fixed options: {fixed})" if fixed else ""
     return (f"Equal budget: every model had {budget['trials_per_model']} TPE trials (seed 0) over its declared "
             f"search space{with_fixed}{pruning}, selected on validation, then {len(budget['final_seeds'])} seeds "
             "of the winner.")
@@ -221,6 +227,6 @@ def model_budget_text(budget: dict[str, Any] | None, model: str) -> str:
     axes = ", ".join(sorted(budget["spaces"][model])) or "its declared space"
     pruned = ", median pruning" if budget.get("pruning") else ""
     fixed = budget.get("options", {}).get(model, {})
-    with_fixed = f" with {', '.join(f'{k} = {_shown(v)}' for k, v in sorted(fixed.items()))} fixed" if fixed else ""
+    with_fixed = f" with {_options_text(fixed)} fixed" if fixed else ""
     return (f"{budget['trials_per_model']} TPE trials over {axes}{with_fixed} (seed 0, validation only{pruned}), "
             f"then {len(budget['final_seeds'])} seeds of the winner")

@@ -59,8 +59,8 @@ def test_version_and_completion(capsys) -> None:
 
     code, out, _ = run(["--version"], capsys)
     assert code == 0 and out.strip() == f"hbench {__version__}"
-    code, out, _ = run(["--show-completion", "bash"], capsys)
-    assert code == 0 and "_hbench_completion" in out and "_HBENCH_COMPLETE" in out
+    code, out, err = run(["--show-completion", "bash"], capsys)
+    assert code == 0 and "_hbench_completion" in out and "_HBENCH_COMPLETE" in out, err
     code, out, _ = run(["-h"], capsys)
     assert "--install-completion" in out and "--version" in out
 
@@ -137,7 +137,7 @@ def test_tune_fixes_model_options_given_as_flags(tiny_dataset, tmp_path: Path, c
     assert all(c["model_options"]["negative"] == "closest" and c["model_options"]["rank_weight"] is True
                and c["train"]["negatives"] == 3 for c in configs)
     assert json.loads((out / "tune.json").read_text())["options"] == {"cml": {"negative": "closest", "rank_weight": True}}
-    assert 'negative = "closest", rank_weight = true fixed' in stdout
+    assert '(fixed options: cml: negative = "closest", rank_weight = true)' in stdout
     code, _, err = run(["tune", "-d", str(tiny_dataset.path), "--models", "cml", "--trials", "2", "--margin", "0.5",
                         "--out", str(tmp_path / "other"), "-q"], capsys)
     assert code == 2 and "--margin is searched by cml's declared space" in err
