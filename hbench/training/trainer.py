@@ -153,7 +153,13 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]
 
 
 def _all_finite(model: Recommender) -> bool:
-    return all(torch.isfinite(p).all() for p in model.parameters())
+    """Whether every parameter is finite, read from one sum per parameter.
+
+    A sum is NaN or infinite when any entry is, and costs a fifth of `isfinite(p).all()` (which writes a
+    table-sized mask; 26 ms of a 0.3 s BPR epoch on amazon-clothing). It also flags finite parameters whose
+    sum overflows, which for float32 means a mean magnitude above 1e38 / numel: a diverged run either way.
+    """
+    return all(bool(torch.isfinite(p.detach().sum())) for p in model.parameters())
 
 
 @dataclass

@@ -128,6 +128,64 @@ def test_plugin_model_from_entry_point_and_divergence(tiny_dataset, tmp_path: Pa
     assert "test" not in result.metrics
 
 
+class _PoisonedBPR(BPRMF):
+    """A plugin model whose loss stays finite while a parameter entry becomes infinite after a step.
+
+    The parameter is one the loss never reads, so no later loss can report the divergence instead.
+    """
+
+    name = "poisoned"
+
+    def __init__(self, context: ModelContext, options) -> None:
+        super().__init__(context, options)
+        self.unread = torch.nn.Parameter(torch.zeros(4))
+        self.steps = 0
+
+    def constrain_(self, rows=None) -> None:
+        super().constrain_(rows)
+        self.steps += 1
+        if self.steps == 3:  # after the loss of step 3 was computed: the epoch's loss stays finite
+            with torch.no_grad():
+                self.unread[1] = float("inf")
+
+
+def test_a_parameter_that_becomes_infinite_under_a_finite_loss_ends_as_diverged(tiny_dataset, tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    import hbench.models.registry as registry
+
+    class FakeEntryPoint:
+        name, value = "poisoned", "tests.training.test_trainer:_PoisonedBPR"
+
+        def load(self):
+            return _PoisonedBPR
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [FakeEntryPoint()] if group == "hbench.models" else [])
+    result = train("poisoned", _config(tiny_dataset, epochs=3), out=tmp_path)
+    assert result.status == "diverged", result.metrics
+    assert result.metrics["message"].startswith("parameters became non-finite at epoch ")
+
+
+@pytest.mark.parametrize("poison", [float("inf"), float("-inf"), float("nan"), None, "both"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_finiteness_check_agrees_with_isfinite_entry_by_entry(poison, dtype) -> None:
+    from hbench.training.trainer import _all_finite
+
+    generator = torch.Generator().manual_seed(0)
+    for trial in range(20):
+        model = torch.nn.Module()
+        model.a = torch.nn.Parameter(torch.randn(37, 5, generator=generator, dtype=dtype) * 10.0 ** (trial % 5))
+        model.b = torch.nn.Parameter(torch.randn(11, generator=generator, dtype=dtype))
+        target = model.a if trial % 2 else model.b
+        flat = target.data.view(-1)
+        at = int(torch.randint(flat.numel(), (2,), generator=generator)[0])
+        if poison == "both":  # +inf and −inf in one table: their sum is NaN, not ±inf
+            flat[at], flat[(at + 1) % flat.numel()] = float("inf"), float("-inf")
+        elif poison is not None:
+            flat[at] = poison
+        expected = all(bool(torch.isfinite(p).all()) for p in model.parameters())
+        assert _all_finite(model) is expected
+
+
 @pytest.mark.parametrize("model_name", ["bpr", "cml", "hyperml"])
 def test_sparse_optimizer_moves_only_touched_rows_and_dense_moves_all(model_name: str, tiny_dataset) -> None:
     import numpy as np
