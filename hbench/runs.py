@@ -88,18 +88,28 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
+@functools.cache
 def git_revision() -> str:
-    """Commit of the hbench checkout (with `-dirty` for local changes), or 'unknown' outside git."""
+    """Commit of the hbench checkout this process imported, with `-dirty` when the package's files differ
+    from it, or 'unknown' outside git.
+
+    Read once, when `hbench.runs` is imported (below), not when a run starts: a sweep's runs execute the
+    code loaded at its start, and a checkout moved on hours later must not be recorded as theirs. Only the
+    package's own files count as dirty: results written into the checkout change no code.
+    """
     here = Path(__file__).resolve().parent
     try:
         rev = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         if rev.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--", "."],
                                capture_output=True, text=True, timeout=10)
         return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
+
+
+git_revision()  # at import: the revision of the code this process runs (see the docstring)
 
 
 def environment(device: torch.device) -> dict[str, Any]:

@@ -224,3 +224,27 @@ def test_time_to_quality_is_training_time_until_95_percent_of_the_best() -> None
     assert time_to_quality(history, "ndcg@10") == {"time_to_quality_seconds": 9.0, "epochs_to_quality": 3}
     assert time_to_quality(history[:2], "ndcg@10") == {"time_to_quality_seconds": 2.0, "epochs_to_quality": 1}
     assert time_to_quality([{"epoch": 1, "train_seconds": 1.0}], "ndcg@10")["time_to_quality_seconds"] is None
+
+
+def test_runs_record_the_revision_of_the_code_the_process_imported(tiny_dataset, tmp_path: Path, monkeypatch) -> None:
+    """A checkout that moves on while a sweep runs must not relabel the sweep's later runs: the revision is
+    read when hbench is imported. Reference: git itself, asked before this test changes anything."""
+    import subprocess
+
+    import hbench.runs as runs
+
+    here = Path(runs.__file__).resolve().parent
+    head = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True)
+    imported = runs.git_revision()
+    if head.returncode == 0:
+        assert imported.removesuffix("-dirty") == head.stdout.strip()
+    else:
+        assert imported == "unknown"
+
+    def moved_checkout(args, **kwargs):  # what git would answer after a checkout of another commit
+        return subprocess.CompletedProcess(args, 0, stdout="0" * 40 + "\n", stderr="")
+
+    monkeypatch.setattr(runs.subprocess, "run", moved_checkout)
+    result = train("pop", _config(tiny_dataset), out=tmp_path)
+    recorded = json.loads((result.path / "environment.json").read_text())["git_revision"]
+    assert recorded == imported
