@@ -128,6 +128,13 @@ class Recommender(nn.Module):
         """The learning rate a configuration trains with when none is given (`default_lr` unless overridden)."""
         return cls.default_lr
 
+    def row_kernels_apply(self, tables: tuple[torch.Tensor, ...]) -> bool:
+        """Whether a model's compiled table kernels may serve this step: row-gradient training (the trainer
+        set `row_gradients`) with autograd on, and `tables` contiguous float CPU tensors of one dtype."""
+        return (self.row_gradients is not None and torch.is_grad_enabled()
+                and all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and t.is_contiguous()
+                        and t.dtype == tables[0].dtype for t in tables))
+
     def lookup(self, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Rows `table[index]` (any index shape); their gradient goes to `row_gradients` when the trainer set it."""
         if self.row_gradients is None or not torch.is_grad_enabled():

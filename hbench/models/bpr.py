@@ -74,10 +74,7 @@ class BPRMF(Recommender):
     def _compiled_path_applies(self) -> bool:
         """Row-gradient training on CPU tables (`bpr_kernels`); dense autograd and other devices take the
         tensor path."""
-        tables = (self.user_embedding, self.item_embedding, self.item_bias)
-        return (self.row_gradients is not None and torch.is_grad_enabled()
-                and all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and t.is_contiguous()
-                        and t.dtype == tables[0].dtype for t in tables))
+        return self.row_kernels_apply((self.user_embedding, self.item_embedding, self.item_bias))
 
 
 class _BPRLoss(torch.autograd.Function):

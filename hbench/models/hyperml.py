@@ -148,11 +148,8 @@ class HyperML(Recommender):
     def _compiled_path_applies(self) -> bool:
         """Row-gradient training of tangent tables on the CPU (`hyperml_kernels`); ball parameters, dense
         autograd and other devices take the tensor path."""
-        tables = (self.user_embedding, self.item_embedding)
-        return (self.options.parametrization == "tangent" and self.row_gradients is not None
-                and torch.is_grad_enabled()
-                and all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and t.is_contiguous()
-                        and t.dtype == tables[0].dtype for t in tables))
+        return (self.options.parametrization == "tangent"
+                and self.row_kernels_apply((self.user_embedding, self.item_embedding)))
 
 
 class _TableExp0Distances(torch.autograd.Function):
