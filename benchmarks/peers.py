@@ -13,7 +13,14 @@ pandas < 3), runs its FlexMF model with the `bpr` preset (pairwise loss, no bias
 Cython. Its epochs are timed one by one through its trainer. hbench trains with its defaults (batch, learning rate, lazy Riemannian Adam), validating every
 `--eval-every` epochs and restoring the best checkpoint, as `hbench train` does.
 
-    python benchmarks/peers.py --source ../shared/data [--epochs 60] [--cornac-epochs 300] [--record]
+    python benchmarks/peers.py --source ../shared/data [--epochs 60] [--cornac-epochs 300] [--pairs 7] [--record]
+
+The epoch ratio of the done-when is measured paired: on the shared VMs the speed of the whole machine drifts
+by up to 2× within minutes (Cornac's own epoch went from 43 to 88 ms between two runs of one session), so
+the s/epoch columns of two runs minutes apart can disagree by that much. `--pairs K` alternates K times
+(Cornac BPR for 10 epochs, hbench bpr for 8 epochs without validation, Cornac again) and reports, per
+pair, hbench's median epoch over the mean of the two Cornac epochs around it: the median and the range
+of those K ratios are the headline number.
 
 Needs the `bench` extra (`pip install -e '.[bench]'`) for Cornac.
 """
@@ -163,6 +170,20 @@ def run_hbench(dataset, model: str, dim: int, epochs: int, eval_every: int, seed
             "eval_seconds": result.metrics["eval_seconds"]}
 
 
+def paired_epoch_ratios(dataset, dim: int, pairs: int, seed: int, out: Path, home: Path | None) -> dict:
+    """hbench bpr's epoch over Cornac's, measured `pairs` times back to back (see the module docstring)."""
+    ratios, cornac_epochs, hbench_epochs = [], [], []
+    for pair in range(pairs):
+        before = run_cornac(dataset, dim, 10, seed)["s_per_epoch"]
+        hbench = run_hbench(dataset, "bpr", dim, 8, 8, seed + pair, out, home)["s_per_epoch"]
+        after = run_cornac(dataset, dim, 10, seed)["s_per_epoch"]
+        cornac_epochs.append((before + after) / 2)
+        hbench_epochs.append(hbench)
+        ratios.append(hbench / cornac_epochs[-1])
+    return {"ratios": ratios, "median": statistics.median(ratios), "cornac_s_per_epoch": cornac_epochs,
+            "hbench_s_per_epoch": hbench_epochs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", type=Path, action="append", required=True, help="offline mirror of the raw files")
@@ -176,6 +197,7 @@ def main() -> None:
     parser.add_argument("--lenskit-epochs", type=int, default=10,
                         help="LensKit FlexMF BPR epochs, timed (when LensKit is installed)")
     parser.add_argument("--other-epochs", type=int, default=3, help="epochs timed for CML, HyperML, LightGCN, HGCF")
+    parser.add_argument("--pairs", type=int, default=7, help="paired Cornac / hbench bpr epoch timings (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--record", action="store_true", help="append the table to benchmarks/results/")
     args = parser.parse_args()
@@ -215,14 +237,24 @@ def main() -> None:
                        f"{cornac_full['train_seconds']:.1f} s (ratio "
                        f"{bpr['seconds_to_target'] / cornac_full['train_seconds']:.2f}; "
                        f"with validations {bpr['wall_seconds_to_target'] / cornac_full['train_seconds']:.2f})")
+    paired_line, paired = "", None
+    if args.pairs > 0:
+        paired = paired_epoch_ratios(dataset, args.dim, args.pairs, args.seed, out, args.home)
+        paired_line = (f"\n\nPaired epoch ratio, hbench bpr / Cornac BPR ({args.pairs} pairs, each hbench's median of 8 epochs "
+                       f"over the mean of the Cornac epochs just before and after): median **{paired['median']:.2f}**, "
+                       f"range {min(paired['ratios']):.2f}–{max(paired['ratios']):.2f}; Cornac "
+                       f"{min(paired['cornac_s_per_epoch']) * 1e3:.0f}–{max(paired['cornac_s_per_epoch']) * 1e3:.0f} ms, "
+                       f"hbench {min(paired['hbench_s_per_epoch']) * 1e3:.0f}–"
+                       f"{max(paired['hbench_s_per_epoch']) * 1e3:.0f} ms per epoch")
     shape = (f"{dataset.n_users:,} users × {dataset.n_items:,} items, {len(dataset.train):,} training pairs, "
              f"d={args.dim}, seed {args.seed}, CPU, torch threads {torch.get_num_threads()}")
     table = tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True)
     print(shape)
     print(table)
-    print(target_line)
+    print(target_line + paired_line)
     if args.record:
-        path = record("peers", f"{shape}\n\n{table}\n\n{target_line}", {"shape": shape, "rows": rows})
+        path = record("peers", f"{shape}\n\n{table}\n\n{target_line}{paired_line}",
+                      {"shape": shape, "rows": rows, "paired": paired})
         print(f"recorded in {path}")
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from hbench.compiled import VECTORISE
+from hbench.compiled import PREFETCH_DISTANCE, VECTORISE, prefetch_batch_row, prefetch_row
 
 
 _KERNEL = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": set(VECTORISE)}
@@ -49,6 +49,18 @@ def _gradient_rows(users_table: np.ndarray, items_table: np.ndarray, bias_table:
         grad_b[j] = dscores[j] + decay[j] * bias_table[i, 0]
 
 
+@numba.njit(inline="always", **_KERNEL)
+def _prefetch_batch_row(users_table: np.ndarray, items_table: np.ndarray, bias_table: np.ndarray, users: np.ndarray,
+                        items: np.ndarray, b: int) -> None:
+    """Prefetch the table rows batch row b + PREFETCH_DISTANCE reads, its item biases included
+    (`hbench.compiled`): a batch's rows lie anywhere in tables larger than the cache, so each would
+    otherwise wait for memory in turn."""
+    prefetch_batch_row(users_table, items_table, users, items, b)
+    if b + PREFETCH_DISTANCE < users.shape[0]:
+        for j in range(items.shape[1]):
+            prefetch_row(bias_table, items[b + PREFETCH_DISTANCE, j])
+
+
 @numba.njit(parallel=True, **_KERNEL)
 def bpr_scores_and_gradients(users_table: np.ndarray, items_table: np.ndarray, bias_table: np.ndarray,
                              users: np.ndarray, items: np.ndarray, reg: float, x: np.ndarray, user_sq: np.ndarray,
@@ -65,6 +77,7 @@ def bpr_scores_and_gradients(users_table: np.ndarray, items_table: np.ndarray, b
     decay[0] = real(2.0 * reg / batch)
     dscores = np.empty((batch, 1 + n_negatives), dtype=users_table.dtype)
     for b in numba.prange(batch):  # each row writes only its own outputs
+        _prefetch_batch_row(users_table, items_table, bias_table, users, items, b)
         u = users[b]
         acc = zero
         for d in range(width):
@@ -99,6 +112,7 @@ def bpr_gradients(users_table: np.ndarray, items_table: np.ndarray, bias_table: 
     with ∂/∂s_b0 = Σ_j dx_bj and ∂/∂s_bj = −dx_bj."""
     dscores = np.empty((users.shape[0], 1 + dx.shape[1]), dtype=dx.dtype)
     for b in numba.prange(users.shape[0]):  # each row writes only its own outputs
+        _prefetch_batch_row(users_table, items_table, bias_table, users, items, b)
         dscores[b, 0] = dx[b, 0]
         for j in range(1, dx.shape[1]):
             dscores[b, 0] += dx[b, j]

@@ -21,19 +21,24 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from hbench.compiled import PARALLEL_KERNEL, VECTORISE
+from hbench.compiled import PARALLEL_KERNEL, PREFETCH_DISTANCE, VECTORISE, prefetch_row
 from hbench.datasets.graph import UserItemGraph
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True, fastmath=set(VECTORISE))
 def _csr_times_dense(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, dense: np.ndarray,
                      out: np.ndarray) -> None:
-    """out = A dense for A in CSR (each output row is its entries' weighted sum of dense rows, in CSR order)."""
-    width = dense.shape[1]
+    """out = A dense for A in CSR (each output row is its entries' weighted sum of dense rows, in CSR order).
+
+    The dense rows an output row reads are its neighbours, anywhere in the matrix: the row of the entry a
+    few entries on is prefetched while this one is added."""
+    width, entries = dense.shape[1], indices.shape[0]
     for row in numba.prange(out.shape[0]):  # each output row is written by one iteration
         for d in range(width):
             out[row, d] = 0
         for k in range(indptr[row], indptr[row + 1]):
+            if k + PREFETCH_DISTANCE < entries:  # a dense row read a few entries on (see hbench.compiled)
+                prefetch_row(dense, indices[k + PREFETCH_DISTANCE])
             column, weight = indices[k], data[k]
             for d in range(width):
                 out[row, d] += weight * dense[column, d]

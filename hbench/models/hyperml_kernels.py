@@ -41,7 +41,7 @@ import math
 import numba
 import numpy as np
 
-from hbench.compiled import VECTORISE
+from hbench.compiled import VECTORISE, prefetch_batch_row
 
 _KERNEL = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": set(VECTORISE)}
 
@@ -95,6 +95,7 @@ def exp0_distances_forward(users_table: np.ndarray, items_table: np.ndarray, use
     zero = users_table.dtype.type(0.0)
     lim = users_table.dtype.type(limit)
     for b in numba.prange(users.shape[0]):  # each row writes only its own outputs
+        prefetch_batch_row(users_table, items_table, users, items, b)  # see hbench.compiled
         u = users[b]
         acc = zero
         for d in range(width):
@@ -146,6 +147,7 @@ def exp0_distances_backward(users_table: np.ndarray, items_table: np.ndarray, us
     real = users_table.dtype.type
     lim = real(limit)
     for b in numba.prange(users.shape[0]):  # each row writes only its own outputs
+        prefetch_batch_row(users_table, items_table, users, items, b)  # see hbench.compiled
         u = users[b]
         for d in range(width):
             grad_u[b, d] = real(0.0)

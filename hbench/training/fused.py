@@ -12,6 +12,9 @@ Here the same arithmetic runs as two loops compiled by Numba:
 2. `_adam_rows`, over the touched rows (ascending, split between the CPU's threads: rows are distinct):
    the row's gradient summed over its entries (in index order, as `index_add_` adds), Adam's moment
    updates and the step, in place on the table and its moments, one row at a time while it is in cache.
+   The rows and gradient rows needed a few rows later are prefetched meanwhile (`hbench.compiled`): the
+   touched rows are scattered over tables and moments larger than the cache, so their loads would
+   otherwise wait for memory one row at a time.
 
 The arithmetic is `RowAdam`'s (tests compare the two, and both with geoopt's SparseRiemannianAdam). Other
 devices, and tables on a manifold, keep the tensor path. Numba is compiled on first use and cached on disk.
@@ -25,7 +28,7 @@ import numba
 import numpy as np
 import torch
 
-from hbench.compiled import PARALLEL_KERNEL, VECTORISE
+from hbench.compiled import PARALLEL_KERNEL, PREFETCH_DISTANCE, VECTORISE, prefetch_row, prefetch_row_for_write
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -72,8 +75,15 @@ def _adam_rows(table: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, r
 
     A row's gradient is summed, in index order, into its row of `summed` (scratch, [rows, D]) first.
     """
-    width = table.shape[1]
-    for k in numba.prange(rows.shape[0]):  # rows are distinct: no two iterations write the same memory
+    width, count = table.shape[1], rows.shape[0]
+    for k in numba.prange(count):  # rows are distinct: no two iterations write the same memory
+        if k + PREFETCH_DISTANCE < count:  # the row updated a few iterations on (see hbench.compiled)
+            ahead = rows[k + PREFETCH_DISTANCE]
+            prefetch_row_for_write(table, ahead)
+            prefetch_row_for_write(exp_avg, ahead)
+            prefetch_row_for_write(exp_avg_sq, ahead)
+            for e in range(starts[k + PREFETCH_DISTANCE], starts[k + PREFETCH_DISTANCE + 1]):
+                prefetch_row(grad, entries[e])
         row = rows[k]
         first = entries[starts[k]]
         for d in range(width):
