@@ -196,7 +196,7 @@ def main() -> None:
 
     bias = np.zeros((dataset.n_items, 1), np.float32)
     batch_outputs = [tuple(np.empty(shape, np.float32) for shape in
-                           ((BATCH, 1), (BATCH,), (BATCH, 2), (BATCH, DIM), (BATCH, 2, DIM), (BATCH, 2)))]
+                           ((BATCH, 1), (BATCH,), (BATCH,), (BATCH, 2), (BATCH, DIM), (BATCH, 2, DIM), (BATCH, 2)))]
 
     def hbench_loss() -> None:
         for lo in range(0, len(drawn.users), BATCH):

@@ -135,25 +135,26 @@ class _TableBPRLoss(torch.autograd.Function):
         (batch, width), n_negatives = (users.shape[0], users_table.shape[1]), items.shape[1] - 1
         tables = tuple(t.detach().numpy() for t in (users_table, items_table, bias_table))
         dtype = tables[0].dtype
-        x = np.empty((batch, n_negatives), dtype)
+        x, softplus_sums = np.empty((batch, n_negatives), dtype), np.empty(batch, dtype)
         user_sq, item_sq = np.empty(batch, dtype), np.empty((batch, n_negatives + 1), dtype)
         rows = np.empty((batch, width), dtype), np.empty((batch, n_negatives + 1, width), dtype), \
             np.empty((batch, n_negatives + 1), dtype)
         with PARALLEL_KERNEL:
-            bpr_scores_and_gradients(*tables, users.numpy(), items.numpy(), reg, x, user_sq, item_sq, *rows)
-        x_t = torch.from_numpy(x)
-        weights = torch.full((n_negatives + 1,), 1.0 / (batch * n_negatives), dtype=x_t.dtype)
-        weights[0] = 1.0 / batch
-        ranking = F.softplus(-x_t).mean()
-        l2 = torch.from_numpy(user_sq).sum() / batch + torch.from_numpy(item_sq).mv(weights).sum()
-        ctx.save_for_backward(x_t, weights)
+            bpr_scores_and_gradients(*tables, users.numpy(), items.numpy(), reg, x, softplus_sums, user_sq, item_sq,
+                                     *rows)
+        # The means of `_BPRLoss` from the kernel's per-row sums, added in float64 (numpy: a torch reduction
+        # per term cost more than the kernel's share of them on a CPU). ‖q‖² + b² of the negatives averaged.
+        ranking = softplus_sums.sum(dtype=np.float64) / (batch * n_negatives)
+        l2 = (user_sq.sum(dtype=np.float64) + item_sq[:, 0].sum(dtype=np.float64)) / batch \
+            + item_sq[:, 1:].sum(dtype=np.float64) / (batch * n_negatives)
+        ctx.save_for_backward(torch.from_numpy(x))
         ctx.tables, ctx.index, ctx.reg, ctx.sink, ctx.rows = (users_table, items_table, bias_table), \
             (users, items), reg, sink, rows
-        return ranking, reg * l2
+        return torch.tensor(ranking, dtype=users_table.dtype), torch.tensor(reg * l2, dtype=users_table.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_ranking: torch.Tensor, grad_reg: torch.Tensor) -> tuple[None, ...]:
-        x, weights = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         (users_table, items_table, bias_table), (users, items) = ctx.tables, ctx.index
         # ctx.rows stay as forward wrote them (a graph kept for a second backward reads them again).
         if bool(grad_ranking == grad_reg):  # the rows forward computed, scaled (rounding aside, the same)
@@ -163,6 +164,8 @@ class _TableBPRLoss(torch.autograd.Function):
             grad_u, grad_q, grad_b = (np.empty_like(rows) for rows in ctx.rows)
             (batch, n_negatives) = x.shape
             dx = torch.sigmoid(-x).mul_(-grad_ranking / (batch * n_negatives)).numpy()
+            weights = torch.full((n_negatives + 1,), 1.0 / (batch * n_negatives), dtype=x.dtype)  # as `_BPRLoss`
+            weights[0] = 1.0 / batch
             decay = (2 * ctx.reg * grad_reg * weights).numpy()
             with PARALLEL_KERNEL:
                 bpr_gradients(*(t.detach().numpy() for t in ctx.tables), users.numpy(), items.numpy(), dx, decay,

@@ -63,9 +63,11 @@ def _prefetch_batch_row(users_table: np.ndarray, items_table: np.ndarray, bias_t
 
 @numba.njit(parallel=True, **_KERNEL)
 def bpr_scores_and_gradients(users_table: np.ndarray, items_table: np.ndarray, bias_table: np.ndarray,
-                             users: np.ndarray, items: np.ndarray, reg: float, x: np.ndarray, user_sq: np.ndarray,
-                             item_sq: np.ndarray, grad_u: np.ndarray, grad_q: np.ndarray, grad_b: np.ndarray) -> None:
-    """Scores and squared norms: x[b, j − 1] = s_b0 − s_bj for j = 1 … n; user_sq[b] = ‖p_b‖²;
+                             users: np.ndarray, items: np.ndarray, reg: float, x: np.ndarray, softplus_sums: np.ndarray,
+                             user_sq: np.ndarray, item_sq: np.ndarray, grad_u: np.ndarray, grad_q: np.ndarray,
+                             grad_b: np.ndarray) -> None:
+    """Scores and squared norms: x[b, j − 1] = s_b0 − s_bj for j = 1 … n; softplus_sums[b] = Σ_j softplus(−x_bj)
+    (the row's share of the ranking loss, so that the loss needs no pass of its own); user_sq[b] = ‖p_b‖²;
     item_sq[b, j] = ‖q_bj‖² + b_bj². Then the gradient rows of `ranking + l2` (`_gradient_rows` with
     ∂/∂s_bj = σ(−x_bj) / Bn for the negatives, minus their sum for the positive, and decay_0 = 2λ / B,
     decay_j = 2λ / Bn)."""
@@ -97,9 +99,12 @@ def bpr_scores_and_gradients(users_table: np.ndarray, items_table: np.ndarray, b
             else:
                 x[b, j - 1] = positive - score
         dscores[b, 0] = zero
+        softplus = zero
         for j in range(n_negatives):
             dscores[b, j + 1] = inv_bn / (one + np.exp(x[b, j]))  # σ(−x) = 1 / (1 + eˣ)
             dscores[b, 0] -= dscores[b, j + 1]
+            softplus += max(-x[b, j], zero) + np.log1p(np.exp(-abs(x[b, j])))  # softplus(−x), stable for any x
+        softplus_sums[b] = softplus
         _gradient_rows(users_table, items_table, bias_table, u, items[b], dscores[b], decay, grad_u[b], grad_q[b],
                        grad_b[b])
 

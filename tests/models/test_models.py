@@ -132,6 +132,31 @@ def test_bpr_compiled_table_path_equals_autograd_of_the_textbook_loss(item_bias:
         assert sink.pop(model.item_bias) is None and not got[2].any()  # a frozen bias gets no rows
 
 
+@pytest.mark.parametrize("scale", [1.0, 30.0])
+def test_bpr_compiled_loss_is_torchs_softplus_at_any_score(scale: float) -> None:
+    """The compiled path's ranking loss (summed in the kernel, softplus written out) is torch's
+    softplus(−x).mean() in float32, including score differences far past exp's float32 range (|x| ≈ 10³),
+    where log(1 + e^{−x}) taken literally overflows."""
+    from hbench.models.rows import RowGradients
+
+    model = create_model("bpr", _context(), {"reg": "0.1"})
+    with torch.no_grad():
+        for table in (model.user_embedding, model.item_embedding):
+            table.copy_(torch.randn(table.shape, generator=torch.Generator().manual_seed(3)) * scale)
+    users, pos, neg = BATCH
+    u, q = model.user_embedding[users], model.item_embedding[torch.cat([pos.unsqueeze(1), neg], 1)]
+    scores = (u.unsqueeze(1) * q).sum(-1) + model.item_bias[torch.cat([pos.unsqueeze(1), neg], 1)][..., 0]
+    x = scores[:, :1] - scores[:, 1:]
+    if scale > 1:
+        assert x.abs().max() > 100  # past where e^{|x|} overflows float32
+    model.row_gradients = RowGradients()
+    assert model._compiled_path_applies()
+    terms = model.loss(users, pos, neg)
+    expected = torch.nn.functional.softplus(-x.detach()).mean()
+    assert torch.isfinite(terms.parts["bpr"])
+    assert terms.parts["bpr"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
 def test_bpr_compiled_table_path_keeps_its_rows_for_a_second_backward() -> None:
     """A graph kept for a second backward gives each backward its own weighting's rows (forward's rows are
     neither scaled nor overwritten in place by the first)."""
