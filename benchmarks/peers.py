@@ -184,6 +184,14 @@ def paired_epoch_ratios(dataset, dim: int, pairs: int, seed: int, out: Path, hom
             "hbench_s_per_epoch": hbench_epochs}
 
 
+def paired_text(paired: dict) -> str:
+    ratios, cornac, hbench = paired["ratios"], paired["cornac_s_per_epoch"], paired["hbench_s_per_epoch"]
+    return (f"Paired epoch ratio, hbench bpr / Cornac BPR ({len(ratios)} pairs, each hbench's median of 8 epochs over the "
+            f"mean of the Cornac epochs just before and after): median **{paired['median']:.2f}**, range "
+            f"{min(ratios):.2f}–{max(ratios):.2f}; Cornac {min(cornac) * 1e3:.0f}–{max(cornac) * 1e3:.0f} ms, hbench "
+            f"{min(hbench) * 1e3:.0f}–{max(hbench) * 1e3:.0f} ms per epoch")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", type=Path, action="append", required=True, help="offline mirror of the raw files")
@@ -198,12 +206,24 @@ def main() -> None:
                         help="LensKit FlexMF BPR epochs, timed (when LensKit is installed)")
     parser.add_argument("--other-epochs", type=int, default=3, help="epochs timed for CML, HyperML, LightGCN, HGCF")
     parser.add_argument("--pairs", type=int, default=7, help="paired Cornac / hbench bpr epoch timings (0: none)")
+    parser.add_argument("--paired-only", action="store_true",
+                        help="only the paired epoch ratio (a quick check, say of one code revision against another)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--record", action="store_true", help="append the table to benchmarks/results/")
     args = parser.parse_args()
 
     dataset = prepare(args.source, args.home)
     out = Path(tempfile.mkdtemp(prefix="hbench-peers-runs-"))
+    shape = (f"{dataset.n_users:,} users × {dataset.n_items:,} items, {len(dataset.train):,} training pairs, "
+             f"d={args.dim}, seed {args.seed}, CPU, torch threads {torch.get_num_threads()}")
+    if args.paired_only:
+        paired = paired_epoch_ratios(dataset, args.dim, max(args.pairs, 1), args.seed, out, args.home)
+        line = paired_text(paired)
+        text = f"{shape}\n\n{line}"
+        print(text)
+        if args.record:
+            print(f"recorded in {record('peers', text, {'shape': shape, 'paired': paired})}")
+        return
     rows = {}
     rows["Cornac BPR, 30 epochs"] = run_cornac(dataset, args.dim, 30, args.seed)
     rows[f"Cornac BPR, {args.cornac_epochs} epochs"] = run_cornac(dataset, args.dim, args.cornac_epochs, args.seed)
@@ -240,14 +260,7 @@ def main() -> None:
     paired_line, paired = "", None
     if args.pairs > 0:
         paired = paired_epoch_ratios(dataset, args.dim, args.pairs, args.seed, out, args.home)
-        paired_line = (f"\n\nPaired epoch ratio, hbench bpr / Cornac BPR ({args.pairs} pairs, each hbench's median of 8 epochs "
-                       f"over the mean of the Cornac epochs just before and after): median **{paired['median']:.2f}**, "
-                       f"range {min(paired['ratios']):.2f}–{max(paired['ratios']):.2f}; Cornac "
-                       f"{min(paired['cornac_s_per_epoch']) * 1e3:.0f}–{max(paired['cornac_s_per_epoch']) * 1e3:.0f} ms, "
-                       f"hbench {min(paired['hbench_s_per_epoch']) * 1e3:.0f}–"
-                       f"{max(paired['hbench_s_per_epoch']) * 1e3:.0f} ms per epoch")
-    shape = (f"{dataset.n_users:,} users × {dataset.n_items:,} items, {len(dataset.train):,} training pairs, "
-             f"d={args.dim}, seed {args.seed}, CPU, torch threads {torch.get_num_threads()}")
+        paired_line = "\n\n" + paired_text(paired)
     table = tabulate(body, headers=headers, tablefmt="pipe", disable_numparse=True)
     print(shape)
     print(table)
