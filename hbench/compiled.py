@@ -7,9 +7,10 @@ once (two trainings in threads of one notebook): every parallel kernel is entere
 iterations later. The training kernels read embedding rows in an order no hardware prefetcher can guess
 (the rows of a batch's users and items), so without it each row's cache misses wait for memory one row at
 a time; with the next rows requested `PREFETCH_DISTANCE` iterations ahead, their loads overlap the current
-row's arithmetic. On the 2-vCPU developer VM this took lazy Adam's update of a touched user row from 99 to
-60 ns (benchmarks/row_update_costs.py). A prefetch is only a hint: it changes no value, cannot fault on any
-address, and compiles to nothing on CPUs without the instruction.
+row's arithmetic. On the 2-vCPU developer VM this took lazy Adam's update of a touched row from 261 to
+150 ns (users) and from 257 to 105 ns (items), one thread (`benchmarks/results/row_update_costs.md`). A
+prefetch is only a hint: it changes no value, cannot fault on any address, and compiles to nothing on CPUs
+without the instruction.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ and divergence is still detected. Results differ from a sequential sum by roundi
 PREFETCH_DISTANCE = 8
 """How many rows ahead the kernels prefetch: far enough for a row's loads (about 100 ns from memory on the
 developer VM) to finish while the rows before it are updated, near enough that the prefetched lines are
-still in cache when used (16 and 32 were slower there)."""
+still in cache when used (in a one-off measurement of Adam's update there, 4 and 8 were fastest, 16 and 32
+slower)."""
 
 _CACHE_LINE = 64
 
