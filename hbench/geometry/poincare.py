@@ -109,3 +109,39 @@ def exp0_distances(u: torch.Tensor, v: torch.Tensor, c: float) -> tuple[torch.Te
     distance = torch.acosh(arg) / root_c
     log_sq = scaled_sq_distance(s_u / (root_c * u_norm), s_v / (root_c * v_norm))  # ‖log0 x − log0 y‖²
     return distance, log_sq.clamp_min(1e-18).sqrt()
+
+
+class _Logmap0(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, c: float) -> torch.Tensor:  # noqa: ANN001 - torch's signature
+        root_c = c**0.5
+        norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+        tiny = norm < 1e-15  # geoopt's clamp of the norm: below it the factor is constant
+        safe = norm.clamp_min(1e-15)
+        scaled = root_c * safe
+        saturated = scaled > 1 - 1e-7  # geoopt's artanh clamp: past it artanh is constant
+        scaled = scaled.clamp_max(1 - 1e-7)
+        artanh = torch.atanh(scaled)
+        factor = artanh / scaled  # log0 x = factor · x
+        # d factor / d‖x‖ / ‖x‖, so that ∂(factor x)/∂x · g = factor g + x (slope ⟨x, g⟩)
+        slope = ((root_c / (1 - scaled * scaled)).masked_fill(saturated, 0.0) - artanh / safe) / (scaled * safe)
+        ctx.save_for_backward(x, factor, slope.masked_fill(tiny, 0.0))
+        return x * factor
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001 - torch's signature
+        x, factor, slope = ctx.saved_tensors
+        return torch.addcmul(grad * factor, x, slope * torch.linalg.vecdot(x, grad).unsqueeze(-1)), None
+
+
+def logmap0(x: torch.Tensor, c: float) -> torch.Tensor:
+    """geoopt's `PoincareBall(c).logmap0(x)` (rows of `x`, D last), with its backward written out.
+
+        log0 x = artanh(√c‖x‖) / (√c‖x‖) · x =: f(‖x‖) x,   ∂/∂x (f x)ᵀ g = f g + (f'(‖x‖)/‖x‖) ⟨x, g⟩ x,
+        f'(n)/n = (√c / (1 − c n²) − artanh(√c n)/n) / (√c n · n)
+
+    with geoopt's guards: the norm clamped at 1e-15 and √c‖x‖ at 1 − 1e-7, a clamped quantity passing no
+    gradient. Autograd through geoopt's form makes a dozen passes over [rows, D] for a logmap over a whole
+    table (every step of a graph model); this makes two forward and three backward.
+    """
+    return _Logmap0.apply(x, c)

@@ -5,33 +5,47 @@
     L = Σ_{(u, i, j)} [d(h_u, h_i)² − d(h_u, h_j)² + m]_+                (summed over the batch, as the authors' code)
 
 trained by Riemannian SGD with momentum, weight decay added to the Euclidean gradient before it is turned
-into a Riemannian one (geoopt's `RiemannianSGD`, the authors' optimiser).
+into a Riemannian one (geoopt's `RiemannianSGD`, the authors' optimiser; on the CPU its step runs compiled,
+`ball_sgd.BallRiemannianSGD`).
 
 Geometry. The paper works on the hyperboloid (Lorentz model, curvature −1). hbench stores the points on
 the Poincaré ball, which is isometric to it (x_P = x_s / (1 + x_0)): a geodesic from the origin of length r
 maps to one of length r, so the hyperboloid's exp_o(v) is the ball's expmap0(v / 2) (geoopt's expmap0 has
-d(0, expmap0(w)) = 2‖w‖). With the tangent vectors kept in the hyperboloid's scale, `v = 2·logmap0(x)`,
-initialisation U(−s, s), propagation and distances are those of the paper exactly, and evaluation ranks
-by Poincaré distance, which orders items as the Lorentz distance does. What differs: weight decay acts on
+d(0, expmap0(w)) = 2‖w‖). Initialisation draws v ~ U(−s, s) in the hyperboloid's scale and stores
+expmap0(v / 2); propagation is linear, so propagating w = logmap0(x) = v / 2 and mapping by expmap0 gives
+the paper's points exactly, and evaluation ranks by Poincaré distance, which orders items as the Lorentz
+distance does. What differs: weight decay acts on
 ball coordinates instead of hyperboloid coordinates (both pull points towards the origin), and the
 authors' clamp of d² at 50 is not applied.
 
 Â: `(D + I)^{-1}(A + I)` by default (the authors' `normalize(adj + I)`); `--normalisation` offers the others.
+
+Cost. Every step propagates the whole graph, so a step is about table-sized work: the logmap of every
+node, 2L sparse products, the batch's distances, an optimiser step over every row. Autograd through geoopt's
+logmap0, expmap0 and distance, and geoopt's step, made some seventy passes over the [nodes, D] table per
+step (190 ms of which the 2L products were 65, amazon-cd, one thread). Here logmap0 has its backward
+written out (`geometry.poincare.logmap0`), only the batch's rows are mapped to the ball, by HyperML's
+compiled tangent distances (`hyperml_kernels`), and the step is compiled, which leaves the products most
+of the step (`benchmarks/results/step_parts.md`).
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import geoopt
+import numpy as np
 import torch
 
+from hbench.compiled import PARALLEL_KERNEL
 from hbench.geometry import PoincareDistance, Representations
-from hbench.geometry.poincare import poincare_distance
+from hbench.geometry.poincare import COORDINATE_LIMIT, exp0_distances, logmap0, projection_eps
+from hbench.models.ball_sgd import BallRiemannianSGD
 from hbench.models.base import LossTerms, ModelContext, Range, Recommender, option
 from hbench.models.graph import Propagation
+from hbench.models.hyperml_kernels import arcosh_floor, exp0_distances_backward, exp0_distances_forward
 from hbench.models.registry import register_model
 
 
@@ -66,31 +80,69 @@ class HGCF(Recommender):
         self.ball = geoopt.PoincareBall(c=1.0)
         n = context.n_users + context.n_items
         tangent = (torch.rand((n, context.dim), generator=context.generator) * 2 - 1) * options.init_scale
-        self.embedding = geoopt.ManifoldParameter(self._to_ball(tangent), manifold=self.ball)
+        self.embedding = geoopt.ManifoldParameter(self._to_ball(tangent / 2), manifold=self.ball)
         self.propagation = Propagation(context.training_graph(), options.normalisation)
 
     def _to_ball(self, tangent: torch.Tensor) -> torch.Tensor:
-        return self.ball.expmap0(tangent / 2, project=True)
+        """Ball points of tangent vectors in the ball's scale (geoopt's expmap0, projected)."""
+        return self.ball.expmap0(tangent, project=True)
 
     def _encoded_tangents(self) -> torch.Tensor:
-        """The skip-connected sum of layers 1..L in the tangent space, every node (map rows by `_to_ball`)."""
-        tangent = 2 * self.ball.logmap0(self.embedding)
-        layers = self.propagation.layers(tangent, self.options.layers)
+        """Σ_{k=1..L} Â^k log0 x for every node: the paper's skip-connected sum, in the ball's tangent scale
+        (half the hyperboloid's: propagation is linear, so exp_o(Σ Â^k v) on the hyperboloid is the ball's
+        expmap0 of this). Map rows by `_to_ball`."""
+        layers = self.propagation.layers(logmap0(self.embedding, 1.0), self.options.layers)
         return functools.reduce(torch.add, layers[1:])  # pairwise: a stack would copy every layer once more
 
     def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
-        return [geoopt.optim.RiemannianSGD([self.embedding], lr=lr, momentum=self.options.momentum,
-                                           weight_decay=self.options.weight_decay)]
+        return [BallRiemannianSGD([self.embedding], lr=lr, momentum=self.options.momentum,
+                                  weight_decay=self.options.weight_decay)]
 
     def representations(self) -> Representations:
         users, items = self.propagation.split(self._to_ball(self._encoded_tangents()))
         return Representations(users.detach(), items.detach(), PoincareDistance(1.0))
 
     def loss(self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> LossTerms:
-        users_all, items_all = self.propagation.split(self._encoded_tangents())
-        # Only the batch's rows are mapped to the ball: exp0 and its backward cost what the batch reads.
-        u = self._to_ball(users_all[users]).unsqueeze(1)
-        d_pos = poincare_distance(u, self._to_ball(items_all[positives]).unsqueeze(1), 1.0)
-        d_neg = poincare_distance(u, self._to_ball(items_all[negatives]), 1.0)
+        nodes = self._encoded_tangents()
+        # Positive and negatives in one block, as node rows (items follow the users).
+        items = torch.cat([positives.unsqueeze(1), negatives], dim=1) + self.propagation.n_users
+        if nodes.device.type == "cpu" and nodes.dtype in (torch.float32, torch.float64):
+            distances = _NodeExp0Distances.apply(nodes, users, items)
+        else:  # the same distances by tensor operations: only the batch's rows are mapped to the ball
+            distances = exp0_distances(nodes[users].unsqueeze(1), nodes[items], 1.0)[0]
+        d_pos, d_neg = distances[:, :1], distances[:, 1:]
         hinge = torch.relu(d_pos.pow(2) - d_neg.pow(2) + self.options.margin).sum()
         return LossTerms(hinge, {"hinge": hinge})
+
+
+class _NodeExp0Distances(torch.autograd.Function):
+    """d_1(exp0 w_u, exp0 w_i) for the node rows w = `nodes` of each (user, item) pair, by HyperML's compiled
+    tangent distances (`hyperml_kernels`: the same arithmetic as `exp0_distances`), with the gradient
+    scattered into a node-sized gradient (`nodes` is computed every step, not a table of rows)."""
+
+    @staticmethod
+    def forward(ctx: Any, nodes: torch.Tensor, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        table = nodes.detach().contiguous().numpy()
+        distance, log_distance = np.empty(items.shape, table.dtype), np.empty(items.shape, table.dtype)
+        partials = np.empty((*items.shape, 6), np.float64)
+        s_max = float(np.arctanh(1.0 - projection_eps(nodes.dtype)))
+        with PARALLEL_KERNEL:  # see hbench.compiled
+            exp0_distances_forward(table, table, users.numpy(), items.numpy(), 1.0, s_max, COORDINATE_LIMIT,
+                                   arcosh_floor(table.dtype), distance, log_distance, partials)
+        ctx.table, ctx.index, ctx.partials = table, (users, items), partials
+        return torch.from_numpy(distance)
+
+    @staticmethod
+    def backward(ctx: Any, grad_distance: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        table, (users, items) = ctx.table, ctx.index
+        grad_u = np.empty((users.shape[0], table.shape[1]), table.dtype)
+        grad_v = np.empty((*items.shape, table.shape[1]), table.dtype)
+        unused = np.zeros(items.shape, np.float64)  # the loss reads no log0 distance
+        with PARALLEL_KERNEL:
+            exp0_distances_backward(table, table, users.numpy(), items.numpy(), COORDINATE_LIMIT,
+                                    grad_distance.detach().to(torch.float64).contiguous().numpy(), unused,
+                                    ctx.partials, grad_u, grad_v)
+        grad = torch.zeros(table.shape, dtype=torch.from_numpy(grad_u).dtype)
+        grad.index_add_(0, users, torch.from_numpy(grad_u))
+        grad.index_add_(0, items.reshape(-1), torch.from_numpy(grad_v).reshape(-1, table.shape[1]))
+        return grad, None, None

@@ -1,5 +1,7 @@
 """HyperML's distances read straight from tangent tables, and their gradient rows, compiled (CPU tensors).
 
+HGCF's loss uses the same kernels on its propagated node table (`hgcf._NodeExp0Distances`).
+
 The tensor path (`geometry.poincare.exp0_distances` after two `lookup`s) is a few passes over the
 [B, 1 + n, D] blocks but some forty element-wise operations on the [B, 1 + n] pair scalars, each with
 its backward; on a CPU their dispatch and autograd's bookkeeping were most of a HyperML step (4.9 of

@@ -2,7 +2,13 @@ import geoopt
 import pytest
 import torch
 
-from hbench.geometry.poincare import exp0_distances, poincare_distance, poincare_distance_matrix, projection_eps
+from hbench.geometry.poincare import (
+    exp0_distances,
+    logmap0,
+    poincare_distance,
+    poincare_distance_matrix,
+    projection_eps,
+)
 
 
 def _points(n: int, d: int, c: float, max_radius: float, generator: torch.Generator) -> torch.Tensor:
@@ -106,3 +112,41 @@ def test_exp0_distances_keep_nearby_pairs_precise_in_float32() -> None:
     far = torch.ones_like(expected_d, dtype=torch.bool)
     far[:8, 2] = False
     torch.testing.assert_close(d.double()[far], expected_d[far], rtol=1e-4, atol=1e-4)
+
+
+def _logmap0_by_autograd(x: torch.Tensor, c: float) -> torch.Tensor:
+    """log0 x = artanh(√c‖x‖)/(√c‖x‖) · x, differentiated by autograd (the reference for `logmap0`'s backward)."""
+    scaled = c**0.5 * torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    return torch.atanh(scaled) / scaled * x
+
+
+@pytest.mark.parametrize("c", [0.5, 1.0, 1.7])
+def test_logmap0_and_its_written_out_backward_match_autograd(c: float) -> None:
+    generator = torch.Generator().manual_seed(3)
+    ball = geoopt.PoincareBall(c)
+    # mostly inside, some projected onto the boundary (where artanh' is about 5e4)
+    x = ball.projx(torch.randn(300, 6, dtype=torch.float64, generator=generator) * 0.3 / c**0.5)
+    grad = torch.randn(x.shape, dtype=torch.float64, generator=generator)
+    ours, reference = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out, expected = logmap0(ours, c), _logmap0_by_autograd(reference, c)
+    (out * grad).sum().backward()
+    (expected * grad).sum().backward()
+    torch.testing.assert_close(out, expected, rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(ours.grad, reference.grad, rtol=1e-12, atol=1e-14)
+    inside = x[c**0.5 * x.norm(dim=-1) < 0.9][:20]  # finite differences need curvature they can resolve
+    assert torch.autograd.gradcheck(lambda t: logmap0(t, c), (inside.clone().requires_grad_(),))
+    # geoopt's own logmap0, away from the boundary: its curvature is a float32 tensor, and artanh' magnifies
+    # that rounding of √c near the boundary
+    torch.testing.assert_close(logmap0(inside, c), ball.logmap0(inside), rtol=1e-6, atol=1e-7)
+
+
+def test_logmap0_is_the_identity_to_first_order_at_the_origin() -> None:
+    """log0 x = x + O(‖x‖³): value and Jacobian at (and next to) the origin are the identity, in float32 too
+    (geoopt's artanh, a difference of logs, returns 0 with zero gradient below ‖x‖ ≈ 1e-8 in float32)."""
+    for dtype in (torch.float32, torch.float64):
+        x = torch.tensor([[0.0, 0.0, 0.0], [1e-20, -2e-20, 0.0], [1e-9, 0.0, 3e-9]], dtype=dtype, requires_grad=True)
+        grad = torch.tensor([[1.0, -2.0, 0.5]], dtype=dtype).expand(3, 3)
+        out = logmap0(x, 1.0)
+        (out * grad).sum().backward()
+        torch.testing.assert_close(out.detach(), x.detach(), rtol=1e-6, atol=0.0)
+        torch.testing.assert_close(x.grad, grad.contiguous(), rtol=1e-6, atol=0.0)

@@ -137,6 +137,33 @@ def test_hgcf_matches_the_hyperboloid_computation() -> None:
     assert model.loss(users, pos, neg).total.item() == pytest.approx(expected_loss, rel=1e-4, abs=1e-6)
 
 
+def test_hgcf_compiled_loss_gradient_is_autograds_through_geoopt() -> None:
+    """The CPU path (logmap0's written-out backward, the compiled tangent distances, their gradient scattered
+    into the nodes) against autograd through geoopt's logmap0 and expmap0 and the ball's distance, float64,
+    with duplicate users and items in the batch."""
+    import functools
+
+    from hbench.geometry.poincare import poincare_distance
+
+    model = create_model("hgcf", _context(dim=4), {"layers": "2", "margin": "0.5", "init_scale": "0.8"}).double()
+    users, pos = torch.tensor([0, 2, 2, 1, 0]), torch.tensor([1, 3, 1, 2, 1])
+    neg = torch.tensor([[4, 0], [2, 2], [0, 4], [3, 1], [2, 3]])
+    compiled = model.loss(users, pos, neg).total
+    compiled.backward()
+    grad = model.embedding.grad.clone()
+    model.embedding.grad = None
+    ball = model.ball
+    layers = model.propagation.layers(ball.logmap0(model.embedding), 2)
+    nodes = ball.expmap0(functools.reduce(torch.add, layers[1:]), project=True)
+    u, items = nodes[:N_USERS][users].unsqueeze(1), nodes[N_USERS:]
+    reference = torch.relu(poincare_distance(u, items[pos].unsqueeze(1), 1.0).pow(2)
+                           - poincare_distance(u, items[neg], 1.0).pow(2) + 0.5).sum()
+    reference.backward()
+    assert 0 < reference.item() == pytest.approx(compiled.item(), rel=1e-7)
+    assert grad.abs().max() > 0.1  # the pairs are not all past the margin
+    torch.testing.assert_close(grad, model.embedding.grad, rtol=1e-6, atol=1e-8)
+
+
 def test_hgcf_declares_riemannian_sgd_with_momentum_and_weight_decay() -> None:
     import geoopt
 
