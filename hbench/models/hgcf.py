@@ -106,13 +106,17 @@ class HGCF(Recommender):
         nodes = self._encoded_tangents()
         # Positive and negatives in one block, as node rows (items follow the users).
         items = torch.cat([positives.unsqueeze(1), negatives], dim=1) + self.propagation.n_users
-        if nodes.device.type == "cpu" and nodes.dtype in (torch.float32, torch.float64):
+        if self._compiled_loss_applies(nodes):
             distances = _NodeExp0Distances.apply(nodes, users, items)
         else:  # the same distances by tensor operations: only the batch's rows are mapped to the ball
             distances = exp0_distances(nodes[users].unsqueeze(1), nodes[items], 1.0)[0]
         d_pos, d_neg = distances[:, :1], distances[:, 1:]
         hinge = torch.relu(d_pos.pow(2) - d_neg.pow(2) + self.options.margin).sum()
         return LossTerms(hinge, {"hinge": hinge})
+
+    def _compiled_loss_applies(self, nodes: torch.Tensor) -> bool:
+        """The compiled distances serve float CPU tensors; other devices take the tensor path."""
+        return nodes.device.type == "cpu" and nodes.dtype in (torch.float32, torch.float64)
 
 
 class _NodeExp0Distances(torch.autograd.Function):

@@ -139,8 +139,8 @@ def test_hgcf_matches_the_hyperboloid_computation() -> None:
 
 def test_hgcf_compiled_loss_gradient_is_autograds_through_geoopt() -> None:
     """The CPU path (logmap0's written-out backward, the compiled tangent distances, their gradient scattered
-    into the nodes) against autograd through geoopt's logmap0 and expmap0 and the ball's distance, float64,
-    with duplicate users and items in the batch."""
+    into the nodes) and the tensor path of other devices, against autograd through geoopt's logmap0 and
+    expmap0 and the ball's distance, float64, with duplicate users and items in the batch."""
     import functools
 
     from hbench.geometry.poincare import poincare_distance
@@ -152,6 +152,11 @@ def test_hgcf_compiled_loss_gradient_is_autograds_through_geoopt() -> None:
     compiled.backward()
     grad = model.embedding.grad.clone()
     model.embedding.grad = None
+    model._compiled_loss_applies = lambda nodes: False  # the path other devices take, here on the CPU
+    tensor_path = model.loss(users, pos, neg).total
+    tensor_path.backward()
+    tensor_grad = model.embedding.grad.clone()
+    model.embedding.grad = None
     ball = model.ball
     layers = model.propagation.layers(ball.logmap0(model.embedding), 2)
     nodes = ball.expmap0(functools.reduce(torch.add, layers[1:]), project=True)
@@ -161,7 +166,9 @@ def test_hgcf_compiled_loss_gradient_is_autograds_through_geoopt() -> None:
     reference.backward()
     assert 0 < reference.item() == pytest.approx(compiled.item(), rel=1e-7)
     assert grad.abs().max() > 0.1  # the pairs are not all past the margin
-    torch.testing.assert_close(grad, model.embedding.grad, rtol=1e-6, atol=1e-8)
+    for ours in (grad, tensor_grad):
+        torch.testing.assert_close(ours, model.embedding.grad, rtol=1e-6, atol=1e-8)
+    assert tensor_path.item() == pytest.approx(reference.item(), rel=1e-7)
 
 
 def test_hgcf_declares_riemannian_sgd_with_momentum_and_weight_decay() -> None:
