@@ -14,9 +14,8 @@ maps to one of length r, so the hyperboloid's exp_o(v) is the ball's expmap0(v /
 d(0, expmap0(w)) = 2‖w‖). Initialisation draws v ~ U(−s, s) in the hyperboloid's scale and stores
 expmap0(v / 2); propagation is linear, so propagating w = logmap0(x) = v / 2 and mapping by expmap0 gives
 the paper's points exactly, and evaluation ranks by Poincaré distance, which orders items as the Lorentz
-distance does. What differs: weight decay acts on
-ball coordinates instead of hyperboloid coordinates (both pull points towards the origin), and the
-authors' clamp of d² at 50 is not applied.
+distance does. What differs: weight decay acts on ball coordinates instead of hyperboloid coordinates (both
+pull points towards the origin), and the authors' clamp of d² at 50 is not applied.
 
 Â: `(D + I)^{-1}(A + I)` by default (the authors' `normalize(adj + I)`); `--normalisation` offers the others.
 
@@ -133,7 +132,7 @@ class _NodeExp0Distances(torch.autograd.Function):
         with PARALLEL_KERNEL:  # see hbench.compiled
             exp0_distances_forward(table, table, users.numpy(), items.numpy(), 1.0, s_max, COORDINATE_LIMIT,
                                    arcosh_floor(table.dtype), distance, log_distance, partials)
-        ctx.table, ctx.index, ctx.partials = table, (users, items), partials
+        ctx.table, ctx.index, ctx.partials, ctx.dtype = table, (users, items), partials, nodes.dtype
         return torch.from_numpy(distance)
 
     @staticmethod
@@ -146,7 +145,7 @@ class _NodeExp0Distances(torch.autograd.Function):
             exp0_distances_backward(table, table, users.numpy(), items.numpy(), COORDINATE_LIMIT,
                                     grad_distance.detach().to(torch.float64).contiguous().numpy(), unused,
                                     ctx.partials, grad_u, grad_v)
-        grad = torch.zeros(table.shape, dtype=torch.from_numpy(grad_u).dtype)
+        grad = torch.zeros(table.shape, dtype=ctx.dtype)
         grad.index_add_(0, users, torch.from_numpy(grad_u))
         grad.index_add_(0, items.reshape(-1), torch.from_numpy(grad_v).reshape(-1, table.shape[1]))
         return grad, None, None
