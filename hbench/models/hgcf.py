@@ -35,16 +35,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import geoopt
-import numpy as np
 import torch
 
-from hbench.compiled import PARALLEL_KERNEL
 from hbench.geometry import PoincareDistance, Representations
-from hbench.geometry.poincare import COORDINATE_LIMIT, exp0_distances, logmap0, projection_eps
+from hbench.geometry.poincare import exp0_distances, logmap0
 from hbench.models.ball_sgd import BallRiemannianSGD
 from hbench.models.base import LossTerms, ModelContext, Range, Recommender, option
 from hbench.models.graph import Propagation
-from hbench.models.hyperml_kernels import arcosh_floor, exp0_distances_backward, exp0_distances_forward
+from hbench.models.hyperml_kernels import table_exp0_distance_gradients, table_exp0_distances
 from hbench.models.registry import register_model
 
 
@@ -120,32 +118,21 @@ class HGCF(Recommender):
 
 class _NodeExp0Distances(torch.autograd.Function):
     """d_1(exp0 w_u, exp0 w_i) for the node rows w = `nodes` of each (user, item) pair, by HyperML's compiled
-    tangent distances (`hyperml_kernels`: the same arithmetic as `exp0_distances`), with the gradient
-    scattered into a node-sized gradient (`nodes` is computed every step, not a table of rows)."""
+    tangent distances (`hyperml_kernels.table_exp0_distances`: the same arithmetic as `exp0_distances`),
+    with the gradient scattered into a node-sized gradient (`nodes` is computed every step, not a table of
+    rows)."""
 
     @staticmethod
     def forward(ctx: Any, nodes: torch.Tensor, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        table = nodes.detach().contiguous().numpy()
-        distance, log_distance = np.empty(items.shape, table.dtype), np.empty(items.shape, table.dtype)
-        partials = np.empty((*items.shape, 6), np.float64)
-        s_max = float(np.arctanh(1.0 - projection_eps(nodes.dtype)))
-        with PARALLEL_KERNEL:  # see hbench.compiled
-            exp0_distances_forward(table, table, users.numpy(), items.numpy(), 1.0, s_max, COORDINATE_LIMIT,
-                                   arcosh_floor(table.dtype), distance, log_distance, partials)
-        ctx.table, ctx.index, ctx.partials, ctx.dtype = table, (users, items), partials, nodes.dtype
-        return torch.from_numpy(distance)
+        distance, _, ctx.pass_ = table_exp0_distances(nodes, nodes, users, items, 1.0)
+        ctx.index, ctx.shape, ctx.dtype = (users, items), nodes.shape, nodes.dtype
+        return distance
 
     @staticmethod
     def backward(ctx: Any, grad_distance: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        table, (users, items) = ctx.table, ctx.index
-        grad_u = np.empty((users.shape[0], table.shape[1]), table.dtype)
-        grad_v = np.empty((*items.shape, table.shape[1]), table.dtype)
-        unused = np.zeros(items.shape, np.float64)  # the loss reads no log0 distance
-        with PARALLEL_KERNEL:
-            exp0_distances_backward(table, table, users.numpy(), items.numpy(), COORDINATE_LIMIT,
-                                    grad_distance.detach().to(torch.float64).contiguous().numpy(), unused,
-                                    ctx.partials, grad_u, grad_v)
-        grad = torch.zeros(table.shape, dtype=ctx.dtype)
-        grad.index_add_(0, users, torch.from_numpy(grad_u))
-        grad.index_add_(0, items.reshape(-1), torch.from_numpy(grad_v).reshape(-1, table.shape[1]))
+        users, items = ctx.index
+        grad_u, grad_v = table_exp0_distance_gradients(ctx.pass_, grad_distance, None)  # no log0 distance read
+        grad = torch.zeros(ctx.shape, dtype=ctx.dtype)
+        grad.index_add_(0, users, grad_u)
+        grad.index_add_(0, items.reshape(-1), grad_v.reshape(-1, ctx.shape[1]))
         return grad, None, None

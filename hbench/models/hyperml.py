@@ -27,13 +27,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import geoopt
-import numpy as np
 import torch
 from torch import nn
 
-from hbench.compiled import PARALLEL_KERNEL
 from hbench.geometry import PoincareDistance, Representations
-from hbench.geometry.poincare import COORDINATE_LIMIT, exp0_distances, poincare_distance, projection_eps
+from hbench.geometry.poincare import exp0_distances, poincare_distance
 from hbench.models.base import (
     LossTerms,
     ModelContext,
@@ -42,7 +40,7 @@ from hbench.models.base import (
     normal_init,
     option,
 )
-from hbench.models.hyperml_kernels import arcosh_floor, exp0_distances_backward, exp0_distances_forward
+from hbench.models.hyperml_kernels import table_exp0_distance_gradients, table_exp0_distances
 from hbench.models.registry import register_model
 from hbench.models.rows import RowGradients
 
@@ -163,32 +161,15 @@ class _TableExp0Distances(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, users_table: torch.Tensor, items_table: torch.Tensor, users: torch.Tensor,
                 items: torch.Tensor, c: float, sink: RowGradients) -> tuple[torch.Tensor, torch.Tensor]:
-        tables = users_table.detach().numpy(), items_table.detach().numpy()
-        dtype = tables[0].dtype
-        distance, log_distance = np.empty(items.shape, dtype), np.empty(items.shape, dtype)
-        partials = np.empty((*items.shape, 6), np.float64)
-        s_max = float(np.arctanh(1.0 - projection_eps(users_table.dtype)))
-        with PARALLEL_KERNEL:
-            exp0_distances_forward(*tables, users.numpy(), items.numpy(), c**0.5, s_max, COORDINATE_LIMIT,
-                                   arcosh_floor(dtype), distance, log_distance, partials)
-        ctx.tables, ctx.index, ctx.sink, ctx.partials = (users_table, items_table), (users, items), sink, partials
-        return torch.from_numpy(distance), torch.from_numpy(log_distance)
+        distance, log_distance, ctx.pass_ = table_exp0_distances(users_table, items_table, users, items, c)
+        ctx.tables, ctx.index, ctx.sink = (users_table, items_table), (users, items), sink
+        return distance, log_distance
 
     @staticmethod
     def backward(ctx: Any, grad_distance: torch.Tensor | None,
                  grad_log_distance: torch.Tensor | None) -> tuple[None, ...]:
         (users_table, items_table), (users, items) = ctx.tables, ctx.index
-        tables = users_table.detach().numpy(), items_table.detach().numpy()
-
-        def upstream(grad: torch.Tensor | None) -> np.ndarray:  # a distance the loss did not use: no gradient
-            return (np.zeros(items.shape, np.float64) if grad is None
-                    else grad.detach().to(torch.float64).contiguous().numpy())
-
-        grad_u = np.empty((users.shape[0], tables[0].shape[1]), tables[0].dtype)
-        grad_v = np.empty((*items.shape, tables[1].shape[1]), tables[0].dtype)
-        with PARALLEL_KERNEL:
-            exp0_distances_backward(*tables, users.numpy(), items.numpy(), COORDINATE_LIMIT, upstream(grad_distance),
-                                    upstream(grad_log_distance), ctx.partials, grad_u, grad_v)
-        ctx.sink.add(users_table, users, torch.from_numpy(grad_u))
-        ctx.sink.add(items_table, items, torch.from_numpy(grad_v))
+        grad_u, grad_v = table_exp0_distance_gradients(ctx.pass_, grad_distance, grad_log_distance)
+        ctx.sink.add(users_table, users, grad_u)
+        ctx.sink.add(items_table, items, grad_v)
         return (None,) * 6

@@ -1,6 +1,8 @@
 """HyperML's distances read straight from tangent tables, and their gradient rows, compiled (CPU tensors).
 
-HGCF's loss uses the same kernels on its propagated node table (`hgcf._NodeExp0Distances`).
+HGCF's loss uses the same kernels on its propagated node table. Both models call them through
+`table_exp0_distances` and `table_exp0_distance_gradients`, which own the buffers and the guards; each
+model's autograd Function keeps only where its gradient goes.
 
 The tensor path (`geometry.poincare.exp0_distances` after two `lookup`s) is a few passes over the
 [B, 1 + n, D] blocks but some forty element-wise operations on the [B, 1 + n] pair scalars, each with
@@ -39,11 +41,14 @@ callers enter under `hbench.compiled.PARALLEL_KERNEL`. Compiled by Numba on firs
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numba
 import numpy as np
+import torch
 
-from hbench.compiled import VECTORISE, prefetch_batch_row
+from hbench.compiled import PARALLEL_KERNEL, VECTORISE, prefetch_batch_row
+from hbench.geometry.poincare import COORDINATE_LIMIT, projection_eps
 
 _KERNEL = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": set(VECTORISE)}
 
@@ -176,3 +181,54 @@ def exp0_distances_backward(users_table: np.ndarray, items_table: np.ndarray, us
 def arcosh_floor(dtype: np.dtype) -> float:
     """The arcosh argument's lower guard as `exp0_distances` applies it in `dtype`."""
     return _ARG_FLOOR[np.dtype(dtype)]
+
+
+@dataclass(frozen=True)
+class TableDistancePass:
+    """What one forward pass of `table_exp0_distances` leaves for its backward: the tables as read (numpy
+    views, not copies), the index pairs and the six partial derivatives per pair."""
+
+    users_table: np.ndarray
+    items_table: np.ndarray
+    users: np.ndarray
+    items: np.ndarray
+    partials: np.ndarray
+
+
+def table_exp0_distances(users_table: torch.Tensor, items_table: torch.Tensor, users: torch.Tensor,
+                         items: torch.Tensor, c: float) -> tuple[torch.Tensor, torch.Tensor, TableDistancePass]:
+    """`exp0_distances(users_table[users][:, None], items_table[items], c)` read where the rows lie:
+    (d_c, the log0 distance, the pass for `table_exp0_distance_gradients`), each [B, 1 + n].
+
+    The tables are CPU float tensors of one dtype; `users` is [B] and `items` [B, 1 + n], int64. The two
+    tables may be one tensor (HGCF's node table holds users and items)."""
+    tables = users_table.detach().contiguous().numpy(), items_table.detach().contiguous().numpy()
+    dtype = tables[0].dtype
+    distance, log_distance = np.empty(items.shape, dtype), np.empty(items.shape, dtype)
+    partials = np.empty((*items.shape, 6), np.float64)
+    s_max = float(np.arctanh(1.0 - projection_eps(users_table.dtype)))
+    index = users.numpy(), items.numpy()
+    with PARALLEL_KERNEL:  # see hbench.compiled
+        exp0_distances_forward(*tables, *index, c**0.5, s_max, COORDINATE_LIMIT, arcosh_floor(dtype), distance,
+                               log_distance, partials)
+    return torch.from_numpy(distance), torch.from_numpy(log_distance), TableDistancePass(*tables, *index, partials)
+
+
+def table_exp0_distance_gradients(forward: TableDistancePass, grad_distance: torch.Tensor | None,
+                                  grad_log_distance: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradient rows ([B, D] for the users, [B, 1 + n, D] for the items) of a loss whose upstream
+    gradients in d_c and in the log0 distance are given; None for a distance the loss did not read."""
+    items_shape = forward.items.shape
+
+    def upstream(grad: torch.Tensor | None) -> np.ndarray:
+        return (np.zeros(items_shape, np.float64) if grad is None
+                else grad.detach().to(torch.float64).contiguous().numpy())
+
+    dtype, width = forward.users_table.dtype, forward.users_table.shape[1]
+    grad_u = np.empty((forward.users.shape[0], width), dtype)
+    grad_v = np.empty((*items_shape, width), dtype)
+    with PARALLEL_KERNEL:
+        exp0_distances_backward(forward.users_table, forward.items_table, forward.users, forward.items,
+                                COORDINATE_LIMIT, upstream(grad_distance), upstream(grad_log_distance),
+                                forward.partials, grad_u, grad_v)
+    return torch.from_numpy(grad_u), torch.from_numpy(grad_v)
