@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import io
+import math
 import re
 import string
 from collections.abc import Mapping, Sequence
@@ -317,11 +318,16 @@ def _header(table: Table) -> list[str]:
             + (["s to 95%"] if table.show_time_to_quality else []))
 
 
+def _seconds_to_quality_text(row: Row) -> str:
+    # A row without a validation curve (pop; runs older than the measure) has no such time: a dash, not "nan".
+    return "—" if math.isnan(row.time_to_quality_seconds) else f"{row.time_to_quality_seconds:.1f}"
+
+
 def _body(table: Table, style: str) -> list[list[str]]:
     escape = {"latex": latex_escape, "html": html.escape}.get(style, lambda text: text)
     body = [[escape(table.row_label(r)), *[_format_cell(r.cells[m], style, table.marks(r, m)) for m in table.metrics],
              _runs_text(r), f"{r.train_seconds:.1f}", f"{r.eval_seconds:.1f}"]
-            + ([f"{r.time_to_quality_seconds:.1f}"] if table.show_time_to_quality else []) for r in table.rows]
+            + ([_seconds_to_quality_text(r)] if table.show_time_to_quality else []) for r in table.rows]
     # The papers' own numbers: as printed (no std, no ranking, no marker), after the measured rows.
     extra = ["—"] if table.show_time_to_quality else []
     body += [[escape(result.label), *[result.values.get(m, "—") for m in table.metrics], "—", "—", "—", *extra]

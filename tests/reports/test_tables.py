@@ -135,3 +135,16 @@ def test_the_caption_states_the_budget_each_tuned_model_had(tmp_path: Path) -> N
             "pop [pop-be], pop [popNon]: not tuned (defaults or given settings).") in table.caption()
     (alone,) = build_tables(collect_runs(tmp_path / "untuned"))
     assert "Tuning budget" not in alone.caption()
+
+
+def test_seconds_to_quality_is_the_mean_over_runs_and_a_dash_without_a_validation_curve(tmp_path: Path) -> None:
+    for seed, seconds in enumerate([5.0, 8.0]):
+        _write_run(tmp_path, "bpr", seed, {"hr@10": 0.6, "ndcg@10": 0.4})
+        metrics_file = tmp_path / f"bpr-g-s1-{seed}" / "metrics.json"
+        metrics_file.write_text(json.dumps({**json.loads(metrics_file.read_text()), "time_to_quality_seconds": seconds}))
+    _write_run(tmp_path, "pop", 0, {"hr@10": 0.5, "ndcg@10": 0.2})  # records no time to quality
+    (table,) = build_tables(collect_runs(tmp_path), time_to_quality=True)
+    lines = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[1:-1]]
+             for line in render([table], "markdown").splitlines() if line.startswith("| ")}
+    assert lines["model"][-1] == "s to 95%"
+    assert lines["bpr"][-1] == "6.5" and lines["pop"][-1] == "—"
