@@ -69,6 +69,12 @@ class Row:
     tuning: str = ""  # the search that chose the row's configuration ("" when it was not tuned by `hbench tune`)
 
 
+# The caption can only speak of searches it can see: a run outside an `hbench tune` output may still have
+# settings that some other search chose (a tune's winner rerun by `sweep` at a longer cap), so this says
+# what is known, not "not tuned".
+_NO_SEARCH = "no search recorded with the runs (defaults, or settings given to `train` or `sweep`)"
+
+
 @dataclass(frozen=True)
 class Table:
     dataset: str
@@ -137,7 +143,7 @@ class Table:
             return ""
         by_budget: dict[str, list[str]] = {}
         for row in self.rows:
-            by_budget.setdefault(row.tuning or "not tuned (defaults or given settings)", []).append(row.label)
+            by_budget.setdefault(row.tuning or _NO_SEARCH, []).append(row.label)
         parts = [f"{', '.join(labels)}: {budget}" for budget, labels in by_budget.items()]
         return " Tuning budget: " + "; ".join(parts) + "."
 

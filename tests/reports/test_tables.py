@@ -132,7 +132,7 @@ def test_the_caption_states_the_budget_each_tuned_model_had(tmp_path: Path) -> N
     assert [r.label for r in table.rows if r.model == "bpr"] == ["bpr"]  # the search's trials are not results
     assert len(collect_runs(tuned / "search", selected_only=True)) == 1  # unless the search is asked for
     assert ("Tuning budget: bpr: 12 TPE trials over lr, reg (seed 0, validation only), then 3 seeds of the winner; "
-            "pop [pop-be], pop [popNon]: not tuned (defaults or given settings).") in table.caption()
+            "pop [pop-be], pop [popNon]: no search recorded with the runs (defaults, or settings given to `train` or `sweep`).") in table.caption()
     (alone,) = build_tables(collect_runs(tmp_path / "untuned"))
     assert "Tuning budget" not in alone.caption()
 
