@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from hbench.compiled import PARALLEL_KERNEL, VECTORISE
+from hbench.geometry.poincare import projection_eps
 
 _MIN = 1e-15  # geoopt's clamps of λ's denominator, of the norm before projection and of d
 
@@ -135,8 +136,7 @@ class BallRiemannianSGD(geoopt.optim.RiemannianSGD):
                 k, k2 = float(point.manifold.k), float(point.manifold.k ** 2)
                 # geoopt's projection radius as `_project` computes it, in the dtype of the curvature tensor: near
                 # the boundary λ_y = 2 / (1 − c‖y‖²) magnifies any difference in the radius.
-                eps = 4e-3 if point.dtype == torch.float32 else 1e-5
-                max_norm = float((1 - eps) / point.manifold.k.abs() ** 0.5)
+                max_norm = float((1 - projection_eps(point.dtype)) / point.manifold.k.abs() ** 0.5)
                 with PARALLEL_KERNEL:  # see hbench.compiled
                     _ball_sgd_rows(point.detach().numpy(), point.grad.numpy(), buffer.numpy(), k, k2, group["lr"],
                                    momentum, group["dampening"], group["weight_decay"], max_norm)

@@ -125,14 +125,13 @@ class _NodeExp0Distances(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, nodes: torch.Tensor, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         distance, _, ctx.pass_ = table_exp0_distances(nodes, nodes, users, items, 1.0)
-        ctx.index, ctx.shape, ctx.dtype = (users, items), nodes.shape, nodes.dtype
         return distance
 
     @staticmethod
     def backward(ctx: Any, grad_distance: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        users, items = ctx.index
-        grad_u, grad_v = table_exp0_distance_gradients(ctx.pass_, grad_distance, None)  # no log0 distance read
-        grad = torch.zeros(ctx.shape, dtype=ctx.dtype)
-        grad.index_add_(0, users, grad_u)
-        grad.index_add_(0, items.reshape(-1), grad_v.reshape(-1, ctx.shape[1]))
+        forward = ctx.pass_
+        grad_u, grad_v = table_exp0_distance_gradients(forward, grad_distance, None)  # no log0 distance read
+        grad = torch.zeros_like(torch.from_numpy(forward.users_table))
+        grad.index_add_(0, torch.from_numpy(forward.users), grad_u)
+        grad.index_add_(0, torch.from_numpy(forward.items).reshape(-1), grad_v.reshape(-1, grad.shape[1]))
         return grad, None, None

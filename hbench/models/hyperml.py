@@ -162,14 +162,14 @@ class _TableExp0Distances(torch.autograd.Function):
     def forward(ctx: Any, users_table: torch.Tensor, items_table: torch.Tensor, users: torch.Tensor,
                 items: torch.Tensor, c: float, sink: RowGradients) -> tuple[torch.Tensor, torch.Tensor]:
         distance, log_distance, ctx.pass_ = table_exp0_distances(users_table, items_table, users, items, c)
-        ctx.tables, ctx.index, ctx.sink = (users_table, items_table), (users, items), sink
+        ctx.tables, ctx.sink = (users_table, items_table), sink
         return distance, log_distance
 
     @staticmethod
     def backward(ctx: Any, grad_distance: torch.Tensor | None,
                  grad_log_distance: torch.Tensor | None) -> tuple[None, ...]:
-        (users_table, items_table), (users, items) = ctx.tables, ctx.index
-        grad_u, grad_v = table_exp0_distance_gradients(ctx.pass_, grad_distance, grad_log_distance)
-        ctx.sink.add(users_table, users, grad_u)
-        ctx.sink.add(items_table, items, grad_v)
+        (users_table, items_table), forward = ctx.tables, ctx.pass_
+        grad_u, grad_v = table_exp0_distance_gradients(forward, grad_distance, grad_log_distance)
+        ctx.sink.add(users_table, torch.from_numpy(forward.users), grad_u)
+        ctx.sink.add(items_table, torch.from_numpy(forward.items), grad_v)
         return (None,) * 6
