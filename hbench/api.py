@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hbench.reports.settings import DEFAULT_TESTS
 from hbench.ui import QUIET, Feedback, ProgressStyle, as_feedback
 
 if TYPE_CHECKING:
@@ -116,11 +117,15 @@ def tune(dataset: str, models: list[str], trials: int, seeds: list[int], out: Pa
 
 
 def table(results: Path | str = "results", fmt: str = "markdown", metrics: Sequence[str] | None = None, *,
-          significance: SignificanceSettings | None = None, with_paper: bool = False, all_configs: bool = False,
-          labels: Sequence[str] = (), fragment: bool = False, time_to_quality: bool = False) -> str:
-    """Paper tables of the finished runs below `results` (markdown | latex | csv | html), as text;
-    `significance` adds tests (a `hbench.reports.significance.SignificanceSettings`), `labels` renames rows
-    (`RUN_OR_CONFIG=NAME`), `fragment` gives HTML tables without a page, `time_to_quality` adds that column."""
+          significance: SignificanceSettings | None = DEFAULT_TESTS, with_paper: bool = False,
+          all_configs: bool = False, labels: Sequence[str] = (), fragment: bool = False,
+          time_to_quality: bool = False, progress: Progress = None) -> str:
+    """Paper tables of the finished runs below `results` (markdown | latex | csv | html), as text, with the
+    same significance tests as `hbench table` by default (`significance`: a
+    `hbench.reports.settings.SignificanceSettings`, None for none), `labels` renames rows
+    (`RUN_OR_CONFIG=NAME`), `fragment` gives HTML tables without a page, `time_to_quality` adds that column.
+    What cannot be rendered over a tree of studies is left out with a warning line on stderr (see
+    `hbench.reports.tables.build_tables`), whatever `progress` says."""
     from hbench.errors import HBenchError
     from hbench.reports.collect import collect_runs
     from hbench.reports.tables import FORMATS, build_tables, parse_labels, render
@@ -130,9 +135,10 @@ def table(results: Path | str = "results", fmt: str = "markdown", metrics: Seque
     if fragment and fmt != "html":
         raise HBenchError(f"--fragment is for --format html, not {fmt}")
     parsed = parse_labels(list(labels))
-    runs = collect_runs(Path(results), selected_only=not all_configs)
+    feedback = as_feedback(progress)
+    runs = collect_runs(Path(results), selected_only=not all_configs, feedback=feedback)
     return render(build_tables(runs, metrics, significance=significance, with_paper=with_paper, labels=parsed,
-                               time_to_quality=time_to_quality), fmt, fragment=fragment)
+                               time_to_quality=time_to_quality, feedback=feedback), fmt, fragment=fragment)
 
 
 def load_run(path: Path | str, home: Path | None = None) -> RestoredRun:

@@ -21,9 +21,11 @@ import contextlib
 import dataclasses
 import functools
 import json
+import math
 import os
 import platform
 import subprocess
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -36,6 +38,7 @@ import torch
 
 from hbench.atomic import (
     atomic_path,
+    damaged_file,
     read_json,
     remove_stale_temporaries,
     write_json,
@@ -129,6 +132,13 @@ def environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
+def _torch_save(state: dict[str, Any], path: Path) -> None:
+    """torch.save through an unbuffered Python file: a full disk then raises OSError(ENOSPC), which
+    `atomic_path` reports for the target, instead of torch's own "unexpected pos" RuntimeError."""
+    with open(path, "wb", buffering=0) as fh:
+        torch.save(state, fh)
+
+
 @dataclass(frozen=True)
 class RunDirectory:
     path: Path
@@ -166,7 +176,7 @@ class RunDirectory:
 
     def write_checkpoint(self, state: dict[str, torch.Tensor]) -> None:
         with atomic_path(self.path / CHECKPOINT) as tmp:
-            torch.save(state, tmp)
+            _torch_save(state, tmp)
 
     def write_per_user(self, frame: pd.DataFrame) -> None:
         with atomic_path(self.path / PER_USER) as tmp:
@@ -176,7 +186,7 @@ class RunDirectory:
 
     def write_resume_state(self, state: dict[str, Any]) -> None:
         with atomic_path(self.path / RESUME) as tmp:
-            torch.save(state, tmp)
+            _torch_save(state, tmp)
 
     def load_resume_state(self, config_hash: str) -> dict[str, Any] | None:
         """The state of an interrupted run of exactly this configuration, or None (also for a torn file)."""
@@ -216,7 +226,22 @@ class RunDirectory:
         return RecordedRun.from_dict(self.read_config(), self.path)
 
     def read_metrics(self) -> dict[str, Any]:
-        return read_json(self.path / METRICS, required=("status",))
+        """metrics.json, checked as far as readers rely on it: a status, and metric tables of numbers."""
+        path = self.path / METRICS
+        metrics = read_json(path, required=("status",))
+        if not isinstance(metrics["status"], str):
+            raise damaged_file(path, "its status is not a string")
+        for stage in ("test", "valid"):
+            table = metrics.get(stage)
+            if table is None:
+                continue
+            if not isinstance(table, dict):
+                raise damaged_file(path, f"its {stage} entry is not an object of metrics")
+            bad = next((name for name, value in table.items() if value is not None
+                        and (isinstance(value, bool) or not isinstance(value, int | float))), None)
+            if bad is not None:
+                raise damaged_file(path, f"its {stage} {bad} is {table[bad]!r}, not a number")
+        return metrics
 
     def read_history(self) -> list[dict[str, Any]]:
         path = self.path / HISTORY
@@ -228,7 +253,26 @@ class RunDirectory:
             raise HBenchError(f"{path} is damaged ({exc}); delete it or train the run again") from None
 
     def load_checkpoint(self) -> dict[str, torch.Tensor]:
-        return torch.load(self.path / CHECKPOINT, map_location="cpu", weights_only=True)
+        """The best state, read with `weights_only=True` (tensors only: never unpickles anything else), or a
+        user error naming the file when it is not a state dict (truncated, empty, another kind of file)."""
+        path = self.path / CHECKPOINT
+        damaged = HBenchError(f"{path} is damaged (truncated or not a torch checkpoint); train the run again "
+                              "(`hbench train ... --force` with the settings in its config.json)")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's notes on odd pickle protocols: the file is refused anyway
+                state = torch.load(path, map_location="cpu", weights_only=True)
+        except MemoryError:
+            raise
+        except OSError as exc:
+            raise HBenchError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except Exception:  # noqa: BLE001 - torch raises a dozen types for damaged bytes (RuntimeError of its zip
+            # reader, EOFError, UnpicklingError, struct.error, IndexError...); restricted loading ran no code.
+            raise damaged from None
+        if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                  for k, v in state.items()):
+            raise damaged
+        return state
 
 
 @dataclass(frozen=True)
@@ -253,18 +297,31 @@ class RecordedRun:
     config_hash: str | None
     dataset_path: str | None = None  # where the dataset was prepared when the run trained
     n_users: int | None = None
+    n_items: int | None = None
     negatives: int | None = None  # sampled negatives per user of the split
     features: dict[str, str] | None = None  # {"encoder", "key"} of the image features a visual model read
 
     @classmethod
     def from_dict(cls, config: dict[str, Any], path: Path) -> RecordedRun:
+        """config.json's entries, typed; a config without one of them is damaged (a user error naming it)."""
+        try:
+            return cls._from_dict(config, path)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            what = f"lacks {exc}" if isinstance(exc, KeyError) else f"has an entry of the wrong type: {exc}"
+            raise HBenchError(f"{Path(path) / CONFIG} is damaged (it {what}); delete the run or train it "
+                              "again") from None
+
+    @classmethod
+    def _from_dict(cls, config: dict[str, Any], path: Path) -> RecordedRun:
         dataset = config["dataset"]
+        int(config["train"]["seed"])  # every reader groups runs by it
         return cls(
             path=Path(path), model=config["model"], model_options=dict(config["model_options"]),
             train=dict(config["train"]), dataset=dataset["name"], split_hash=dataset["split_hash"],
             protocol=config["protocol"], metric=config["metric"], lr=config.get("lr", config["train"].get("lr")),
             group_hash=config["group_hash"], config_hash=config.get("config_hash"),
-            dataset_path=dataset.get("path"), n_users=dataset.get("n_users"), negatives=dataset.get("negatives"),
+            dataset_path=dataset.get("path"), n_users=dataset.get("n_users"), n_items=dataset.get("n_items"),
+            negatives=dataset.get("negatives"),
             features=dataset.get("features"),
         )
 
@@ -294,6 +351,15 @@ class ModelDefaults:
 _UNLABELLED_TRAIN_KEYS = {"dataset", "seed", "protocol", "metric", "ks", "prune_below"}
 
 
+def short_value(value: Any) -> str:
+    """A setting's value as labels show it: a float to 4 significant digits (a search draws values such as
+    0.007257005721594277, which 0.007257 tells apart), a value that already has no more (0.5, 2.0) as written."""
+    if isinstance(value, float) and math.isfinite(value):
+        short = f"{value:.4g}"
+        return repr(value) if float(short) == value else short
+    return str(value)
+
+
 def run_settings(run: RecordedRun, defaults: ModelDefaults | None) -> list[str]:
     """Whatever differs from the defaults, as sorted `key=value` strings, e.g. `["c=0.5", "gamma=0"]`.
 
@@ -302,14 +368,14 @@ def run_settings(run: RecordedRun, defaults: ModelDefaults | None) -> list[str]:
     """
     parts = []
     if defaults is not None:
-        parts += [f"{k}={v}" for k, v in sorted(run.model_options.items()) if defaults.options.get(k) != v]
+        parts += [f"{k}={short_value(v)}" for k, v in sorted(run.model_options.items()) if defaults.options.get(k) != v]
         if run.lr != defaults.lr:
-            parts.append(f"lr={run.lr:g}")
+            parts.append(f"lr={short_value(run.lr)}")
     train_defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     if defaults is not None:  # runs record the batch size they resolved; the model's default is not a setting
         train_defaults["batch_size"] = defaults.batch_size
     parts += [
-        f"{k}={v}" for k, v in sorted(run.train.items())
+        f"{k}={short_value(v)}" for k, v in sorted(run.train.items())
         if k not in _UNLABELLED_TRAIN_KEYS and k != "lr" and train_defaults.get(k) != v
     ]
     return sorted(parts)
@@ -322,17 +388,23 @@ def open_run(path: Path, *, need_checkpoint: bool = False) -> RunDirectory:
         raise HBenchError(f"run directory {path} does not exist")
     if not (path / CONFIG).is_file():
         raise HBenchError(f"{path} is not a run directory (no {CONFIG}; `hbench train` writes one per run)")
-    if need_checkpoint and not (path / CHECKPOINT).is_file():
+    run = RunDirectory(path)
+    checkpoint = path / CHECKPOINT
+    if need_checkpoint and checkpoint.is_dir():
+        raise HBenchError(f"{checkpoint} is a directory, not a checkpoint; train the run again "
+                          "(`hbench train ... --force` with the settings in its config.json)")
+    if need_checkpoint and not checkpoint.is_file():
+        # metrics.json says why there is none: a run that diverged before its first validation keeps nothing.
+        status = run.status()
+        if status == "diverged":
+            reason = run.read_metrics().get("message") or "non-finite loss or parameters"
+            raise HBenchError(f"{path} diverged before it kept a checkpoint ({reason}); there is no model to "
+                              "restore: train it again with other settings (a lower --lr, for one)")
+        if status is not None:
+            raise HBenchError(f"{path} finished but its {CHECKPOINT} is gone; train the run again "
+                              "(`hbench train ... --force` with the settings in its config.json)")
         raise HBenchError(f"{path} has no {CHECKPOINT} (the run stopped before its first validation)")
-    return RunDirectory(path)
-
-
-def selected_groups(root: Path) -> dict[Path, set[str]]:
-    """For every sweep directory below `root` (or `root` itself), the group hashes it selected."""
-    found = {}
-    for path in sorted(Path(root).rglob(SELECTION)):
-        found[path.parent] = set(read_json(path, required=("selected_groups",))["selected_groups"])
-    return found
+    return run
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,9 @@ class TrackedRun(Protocol):
 
 @dataclass(frozen=True)
 class Tracker:
+    """An experiment tracker every run also reports to: `Tracker("mlflow", uri)` or
+    `Tracker("tensorboard", log_dir)` (`uri` None: MLflow's default, or each run's `tensorboard/` folder)."""
+
     kind: str  # mlflow | tensorboard
     uri: str | None = None
     experiment: str = "hbench"
@@ -64,6 +67,7 @@ class Tracker:
                                   f"{str(error).splitlines()[0]}") from None
 
     def open_run(self, config: dict[str, Any], run_path: Path) -> TrackedRun:
+        """Start tracking one run (its resolved config as parameters); the trainer calls it."""
         if self.kind == "mlflow":
             return _MlflowRun(self, config, run_path)
         return _TensorBoardRun(self, config, run_path)

@@ -13,20 +13,11 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
+if TYPE_CHECKING:  # rich is imported where it is used: `hbench --help` and a mistyped flag should not pay for it
+    from rich.console import Console
+    from rich.progress import Progress, ProgressColumn
 
 
 class ProgressTask:
@@ -45,18 +36,26 @@ class ProgressTask:
             self._progress.update(self._task_id, **fields)  # type: ignore[arg-type]
 
 
-class CountColumn(ProgressColumn):
-    """`done/total unit`, or `done unit` while the total is unknown (a download without a length)."""
+def _count_column() -> ProgressColumn:
+    """A column showing `done/total unit`, or `done unit` while the total is unknown (a download without a
+    length). Its class is made here, where a bar is drawn, because its base class is rich's."""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
 
-    def render(self, task: Task) -> Text:
-        unit = task.fields.get("unit", "")
-        done = f"{task.completed:,.0f}"
-        text = done if task.total is None else f"{done}/{task.total:,.0f}"
-        return Text(f"{text} {unit}".rstrip(), style="progress.download")
+    class CountColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            unit = task.fields.get("unit", "")
+            done = f"{task.completed:,.0f}"
+            text = done if task.total is None else f"{done}/{task.total:,.0f}"
+            return Text(f"{text} {unit}".rstrip(), style="progress.download")
+
+    return CountColumn()
 
 
 def _plain(message: str) -> str:
     """A message without its rich markup, as a text file shows it."""
+    from rich.text import Text
+
     try:
         return Text.from_markup(message).plain
     except Exception:  # noqa: BLE001 - text that only looks like markup (brackets) is kept as it is
@@ -68,7 +67,7 @@ class Feedback:
     """Where a long step reports progress and log lines (stderr), unless `quiet`."""
 
     quiet: bool = False
-    console: Console = field(default_factory=lambda: Console(stderr=True))
+    console: Console | None = None  # None: stderr, opened on first use (so that rich loads only when it prints)
     bars: bool = True  # False: plain log lines instead of bars (a log file has no use for redrawn bars)
     log_every: int = 1  # training prints a plain line every N-th epoch (and the last)
     log_file: Path | None = None  # every line is appended here too (a run's train.log), even when quiet
@@ -79,8 +78,19 @@ class Feedback:
     @classmethod
     def for_stderr(cls, quiet: bool = False, **settings: Any) -> Feedback:
         """Bars on a terminal, plain lines when stderr goes to a file or a pipe."""
+        from rich.console import Console
+
         console = Console(stderr=True)
         return cls(quiet=quiet, console=console, bars=console.is_terminal, **settings)
+
+    def _console(self) -> Console:
+        """`console`, or a console on stderr made for this line when none was given (never stored: feedback
+        objects are shared, `QUIET` among them, and hold no state of their own)."""
+        if self.console is not None:
+            return self.console
+        from rich.console import Console
+
+        return Console(stderr=True)
 
     def logging_to(self, log_file: Path) -> Feedback:
         """The same feedback, also appending every line to `log_file`."""
@@ -96,17 +106,17 @@ class Feedback:
     def log(self, message: str) -> None:
         self._append(message)
         if not self.quiet:
-            self.console.print(message, highlight=False, soft_wrap=True)
+            self._console().print(message, highlight=False, soft_wrap=True)
 
     def line(self, message: str) -> None:
         """A plain progress line (no markup): on stderr where there are no bars, and in the log file."""
         self._append(message)
         if not self.quiet and not self.bars:
-            self.console.print(message, highlight=False, soft_wrap=True, markup=False)
+            self._console().print(message, highlight=False, soft_wrap=True, markup=False)
 
     def warn(self, message: str) -> None:
         self._append(f"warning: {message}")
-        self.console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+        self._console().print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
 
     @contextlib.contextmanager
     def progress(
@@ -123,17 +133,26 @@ class Feedback:
             finally:
                 self._active.remove_task(task_id)
             return
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         columns = [
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             TaskProgressColumn(),
-            CountColumn(),
+            _count_column(),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
             TextColumn("{task.fields[info]}"),
         ]
-        with Progress(*columns, console=self.console, transient=transient) as progress:
+        with Progress(*columns, console=self._console(), transient=transient) as progress:
             task_id = progress.add_task(description, total=total, info="", unit=unit)
             self._active = progress
             try:

@@ -4,6 +4,7 @@ the repository)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -17,16 +18,40 @@ def shared_data_dir() -> Path:
     return Path(explicit).expanduser().resolve() if explicit else (REPO / ".." / "shared" / "data").resolve()
 
 
+_NO_REAL_DATA = "real data not found at"  # how a skip for want of the mirror starts (the summary counts them)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real-data mirror. CI sets HBENCH_REQUIRE_SHARED=1 so that a missing mirror fails loudly."""
     found = shared_data_dir()
     if not (found / "README.md").is_file():
-        message = f"real data not found at {found} (set HBENCH_TEST_DATA to the mirror's directory)"
+        message = f"{_NO_REAL_DATA} {found} (set HBENCH_TEST_DATA to the mirror's directory)"
         if os.environ.get("HBENCH_REQUIRE_SHARED") == "1":
             pytest.fail(message)
         pytest.skip(message)
     return found
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: the line comes after the `-ra` details
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> Generator[None, None, None]:
+    """One line just above pytest's final one when real-data tests were skipped: in a fresh clone there is
+    no ../shared/data, and the skips were otherwise visible only as single lines among the `-ra` details."""
+    try:
+        return (yield)
+    finally:
+        _say_real_data_skipped(terminalreporter)
+
+
+def _say_real_data_skipped(terminalreporter: pytest.TerminalReporter) -> None:
+    skipped = sum(1 for report in terminalreporter.stats.get("skipped", [])
+                  if isinstance(report.longrepr, tuple) and _NO_REAL_DATA in str(report.longrepr[2]))
+    if skipped:
+        tests, them = ("test was", "it") if skipped == 1 else ("tests were", "them")
+        terminalreporter.write_line(
+            f"{skipped} real-data {tests} skipped: no data mirror at {shared_data_dir()}. To run {them}, set "
+            "HBENCH_TEST_DATA to the mirror's directory (HBENCH_REQUIRE_SHARED=1 makes a missing mirror fail).",
+            yellow=True, bold=True)
 
 
 @pytest.fixture()

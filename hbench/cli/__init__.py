@@ -41,16 +41,21 @@ _INTERRUPTED = 130  # Ctrl-C, and only Ctrl-C: no command exits with it
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every failure is one line on stderr and a non-zero exit, never a traceback.
 
-    Exit codes: 2 for a user error (HBenchError, a bad flag), 1 for anything unexpected (a bug: the line
-    names the exception type; `hbench --debug ...` or HBENCH_DEBUG=1 prints the traceback as well), 130
-    for Ctrl-C and nothing else.
+    Exit codes: 2 for a user error (HBenchError, a bad flag); 1 for a machine that refuses a write (disk
+    full, quota, read-only file system, no permission: EnvironmentFailure, one line naming the path asked
+    for) and for anything unexpected (a bug: the line names the exception type; `hbench --debug ...` or
+    HBENCH_DEBUG=1 prints the traceback as well); 130 for Ctrl-C and nothing else.
     """
+    from hbench.errors import EnvironmentFailure  # hbench.errors is loaded above already: this costs nothing
+
     args = sys.argv[1:] if argv is None else list(argv)
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     while args and args[0] == "--debug":
         debug, args = True, args[1:]
     try:
         code = app(args=args or ["--help"], prog_name="hbench", standalone_mode=False)
+    except EnvironmentFailure as error:  # before HBenchError, its base: not the user's mistake, not a bug
+        _fail(f"error: {_one_line(str(error))}", 1, error if debug else None)
     except HBenchError as error:
         _fail(f"error: {_one_line(str(error))}", 2, error if debug else None)
     except typer.TyperException as error:  # usage errors: bad flag, missing argument, bad value

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from hbench.cli.common import Command, Home, Quiet, feedback, print_table
-from hbench.config import flat_items
-from hbench.datasets.catalog import list_datasets
-from hbench.datasets.custom import CustomFiles
-from hbench.datasets.hyperbolicity import (
-    DEFAULT_NODES,
-    DEFAULT_SAMPLES,
-    Hyperbolicity,
-    estimate_hyperbolicity,
-)
-from hbench.datasets.load import load_dataset
-from hbench.datasets.prepare import dataset_statistics, prepare_dataset
-from hbench.datasets.store import PreparedDataset
 from hbench.errors import HBenchError
-from hbench.paths import prepared_dir
 from hbench.protocols import PROTOCOLS
+
+if TYPE_CHECKING:
+    from hbench.datasets.hyperbolicity import Hyperbolicity
+    from hbench.datasets.store import PreparedDataset
+
+# The commands import the dataset modules (numpy, pandas, scipy, numba) when they run, so that `hbench --help`
+# and a mistyped flag do not load them. The defaults shown in `info --help` are therefore copies of
+# hbench.datasets.hyperbolicity's DEFAULT_SAMPLES and DEFAULT_NODES (tests/test_startup.py checks they agree).
+DEFAULT_SAMPLES = 100_000
+DEFAULT_NODES = 500
 
 
 def register(app: typer.Typer) -> None:
@@ -33,6 +30,9 @@ def register(app: typer.Typer) -> None:
 
 def datasets(home: Home = None) -> None:
     """List the registered datasets, their defaults and whether they are prepared."""
+    from hbench.datasets.catalog import list_datasets
+    from hbench.paths import prepared_dir
+
     rows = []
     for spec in list_datasets():
         pub = spec.published
@@ -71,6 +71,9 @@ def prepare(
     quiet: Quiet = False,
 ) -> None:
     """Download (or take from --source), verify, filter and split a dataset."""
+    from hbench.datasets.custom import CustomFiles
+    from hbench.datasets.prepare import prepare_dataset
+
     overrides: dict[str, Any] = {
         key: value for key, value in {
             "split": split, "order": order, "negatives": negatives, "seed": seed, "user_k": user_k,
@@ -107,6 +110,9 @@ def info(
 ) -> None:
     """Statistics of a prepared dataset: sizes, density, degree quantiles, popularity Gini, split sizes;
     with --hyperbolicity, how tree-like its training graph is (δ and 2δ/diameter)."""
+    from hbench.datasets.hyperbolicity import estimate_hyperbolicity
+    from hbench.datasets.load import load_dataset
+
     ds = load_dataset(dataset, home)
     _print_statistics(ds)
     if hyperbolicity:
@@ -117,6 +123,9 @@ def info(
 
 def _print_statistics(ds: PreparedDataset) -> None:
     """Our statistics, with the source's published figure beside each one it publishes."""
+    from hbench.config import flat_items
+    from hbench.datasets.prepare import dataset_statistics
+
     published = ds.manifest.get("spec", {}).get("published", {})
     rows = []
     for key, value in flat_items(dataset_statistics(ds)):

@@ -102,7 +102,34 @@ def _seeds(given: list[str] | None, default: int) -> Any:
     if not given:
         return default
     values = parse_int_list(given, "--seeds", "a count or integers (0,1,2 or repeated)")
-    return values[0] if len(given) == 1 and "," not in given[0] else values
+    if len(given) == 1 and "," not in given[0]:
+        if values[0] < 1:  # `--seeds 0` read as "seed 0" would run no seed at all
+            raise HBenchError(f"--seeds {values[0]} is a count of no seeds: --seeds 1 runs seed 0, --seeds 3 seeds "
+                              "0, 1, 2; a list gives the seeds themselves (--seeds 0,1,2)")
+        return values[0]
+    return values
+
+
+def _refuse_unknown_flags(ctx: typer.Context, keys: list[str], models: list[str], command: str) -> None:
+    """An extra flag that is neither a training setting nor an option of any of `models`, refused with what it
+    probably meant: `--seeds` for train's `--seed`, or a close name among the settings, options and the
+    command's own flags. Without a close name the spec's own check reports it (it lists the known ones)."""
+    from hbench.cli.train import command_flags, flag_hint
+    from hbench.experiments.spec import TRAIN_KEYS
+    from hbench.models.registry import get_model_class
+
+    known = {*TRAIN_KEYS, *(name for model in models for name in get_model_class(model).Options.__dataclass_fields__)}
+    for key in keys:
+        if key.replace("-", "_") in known:
+            continue
+        name = key.replace("_", "-")
+        if name == "seed":
+            hint = f"did you mean --seeds? {command} takes a count of seeds or a list: --seeds 3 or --seeds 0,1,2"
+        else:
+            hint = flag_hint(name, known | command_flags(ctx))
+        if hint is not None:
+            owners = f"an option of {', '.join(models)} nor " if models else ""
+            raise HBenchError(f"--{name} is neither {owners}a training setting ({hint})")
 
 
 def _flag_form(args: list[str], model: str | None = None, switches: set[str] | None = None,
@@ -156,7 +183,13 @@ def _run(spec: SweepSpec, flags: RunFlags) -> None:
            f"in {report.seconds / 60:.1f} min; summary in {out / SUMMARY_MD}")
     if report.stopped_by_budget:
         fb.warn("the budget stopped the sweep before every cell ran: rerun the same command to go on")
-    if report.failed:
+    if report.without_result:
+        # As `train` does for a diverged seed: a sweep with no result at all is no success, even with -q.
+        counts = report.cells["status"].value_counts()
+        typer.echo(f"error: every cell of sweep {spec.name} diverged or failed ({counts.get('diverged', 0)} "
+                   f"diverged, {counts.get('failed', 0)} failed): no configuration has a result; see "
+                   f"{out / SUMMARY_MD}", err=True)
+    if report.failed or report.without_result:
         raise typer.Exit(3)
 
 
@@ -182,6 +215,7 @@ def sweep(
         if not dataset:
             raise HBenchError(f"{target!r} is not a spec file; the flag form needs --dataset")
         options, train, grid = _flag_form(list(ctx.args), target)
+        _refuse_unknown_flags(ctx, [*options, *grid], [target], "sweep")
         spec = parse_spec({"name": f"{target}-{'-'.join(Path(d).name for d in dataset)}", "datasets": dataset, "seeds": _seeds(seeds, 1),
                            "protocol": protocol, "metric": metric, "train": train,
                            "models": [{"name": target, "options": options, "grid": grid}]}, "flags")
@@ -204,6 +238,8 @@ def tune(
     jobs: Jobs = 1,
     device: Device = "auto",
     log_every: LogEvery = 1,
+    tracker: TrackerKind = None,
+    tracker_uri: TrackerUri = None,
     home: Home = None,
     quiet: Quiet = False,
 ) -> None:
@@ -213,26 +249,32 @@ def tune(
     closest); a fixed option must be one that every named model has and none searches."""
     from hbench.api import tune as run_tune
     from hbench.experiments import ExecutorOptions
-    from hbench.experiments.tune import budget_text
+    from hbench.experiments.tune import budget_text, tune_markdown
     from hbench.cli.train import model_switches
-    from hbench.reports.sweep_summary import sweep_markdown
+    from hbench.reports.sweep_summary import SUMMARY_MD
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     options, train, grid = _flag_form(list(ctx.args), switches=set().union(*(model_switches(m) for m in names)))
+    _refuse_unknown_flags(ctx, [*options, *grid], names, "tune")
     if grid:
         raise HBenchError(f"tune searches each model's declared space; a list cannot be swept here: {', '.join(grid)}")
     seed_value = _seeds(seeds, 5)
     seed_list = list(range(seed_value)) if isinstance(seed_value, int) else seed_value
     target = out if out is not None else Path("results") / "tune" / Path(dataset).name
-    fb = feedback(quiet, log_every=log_every)
+    fb = feedback(quiet, log_every=log_every,
+                  trackers=trackers(tracker, tracker_uri, f"tune-{Path(dataset).name}"))
     report = run_tune(dataset, names, trials, seed_list, target, options=options, train=train, protocol=protocol,
                       metric=metric, search_seed=search_seed, prune=prune, home=home,
                       executor=ExecutorOptions(executor=executor, jobs=jobs, device=device), feedback=fb)
-    typer.echo(sweep_markdown(report.seeds), nl=False)
+    typer.echo(tune_markdown(report), nl=False)
     typer.echo(budget_text(report.budget))
-    fb.log(f"search in {target / 'search'}, winners over {len(seed_list)} seeds in {target / 'seeds'}: "
-           f"`hbench table {target / 'seeds'}`")
-    if report.seeds.failed:
+    fb.log(f"search in {target / 'search'}, winners over {len(report.budget['final_seeds'])} seeds in "
+           f"{target / 'seeds'}: `hbench table {target / 'seeds'}`")
+    if report.unselected:
+        # The other models' seeds ran; the command still fails, as a sweep without any result does.
+        typer.echo(f"error: no trial of the search of {', '.join(report.unselected)} finished (each diverged or "
+                   f"failed), so its seeds did not run; see {target / 'search' / SUMMARY_MD}", err=True)
+    if report.unselected or (report.seeds is not None and (report.seeds.failed or report.seeds.without_result)):
         raise typer.Exit(3)
 
 
@@ -250,6 +292,7 @@ def ablate(
     from hbench.experiments import ablation_spec
 
     options, train, grid = _flag_form(list(ctx.args))
+    _refuse_unknown_flags(ctx, [*options, *grid], [], "ablate")
     if options or grid:
         raise HBenchError(f"ablate takes training settings only; unknown or swept: {', '.join([*options, *grid])}")
     seed_value = _seeds(seeds, 3)

@@ -83,6 +83,40 @@ def parse_model_args(args: list[str], switches: Collection[str] = ()) -> dict[st
     return options
 
 
+def command_flags(ctx: typer.Context) -> set[str]:
+    """The long flags a command declares itself, without their dashes (what a mistyped extra flag may have meant)."""
+    return {opt[2:] for param in ctx.command.params for opt in [*param.opts, *param.secondary_opts]
+            if opt.startswith("--")}
+
+
+def flag_hint(name: str, candidates: Collection[str]) -> str | None:
+    """`did you mean --epochs?` for a mistyped flag `name` (dashed, without its dashes), None when no candidate
+    looks like it."""
+    from hbench.errors import closest_names
+
+    close = closest_names(name, {c.replace("_", "-") for c in candidates}, n=1)
+    return f"did you mean --{close[0]}?" if close else None
+
+
+def _refuse_unknown_options(ctx: typer.Context, model: str, given: Collection[str]) -> None:
+    """An extra flag that is no option of `model`, refused with what it probably meant: the seed flag that
+    sweep and tune spell `--seeds`, or a close name among the model's options and train's own flags (a model
+    without a close one is left to `parse_options`, which lists the model's options)."""
+    from hbench.models.registry import get_model_class
+
+    declared = {name.replace("_", "-") for name in get_model_class(model).Options.__dataclass_fields__}
+    for key in given:
+        name = key.replace("_", "-")
+        if name in declared:
+            continue
+        if name == "seeds":
+            hint: str | None = "did you mean --seed? train takes a list of seeds: --seed 0,1,2"
+        else:
+            hint = flag_hint(name, declared | command_flags(ctx))
+        if hint is not None:
+            raise HBenchError(f"model {model!r} has no option --{name} ({hint})")
+
+
 def train(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="A registered model (see `hbench models`).")],
@@ -115,6 +149,7 @@ def train(
     from hbench.training.trainer import train as train_model
 
     model_options = parse_model_args(list(ctx.args), model_switches(model))
+    _refuse_unknown_options(ctx, model, model_options)
     parse_options(get_model_class(model), model_options)  # fail fast on a bad model or option, before any data loads
     seeds = parse_int_list(seed, "--seed") if seed else [0]
     ks = tuple(parse_int_list(k, "--k")) if k else _DEFAULTS["ks"]

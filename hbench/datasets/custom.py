@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,6 +216,62 @@ def _is_number(text: str) -> bool:
     return True
 
 
+_SEPARATOR_WORDS = {"\t": "a tab", ",": "a comma", ";": "a semicolon", "|": "a bar", r"\s+": "white space"}
+
+
+def _split_fields(line: str, sep: str) -> list[str]:
+    """The fields of one physical line split as pandas' python engine splits them (a regular expression)."""
+    return re.split(sep, line.strip() if sep == r"\s+" else line.rstrip("\r\n"))
+
+
+def _first_overlong_row(path: Path, sep: str) -> tuple[int, int, int] | None:
+    """(line number, its fields, the first row's fields) of the first row with more fields than the first
+    (header) row, or None. Line numbers count from 1 with the header, as an editor shows them.
+
+    Read with the same quoting as pandas (csv's `"`), so a quoted field holding the separator is one field.
+    Only called once pandas has found something wrong: a second pass over a large file costs seconds."""
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        if len(sep) == 1:
+            reader = csv.reader(handle, delimiter=sep)
+            rows: Any = ((reader.line_num, row) for row in reader)
+        else:
+            rows = ((number, _split_fields(line, sep)) for number, line in enumerate(handle, 1) if line.strip())
+        expected = None
+        for number, row in rows:
+            if not row:  # a blank line, which pandas skips
+                continue
+            if expected is None:
+                expected = len(row)
+            elif len(row) > expected:
+                return number, len(row), expected
+    return None
+
+
+def _read_csv_checked(path: Path, sep: str, *, header: bool) -> pd.DataFrame:
+    """`pd.read_csv`, refusing rows with more fields than the header (or the first row) has.
+
+    Left to itself pandas takes the extra leading field of such rows as the index (a tab inside an id: user
+    `u<TAB>7` silently becomes `7`) or, with `index_col=False`, drops the extra field with a warning: both are
+    wrong data. `index_col=False` rules out the implicit index, its warning is turned into the error here,
+    and a longer row further down is pandas' own ParserError; both then name the first such line."""
+    engine = "c" if len(sep) == 1 else "python"  # `::` and `\s+` are regular expressions to pandas
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message="Length of header or names does not match length of data",
+                                    category=pd.errors.ParserWarning)
+            return pd.read_csv(path, sep=sep, engine=engine, header=0 if header else None, index_col=False)
+    except (pd.errors.ParserWarning, pd.errors.ParserError):
+        overlong = _first_overlong_row(path, sep)
+        if overlong is None:
+            raise
+        line, fields, expected = overlong
+        word = _SEPARATOR_WORDS.get(sep, repr(sep))
+        hint = ("put ids that contain it in double quotes" if len(sep) == 1
+                else "ids must not contain it; pass another --sep")
+        raise HBenchError(f"{path}: line {line} has {fields} fields but the {'header' if header else 'first row'} has "
+                          f"{expected} (separated by {word}); {hint}") from None
+
+
 def _read_table(path: Path, layout: TableLayout) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
@@ -222,17 +279,16 @@ def _read_table(path: Path, layout: TableLayout) -> pd.DataFrame:
             raise HBenchError(f"{path.name}: --columns is for text files without a header (Parquet names its columns)")
         return pd.read_parquet(path)
     sep = _separator(path, layout.sep)
-    engine = "c" if len(sep) == 1 else "python"  # `::` and `\s+` are regular expressions to pandas
     names = layout.columns
     if names is None:
         first = _first_row(path, sep)
         if not all(_is_number(value) for value in first):
-            return pd.read_csv(path, sep=sep, engine=engine)
+            return _read_csv_checked(path, sep, header=True)
         if len(first) > len(HEADERLESS_COLUMNS):
             raise HBenchError(f"{path.name} has no header row and {len(first)} columns; name them with --columns "
                               f"(e.g. --columns {','.join(HEADERLESS_COLUMNS)}{',-' * (len(first) - 4)})")
         names = HEADERLESS_COLUMNS[: len(first)]
-    frame = pd.read_csv(path, sep=sep, engine=engine, header=None)
+    frame = _read_csv_checked(path, sep, header=False)
     if frame.shape[1] != len(names):
         raise HBenchError(f"{path.name} has {frame.shape[1]} columns, --columns names {len(names)}: "
                           f"{','.join(names)}")
@@ -255,16 +311,27 @@ def _timestamps(values: pd.Series, path: Path) -> np.ndarray:
     return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
 
 
-def read_custom_table(path: Path, layout: TableLayout = TableLayout()) -> pd.DataFrame:
+def _is_blank(path: Path) -> bool:
+    """Whether a text file holds nothing but white space (pandas would say "No columns to parse")."""
+    with open(path, "rb") as handle:
+        return not handle.read(64 * 1024).strip() and not handle.read(1)
+
+
+def read_custom_table(path: Path, layout: TableLayout = TableLayout(), what: str = "data") -> pd.DataFrame:
     """A CSV / TSV / Parquet file with a header naming user and item (and optionally rating and
     timestamp) columns, under any of the names in `COLUMN_ALIASES`, or a text file without a header
-    (see `TableLayout`)."""
+    (see `TableLayout`). A file without rows is refused here, naming it (`what`: which of the user's files
+    it is), rather than later as a split with nothing to train or test on."""
     if not path.is_file():
-        raise HBenchError(f"custom data file {path} does not exist")
+        raise HBenchError(f"custom {what} file {path} does not exist")
+    if path.suffix.lower() not in (".parquet", ".pq") and _is_blank(path):
+        raise HBenchError(f"custom {what} file {path} is empty: it holds no interactions")
     try:
         raw = _read_table(path, layout)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise HBenchError(f"cannot read {path}: {exc}") from None
+    if len(raw) == 0:
+        raise HBenchError(f"custom {what} file {path} holds no interactions (a header only)")
     columns = [str(c) for c in raw.columns]
     raw.columns = columns
     found = {role: _find_column(columns, role) for role in COLUMN_ALIASES}
@@ -357,9 +424,10 @@ def make_custom_reader(layout: TableLayout, images: Path | None = None, image_co
         image_files = custom_image_files(files, images, image_column, layout)
         source = read_image_files(image_files) if image_files is not None else None
         if "interactions" in files:
-            return RawData(interactions=read_custom_table(Path(files["interactions"]), layout), images=source)
+            return RawData(interactions=read_custom_table(Path(files["interactions"]), layout, "interactions"),
+                           images=source)
         parts = {
-            role: read_custom_table(Path(files[role]), layout) if role in files else None
+            role: read_custom_table(Path(files[role]), layout, role) if role in files else None
             for role in ("train", "valid", "test")
         }
         return RawData(fixed_split=parts, images=source)

@@ -151,10 +151,31 @@ def split_statistics(
         "item_degree": _quantiles(item_degree),
         "item_gini": gini(item_degree),
         "split": {name: len(part) for name, part in zip(PART_NAMES, parts, strict=True)},
+        "cold_start": cold_start(n_users, n_items, parts),
         "negatives_per_user": {
             "valid": 0 if valid_negatives is None else int(valid_negatives.shape[1]),
             "test": 0 if test_negatives is None else int(test_negatives.shape[1]),
         },
+    }
+
+
+def cold_start(
+    n_users: int, n_items: int, parts: tuple[Interactions, Interactions, Interactions]
+) -> dict[str, dict[str, int]]:
+    """Users and items of the validation and test parts that have no training interaction (cold start).
+
+    They stay in the split and are evaluated like the others, but no model ever trains on them: a user's
+    embedding stays as initialised and an item is only ever a sampled negative. hbench's own splits keep
+    every user in training (items may still be cold); a shipped split can hold both."""
+    train = parts[0]
+    in_train_users = np.zeros(n_users, dtype=bool)
+    in_train_users[train.users] = True
+    in_train_items = np.zeros(n_items, dtype=bool)
+    in_train_items[train.items] = True
+    return {
+        name: {"users": int((~in_train_users[np.unique(part.users)]).sum()),
+               "items": int((~in_train_items[np.unique(part.items)]).sum())}
+        for name, part in (("valid", parts[1]), ("test", parts[2]))
     }
 
 
@@ -469,5 +490,39 @@ def _split(
         has_valid=has_valid,
         rng=streams.split,
     )
+    _check_parts(split, options)
     _warn_leaks(split, cleaned.n_users, cleaned.n_items, feedback)
+    if options.split == "fixed":
+        _warn_cold_start(split, cleaned.n_users, cleaned.n_items, feedback)
     return split
+
+
+def _check_parts(split: Split, options: PrepareOptions) -> None:
+    """Refuse a split with an empty part: a run trains on train, selects its epoch on validation and is
+    tested on test, so any empty part would fail only after training (or, for train, train on nothing)."""
+    why = {
+        "fixed": "preprocessing removed all of that part's interactions (implicit_threshold / user_k / item_k)",
+        "loo": "leave-one-out needs users with at least 2 interactions for a test item and 3 for a validation one",
+        "ratio": f"ratios {','.join(f'{r:g}' for r in options.ratios)} round to none for users this small",
+    }.get(options.split, "")
+    uses = {"train": ("training", "trained"), "valid": ("validation", "validated"), "test": ("test", "tested")}
+    for name, part in zip(PART_NAMES, split.parts(), strict=True):
+        if len(part) == 0:
+            noun, verb = uses[name]
+            raise HBenchError(f"the split has no {noun} interactions, so no run could be {verb} on it: "
+                              f"{why or 'check the files and options'}")
+
+
+def _warn_cold_start(split: Split, n_users: int, n_items: int, feedback: Feedback) -> None:
+    """Tell the user when a shipped split evaluates users or items that its training part never saw (often
+    ids spelled differently in two files, e.g. `7` and `07`), and what hbench does with them."""
+    counts = cold_start(n_users, n_items, split.parts())
+    found = [f"{counts[part][kind]:,} {where} {kind if counts[part][kind] > 1 else kind[:-1]}"
+             for part, where in (("test", "test"), ("valid", "validation")) for kind in ("users", "items")
+             if counts[part][kind]]
+    if found:
+        feedback.warn(
+            f"{', '.join(found)} have no training interactions; they are kept and evaluated like the others, but "
+            "nothing is learnt about them (a user keeps its initial embedding, an item is only ever a sampled "
+            "negative), so personalised models score them near chance; check that ids are written alike in every file"
+        )

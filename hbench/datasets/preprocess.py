@@ -150,6 +150,8 @@ def remap_ids(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray
 
 def preprocess(frame: pd.DataFrame, options: PrepareOptions) -> Preprocessed:
     """Threshold, de-duplicate, k-core and remap `frame`, recording statistics after every step."""
+    if len(frame) == 0:  # not the options' doing: nothing to relax
+        raise HBenchError("the dataset's files hold no interactions")
     steps: list[dict[str, object]] = [{"step": "raw", **frame_stats(frame)}]
 
     def record(step: str, current: pd.DataFrame) -> None:

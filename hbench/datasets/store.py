@@ -157,14 +157,17 @@ class PreparedDataset:
 
     @property
     def split_hash(self) -> str:
+        """The hash of the split files: runs of one split share it, and only they share a table."""
         return str(self.manifest["split_hash"])
 
     @property
     def manifest_hash(self) -> str:
+        """SHA-256 of `manifest.json`: a run records it, so its config names exactly this preparation."""
         return sha256_file(self.path / MANIFEST)
 
     @property
     def default_protocol(self) -> str:
+        """The protocol runs on this dataset use when they name none (the dataset's default, or `--protocol`)."""
         return str(self.manifest["protocol"])
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from hbench.atomic import write_json
+from hbench.atomic import read_json, write_json
 from hbench.devices import parse_device, resolve_device
 from hbench.errors import HBenchError
 from hbench.experiments.executors import (
@@ -31,7 +31,7 @@ from hbench.experiments.executors import (
 )
 from hbench.experiments.plan import PlannedCell, SweepRun
 from hbench.experiments.spec import SweepSpec
-from hbench.runs import METRICS, RESUME, SWEEP_PLAN
+from hbench.runs import METRICS, RESUME, SWEEP_PLAN, short_value
 from hbench.ui import Feedback
 
 FAILED = "failed.json"
@@ -61,7 +61,8 @@ class ExecutorOptions:
 
 
 def read_json_or_empty(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """A sweep file (sweep.json, failed.json) as written, {} when absent, the damaged-file error when unreadable."""
+    return read_json(path) if path.is_file() else {}
 
 
 class SweepExecution:
@@ -133,7 +134,7 @@ class SweepExecution:
                     self.counts["failed"] += 1
                     self.failures[key] = {"model": cell.model, "seed": cell.seed, "message": outcome.message}
                     last = outcome.message.strip().splitlines()[-1] if outcome.message.strip() else ""
-                    self.feedback.warn(f"{cell.model} {cell.options} seed {cell.seed} failed: {last}")
+                    self.feedback.warn(f"{cell.model} {_settings_text(cell)} seed {cell.seed} failed: {last}")
                 else:
                     self.failures.pop(key, None)
                     self.counts["done" if outcome.status == "completed" else "diverged"] += 1
@@ -163,8 +164,17 @@ def _outcomes(tasks: list[CellTask], options: ExecutorOptions,
     return run_sequential(tasks, on_start)
 
 
+def _settings_text(cell: SweepRun) -> str:
+    """The cell's model options and, when set, its learning rate (a search's most common axis), as labels
+    write them (`short_value`)."""
+    settings = dict(cell.options)
+    if cell.train.get("lr") is not None:
+        settings["lr"] = cell.train["lr"]
+    return " ".join(f"{k}={short_value(v)}" for k, v in settings.items())
+
+
 def _cell_text(cell: SweepRun) -> str:
-    settings = " ".join(f"{k}={v}" for k, v in cell.options.items())
+    settings = _settings_text(cell)
     return " ".join(p for p in (cell.train["dataset"], cell.model, cell.variant, settings, f"seed {cell.seed}") if p)
 
 
@@ -182,7 +192,7 @@ def _outcome_text(outcome: CellOutcome) -> str:
 def _status_line(counts: dict[str, int], cell: SweepRun | None) -> str:
     text = f"done {counts['done']} · running {counts['running']} · diverged {counts['diverged']} · failed {counts['failed']}"
     if cell is not None:
-        text += f" · started {cell.model} {' '.join(f'{k}={v}' for k, v in cell.options.items())} seed {cell.seed}"
+        text += f" · started {cell.model} {_settings_text(cell)} seed {cell.seed}"
     return text
 
 

@@ -26,7 +26,7 @@ from hbench.experiments.execution import FAILED, read_json_or_empty
 from hbench.experiments.spec import SEARCH_ONLY_KEYS
 from hbench.models.registry import non_default_settings
 from hbench.protocols import PROTOCOLS
-from hbench.runs import CONFIG, SELECTION, SWEEP_PLAN, RunDirectory
+from hbench.runs import CONFIG, SELECTION, SWEEP_PLAN, RunDirectory, short_value
 
 SUMMARY_CSV = "sweep-summary.csv"
 
@@ -47,6 +47,9 @@ class Selection:
 
 @dataclass
 class SweepReport:
+    """What a sweep returns: every cell and configuration with its metrics, the configurations selected on
+    validation, and how many cells ran, failed or were skipped (finished before)."""
+
     out: Path
     spec: dict[str, Any]  # the spec as sweep.json records it ({} without one)
     cells: pd.DataFrame
@@ -57,6 +60,12 @@ class SweepReport:
     skipped: int
     seconds: float
     stopped_by_budget: bool = False
+
+    @property
+    def without_result(self) -> bool:
+        """Every cell ran and none completed: each diverged or failed, so the sweep has no result at all (a
+        sweep stopped by its budget, with cells still to run, is not one)."""
+        return len(self.cells) > 0 and set(self.cells["status"]) <= {"diverged", "failed"}
 
     def __repr__(self) -> str:
         chosen = "; ".join(f"{s.model} {s.settings}" for s in self.selections)
@@ -128,7 +137,7 @@ def select_configurations(cells: pd.DataFrame, spec: dict[str, Any]) -> tuple[pd
             row: dict[str, Any] = {
                 "dataset": dataset, "protocol": protocol, "model": model, "variant": group["variant"].iloc[0],
                 "settings": next((s for s in group["settings"] if s), ""), "group_hash": group_hash,
-                "swept": " ".join(f"{k}={_short(values[k])}" for k in swept if k in values),
+                "swept": " ".join(f"{k}={short_value(values[k])}" for k in swept if k in values),
                 "seeds": len(group), "completed": len(completed), "diverged": int((group["status"] == "diverged").sum()),
                 "failed": int((group["status"] == "failed").sum()),
                 "unfinished": int(group["status"].isin(["pending", "interrupted"]).sum()),
@@ -150,11 +159,6 @@ def select_configurations(cells: pd.DataFrame, spec: dict[str, Any]) -> tuple[pd
                 selections.append(_selection(best, ranked, frame))
         configs.append(frame)
     return (pd.concat(configs, ignore_index=True) if configs else pd.DataFrame()), selections
-
-
-def _short(value: Any) -> str:
-    """A swept value as a label: floats to 4 significant digits (search trials draw long ones)."""
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _varying_keys(values: list[dict[str, Any]]) -> list[str]:

@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from hbench.atomic import check_target
 from hbench.experiments.execution import ExecutorOptions, SweepExecution
 from hbench.experiments.plan import describe_plan, plan_sweep
 from hbench.experiments.selection import SweepReport
 from hbench.experiments.spec import SweepSpec
-from hbench.experiments.tpe import require_optuna, run_tpe_searches
+from hbench.experiments.tpe import check_tpe_records, require_optuna, run_tpe_searches
 from hbench.ui import QUIET, Feedback
 
 # Selects and writes the summary files of a finished (or stopped) sweep directory.
@@ -38,8 +39,10 @@ def execute_sweep(
     one at a time from the finished ones (see `hbench.experiments.tpe`).
     """
     executor.check()
+    check_target(out, directory=True)  # --out naming a file, or a path under one: refused before any work
     if any(e.is_tpe for e in spec.models):
         require_optuna()  # before any cell runs, not after the grid
+        check_tpe_records(spec, out)  # a damaged record too
     plan = plan_sweep(spec, out, home)
     out.mkdir(parents=True, exist_ok=True)
     execution = SweepExecution(spec, out, home, executor, feedback)

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from hbench.atomic import write_json
+from hbench.atomic import damaged_file, read_json, write_json
 from hbench.errors import HBenchError
 from hbench.experiments.execution import SweepExecution
 from hbench.experiments.plan import PlannedCell, configuration_cells, plan_cell
-from hbench.experiments.spec import Axis, Pruning, SweepSpec
+from hbench.experiments.spec import Axis, ModelEntry, Pruning, SweepSpec
 
 # Optuna is an optional extra (hbench[tpe]): it is imported only where a TPE search needs it.
 
@@ -89,6 +89,23 @@ def _log_path(out: Path, dataset: str, model: str) -> Path:
     return out / f"tpe-{re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(dataset).name)}-{model}.json"
 
 
+def _recorded_search(entry: ModelEntry) -> dict[str, Any]:
+    """A TPE entry's search as its record stores it. More trials extend a search; a search without pruning
+    keeps the record it had before pruning existed."""
+    assert entry.search is not None
+    return entry.search.model_dump(mode="json", exclude={"trials"} | ({"prune"} if entry.search.prune is None
+                                                                       else set()))
+
+
+def check_tpe_records(spec: SweepSpec, out: Path) -> None:
+    """Read every TPE record the spec's searches would continue from, before anything runs or is written:
+    a damaged or foreign record is refused now, not after the grid or another model's search."""
+    for dataset in spec.datasets:
+        for entry in spec.models:
+            if entry.is_tpe and entry.search is not None:
+                _read_history(_log_path(out, dataset, entry.name), _recorded_search(entry), entry.search.space)
+
+
 def run_tpe_searches(spec: SweepSpec, out: Path, home: Path | None, execution: SweepExecution) -> int:
     """Run every TPE search of the spec; returns the number of cells that had already finished."""
     searches = [e for e in spec.models if e.is_tpe]  # execute_sweep has checked that Optuna is installed
@@ -100,10 +117,8 @@ def run_tpe_searches(spec: SweepSpec, out: Path, home: Path | None, execution: S
         for entry in searches:
             assert entry.search is not None
             log_path = _log_path(out, dataset, entry.name)
-            # More trials extend a search; a search without pruning keeps the record it had before pruning existed.
-            search = entry.search.model_dump(mode="json", exclude={"trials"} | ({"prune"} if entry.search.prune is None
-                                                                                else set()))
-            history = _read_history(log_path, search)
+            search = _recorded_search(entry)
+            history = _read_history(log_path, search, entry.search.space)
             for index in range(entry.search.trials):
                 if index == len(history):
                     finished = [t for t in history if "value" in t]
@@ -138,15 +153,67 @@ def require_optuna() -> None:
         raise HBenchError("a TPE search needs Optuna: pip install 'hbench[tpe]'") from None
 
 
-def _read_history(log_path: Path, search: dict[str, Any]) -> list[dict[str, Any]]:
-    """The trials recorded so far, provided they were proposed from this same search (space, seed)."""
+def _read_history(log_path: Path, search: dict[str, Any], space: dict[str, Axis]) -> list[dict[str, Any]]:
+    """The trials recorded so far, provided they were proposed from this same search (space, seed) and read
+    as `run_tpe_searches` writes them; otherwise the damaged-file error naming the record."""
     if not log_path.is_file():
         return []
-    log = json.loads(log_path.read_text())
-    if log.get("search") != search:
+    log = read_json(log_path, required=("search", "trials"))
+    if log["search"] != search:
         raise HBenchError(f"{log_path} holds the trials of a different search space or seed; a TPE search "
                           "cannot continue from them: use another --out, or delete that file to start over")
-    return list(log["trials"])
+    trials = log["trials"]
+    if not isinstance(trials, list):
+        raise damaged_file(log_path, "its trials are not a list")
+    for index, trial in enumerate(trials):
+        problem = _trial_problem(trial, space)
+        if problem is not None:
+            raise damaged_file(log_path, f"trial {index} {problem}")
+    return list(trials)
+
+
+def _trial_problem(trial: Any, space: dict[str, Axis]) -> str | None:
+    """What in one recorded trial is not as `run_tpe_searches` writes it (None when nothing is): its
+    parameters must be points of `space`, since they become the trial's configuration and Optuna's history."""
+    if not isinstance(trial, dict):
+        return "is not a JSON object"
+    params = trial.get("params")
+    if not isinstance(params, dict):
+        return "has no params"
+    if set(params) != set(space):
+        return f"has params {', '.join(sorted(params)) or 'none'}, not the space's {', '.join(sorted(space))}"
+    for key, value in sorted(params.items()):
+        if not _in_axis(value, space[key]):
+            return f"has {key} = {json.dumps(value)}, {_axis_text(space[key])}"
+    if "value" in trial and trial["value"] is not None and not _is_number(trial["value"]):
+        return f"has value = {json.dumps(trial['value'])}, not a number"
+    for key in ("curve", "prune_below"):
+        values = trial.get(key)
+        if values is not None and not (isinstance(values, list) and all(_is_number(v) for v in values)):
+            return f"has a {key} that is not a list of numbers"
+    if not isinstance(trial.get("pruned", False), bool):
+        return "has pruned that is not true or false"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _in_axis(value: Any, axis: Axis) -> bool:
+    if axis.choices is not None:
+        return value in axis.choices
+    assert axis.low is not None and axis.high is not None
+    if not _is_number(value) or not math.isfinite(value) or (axis.integer and value != int(value)):
+        return False
+    return axis.low <= value <= axis.high
+
+
+def _axis_text(axis: Axis) -> str:
+    if axis.choices is not None:
+        return f"not one of {json.dumps(axis.choices)}"
+    kind = "an integer" if axis.integer else "a number"
+    return f"not {kind} from {axis.low:g} to {axis.high:g}"
 
 
 def _objective(cells: list[PlannedCell]) -> float | None:

@@ -5,15 +5,22 @@ Built-in models register when `hbench.models` is imported. Outside packages add 
 entry-point group `hbench.models` (`name = "package.module:ModelClass"`); they are looked up lazily.
 Both kinds are checked for the class attributes reports rely on (`family`, `proposed`), which
 `model_traits` hands to reports without building a model.
+
+A plugin that cannot be loaded (its module fails to import, it names no `Recommender`, or it declares no
+traits) must not take the other models down with it: it is left out of `available_models` with one warning
+line on stderr naming the entry point, its distribution and the cause, and only asking for that model by
+name is an error. A plugin whose constructor raises is named in the error too (`PluginError`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import sys
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import torch
@@ -58,20 +65,103 @@ def register_model(cls: type[Recommender]) -> type[Recommender]:
     return cls
 
 
-def available_models() -> dict[str, type[Recommender]]:
-    """Built-in models plus those installed packages declare under the `hbench.models` entry points."""
+class PluginError(RuntimeError):
+    """A plugin model's own code failed (a bug in the plugin, not a user's mistake): the message names the
+    model and the entry point and distribution it comes from, so the report goes to the right authors."""
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """An entry point of the `hbench.models` group that could not be loaded, and why."""
+
+    model: str  # the entry point's name: the model name a user would ask for
+    origin: str  # which entry point of which distribution, e.g. "entry point 'x = pkg.mod:X' of pkg 1.0"
+    cause: str  # one line: the exception or the problem with the class
+
+    def error(self) -> HBenchError:
+        """What asking for this model by name raises."""
+        return HBenchError(f"model {self.model!r} comes from a plugin that cannot be loaded ({self.origin}): "
+                           f"{self.cause}; fix or uninstall that package")
+
+
+def _origin(ep: EntryPoint) -> str:
+    """The entry point and, where importlib knows it, the distribution that declares it."""
+    where = f"entry point '{ep.name} = {ep.value}'"
+    dist = getattr(ep, "dist", None)  # None for entry points not read from an installed distribution
+    if dist is None:
+        return where
+    return f"{where} of {dist.name} {dist.version}"
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+@functools.cache
+def _load_plugin(ep: EntryPoint) -> type[Recommender] | BrokenPlugin:
+    """The model class entry point `ep` names, or why it cannot be used.
+
+    Cached per entry point, the process-wide state of this module, kept on purpose (with `_warn_skipped`):
+    Python caches a module that imported (`sys.modules`) but tries a failing import again every time, and
+    `available_models` runs once per run directory a table reads. Keeping the outcome makes a broken
+    plugin cost one import attempt and one warning line per process, not one per call. Tests that
+    install a different fake plugin under the same entry point call `_load_plugin.cache_clear()`.
+    """
+    try:
+        cls = ep.load()
+    except Exception as error:  # noqa: BLE001 - any failure of a third party's import is the plugin's
+        cause = _one_line(f"{type(error).__name__}: {error}")
+    else:
+        if not (isinstance(cls, type) and issubclass(cls, Recommender)):
+            cause = f"{ep.value!r} is not a Recommender subclass"
+        elif (problem := undeclared_traits(cls)) is not None:
+            cause = f"its model class {problem}"
+        else:
+            return cls
+    return BrokenPlugin(ep.name, _origin(ep), cause)
+
+
+@functools.cache
+def _warn_skipped(broken: BrokenPlugin) -> None:
+    """One line on stderr, once per process (cached), for a plugin left out of the models.
+
+    stderr rather than `warnings.warn`: one plain `warning:` line like every other hbench warning (Python's
+    warnings add the source line), shown even where warnings are filtered."""
+    print(f"warning: skipping model {broken.model!r} ({broken.origin}): {broken.cause}", file=sys.stderr)
+
+
+def _scan_models(asked: str | None = None) -> tuple[dict[str, type[Recommender]], dict[str, BrokenPlugin]]:
+    """The usable models by name (built-ins first, then plugins), and the plugins that failed to load.
+
+    Each broken plugin is warned about, except `asked`: the model the caller is about to refuse by name
+    (its error says the same, and one line is enough)."""
     # The built-ins are registered already: importing this module ran `hbench/models/__init__.py` first,
     # which imports every built-in model.
     models = dict(_BUILTIN)
+    broken: dict[str, BrokenPlugin] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in models:
-            cls = ep.load()
-            if not (isinstance(cls, type) and issubclass(cls, Recommender)):
-                raise HBenchError(f"entry point {ep.value!r} for model {ep.name!r} is not a Recommender subclass")
-            if (problem := undeclared_traits(cls)) is not None:
-                raise HBenchError(f"model {ep.name!r} ({ep.value}) {problem}")
-            models[ep.name] = cls
-    return models
+        if ep.name in models or ep.name in broken:  # a built-in (or an earlier plugin) keeps its name
+            continue
+        loaded = _load_plugin(ep)
+        if isinstance(loaded, BrokenPlugin):
+            broken[ep.name] = loaded
+            if ep.name != asked:
+                _warn_skipped(loaded)
+        else:
+            models[ep.name] = loaded
+    return models, broken
+
+
+def builtin_models() -> dict[str, type[Recommender]]:
+    """The models hbench itself ships, by name (no plugin: what hbench's own documentation describes)."""
+    return dict(_BUILTIN)
+
+
+def available_models() -> dict[str, type[Recommender]]:
+    """Built-in models plus those installed packages declare under the `hbench.models` entry points
+    (a plugin that cannot be loaded is left out, with one warning line per process)."""
+    return _scan_models()[0]
 
 
 def model_traits() -> dict[str, ModelTraits]:
@@ -80,10 +170,38 @@ def model_traits() -> dict[str, ModelTraits]:
 
 
 def get_model_class(name: str) -> type[Recommender]:
-    models = available_models()
+    """The class of model `name`; a user error when no model has that name or its plugin cannot be loaded."""
+    models, broken = _scan_models(asked=name)
+    if name in broken:
+        raise broken[name].error()
     if name not in models:
         raise HBenchError(f"unknown model {name!r}; available: {', '.join(sorted(models))}")
     return models[name]
+
+
+def _plugin_origin(cls: type[Recommender]) -> str | None:
+    """The entry point (and distribution) a plugin model class was loaded from; None for a built-in."""
+    if cls in _BUILTIN.values():
+        return None
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if _load_plugin(ep) is cls:
+            return _origin(ep)
+    return None  # a class built directly, never registered: nobody else to name
+
+
+def _construct(cls: type[Recommender], context: ModelContext, options: Any) -> Recommender:
+    """`cls(context, options)`; a plugin whose constructor raises is named in the error (still exit 1: the
+    bug is the plugin's), so that the user knows which package to report it to."""
+    try:
+        return cls(context, options)
+    except HBenchError:
+        raise
+    except Exception as error:
+        origin = _plugin_origin(cls)
+        if origin is None:
+            raise
+        raise PluginError(f"model {cls.name!r} from {origin} raised {type(error).__name__} while being built: "
+                          f"{_one_line(str(error))}") from error
 
 
 def option_help(cls: type[Recommender]) -> list[tuple[str, str, Any, str]]:
@@ -114,7 +232,7 @@ def parse_options(cls: type[Recommender], raw: Mapping[str, Any]) -> Any:
 
 def create_model(name: str, context: ModelContext, options: Mapping[str, Any] | None = None) -> Recommender:
     cls = get_model_class(name)
-    return cls(context, parse_options(cls, options or {}))
+    return _construct(cls, context, parse_options(cls, options or {}))
 
 
 def build_model(cls: type[Recommender], options: Any, dataset: PreparedDataset, *, dim: int,
@@ -123,12 +241,14 @@ def build_model(cls: type[Recommender], options: Any, dataset: PreparedDataset, 
     cached training graph); `generator` seeds the initial parameters."""
     context = ModelContext(dataset.n_users, dataset.n_items, dim, dataset.train, generator,
                            item_features=item_features, graph=dataset.train_graph)
-    return cls(context, options)
+    return _construct(cls, context, options)
 
 
-def model_defaults(name: str, options: Mapping[str, Any]) -> ModelDefaults | None:
-    """What model `name` trains with by default given a run's `options` (None for an unknown model)."""
-    cls = available_models().get(name)
+def model_defaults(name: str, options: Mapping[str, Any], *,
+                   models: Mapping[str, type[Recommender]] | None = None) -> ModelDefaults | None:
+    """What model `name` trains with by default given a run's `options` (None for an unknown model);
+    `models`: `available_models()` read once by a caller that asks for many runs (a table's thousands)."""
+    cls = (available_models() if models is None else models).get(name)
     if cls is None:
         return None
     try:  # the rate this configuration trains with by default (it may depend on an option)
@@ -139,7 +259,7 @@ def model_defaults(name: str, options: Mapping[str, Any]) -> ModelDefaults | Non
                          cls.default_batch_size)
 
 
-def non_default_settings(run: RecordedRun) -> list[str]:
+def non_default_settings(run: RecordedRun, *, models: Mapping[str, type[Recommender]] | None = None) -> list[str]:
     """`run_settings` of a recorded run against its model's defaults in this installation (the words of
-    its table row, sweep summary line and plot legend)."""
-    return run_settings(run, model_defaults(run.model, run.model_options))
+    its table row, sweep summary line and plot legend); `models` as in `model_defaults`."""
+    return run_settings(run, model_defaults(run.model, run.model_options, models=models))

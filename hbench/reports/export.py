@@ -14,25 +14,78 @@ stored sampled negatives (`hbench.protocols`). Scores are the geometry's ranking
 scores (for the Poincaré ball −‖x−y‖²/(1−c‖y‖²), which orders items exactly as −d_c(x, y) does; see
 `hbench.geometry.scoring`), so any tool re-sorting by score ranks as hbench does. With `k` at least the
 number of candidates, ranx reproduces hbench's test HR, Recall, Precision, nDCG and MRR (MRR only then:
-a relevant item beyond the cut-off counts 0 in ranx but 1/position in hbench). Ties: hbench ranks a tie
-pessimistically, an exported list puts the lower item id first.
+a relevant item beyond the cut-off counts 0 in ranx but 1/position in hbench); so `k` defaults to every
+candidate under a sampled protocol (1 + the stored negatives for `loo`) and to 100 under full ranking.
+Ties: hbench ranks a tie pessimistically, an exported list puts the lower item id first.
+
+An export is written whole or not at all: every file goes to a temporary sibling folder that replaces the
+output folder at the end, so a refused or failed export (a full disk) leaves the folder as it was, and a
+second export into it replaces the first instead of mixing two formats. A folder that holds anything else
+than an earlier export is refused, never replaced.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hbench.atomic import atomic_path, write_json, write_text
+from hbench.atomic import atomic_directory, atomic_path, check_target, write_json, write_text
 from hbench.errors import HBenchError
 from hbench.evaluation.topk import rank_candidates, top_k
 from hbench.protocols import get_protocol
 from hbench.training.restore import RestoredRun
 
 EXPORT_FORMATS = ("ranx", "trec", "csv", "parquet")
+FULL_RANKING_K = 100  # the default cut-off when every item is a candidate
+# Every name an export writes; an earlier export (its export.json lists them) may be replaced.
+EXPORT_FILES = frozenset({"export.json", *(f"{stem}.{ext}" for stem in ("run", "qrels") for ext in ("json", "trec",
+                                                                                                   "csv", "parquet")),
+                          *(f"{stem}.{ext}" for stem in ("users", "items") for ext in ("csv", "parquet"))})
+
+
+def default_k(run: RestoredRun) -> int:
+    """Every candidate of a sampled protocol (the target + its negatives: MRR then equals hbench's), else 100."""
+    negatives = run.dataset.test_negatives
+    if get_protocol(run.recorded.protocol).candidates == "sampled" and negatives is not None:
+        return 1 + int(negatives.shape[1])
+    return FULL_RANKING_K
+
+
+def check_export_target(out: Path) -> None:
+    """Refuse, before any work, an output that is a file, lies under one, or is a folder with other files
+    than an earlier export's (replacing it would delete them)."""
+    out = Path(out)
+    check_target(out, directory=True)
+    cwd = Path.cwd()
+    if Path(os.path.abspath(out)) in (cwd, *cwd.parents):  # replacing it would pull the folder from under the shell
+        raise HBenchError(f"cannot export into {out}: it is (or holds) the current directory; name a new directory "
+                          "with -o")
+    if out.is_dir() and any(out.iterdir()):
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in _earlier_export(out) or not p.is_file())
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (" …" if len(foreign) > 3 else "")
+            raise HBenchError(f"cannot export into {out}: it holds {shown}, which no earlier export there wrote; "
+                              "name a new or empty directory with -o")
+
+
+def _earlier_export(out: Path) -> frozenset[str]:
+    """The names an earlier export wrote into `out`, as its export.json lists them (none without a readable one).
+
+    Only files an export recorded may be replaced: a name alone (a user's own `users.csv`) proves nothing.
+    """
+    try:
+        record = json.loads((out / "export.json").read_text(encoding="utf-8"))
+        listed = record["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return frozenset()
+    if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
+        return frozenset()
+    return frozenset(name for name in listed if name in EXPORT_FILES) | {"export.json"}
 
 
 def test_ranking(run: RestoredRun, k: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -121,34 +174,63 @@ def write_embeddings(run: RestoredRun, out: Path, fmt: str) -> tuple[list[Path],
     return files, geometry
 
 
-def export_run(run: RestoredRun, out: Path, fmt: str, *, k: int = 100, embeddings: bool = False) -> list[Path]:
-    """Write the test ranking (+ qrels), optionally the embeddings, and export.json; returns the files."""
+def export_run(run: RestoredRun, out: Path, fmt: str, *, k: int | None = None, embeddings: bool = False) -> list[Path]:
+    """Write the test ranking (+ qrels), optionally the embeddings, and export.json into `out`, all or nothing
+    (replacing an earlier export there); returns the files. `k`: `default_k` when None."""
+    if fmt not in EXPORT_FORMATS:
+        raise HBenchError(f"--to must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}")
+    out = Path(out)
+    if out.is_symlink():  # the folder it points to is replaced, not the link
+        out = out.resolve()
+    check_export_target(out)
+    k = default_k(run) if k is None else k
     ranking, qrels = test_ranking(run, k)
-    files = write_ranking(ranking, qrels, out, fmt)
+    if fmt == "trec":
+        _check_trec_ids(ranking, qrels)  # before the folder is touched
     record: dict[str, Any] = {"run": str(run.path), "model": run.recorded.model, "protocol": run.recorded.protocol,
                               "k": k, "users": int(qrels["user"].nunique()), "format": fmt,
                               "candidates": "target + sampled negatives"
                               if get_protocol(run.recorded.protocol).candidates == "sampled"
                               else "all items but the user's training and validation items",
                               "score": "the geometry's ranking score (higher is better)"}
-    if embeddings:
-        written, geometry = write_embeddings(run, out, fmt)
-        files += written
-        record.update(geometry)
-    record["files"] = [p.name for p in files]
-    write_json(out / "export.json", record)
-    return [*files, out / "export.json"]
+    with atomic_directory(out) as tmp:
+        files = write_ranking(ranking, qrels, tmp, fmt)
+        if embeddings:
+            written, geometry = write_embeddings(run, tmp, fmt)
+            files += written
+            record.update(geometry)
+        record["files"] = [p.name for p in files]
+        write_json(tmp / "export.json", record)
+    return [out / name for name in [*record["files"], "export.json"]]
 
 
 def read_user_ids(path: Path) -> list[str]:
-    """User ids from a file: Parquet or CSV/TSV (column `user`, else the first), else one id per line."""
-    if not Path(path).is_file():
-        raise HBenchError(f"users file {path} does not exist")
-    suffix = Path(path).suffix.lower()
-    if suffix in (".parquet", ".csv", ".tsv"):
-        frame = (pd.read_parquet(path) if suffix == ".parquet"
-                 else pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str))
-        column = "user" if "user" in frame.columns else frame.columns[0]
-        return frame[column].astype(str).tolist()
-    return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
-
+    """User ids from a file: Parquet or CSV/TSV (column `user`, else the first), else one id per line (UTF-8,
+    a byte-order mark allowed). Repeats are kept (the caller says how many it drops); no id at all, a file
+    that is not UTF-8 and an unreadable table are user errors naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise HBenchError(f"users file {path} {'is a directory' if path.is_dir() else 'does not exist'}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".csv", ".tsv"):
+            frame = (pd.read_parquet(path) if suffix == ".parquet"
+                     else pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, encoding="utf-8"))
+            column = "user" if "user" in frame.columns else (frame.columns[0] if len(frame.columns) else None)
+            ids = [] if column is None else frame[column].dropna().astype(str).str.strip().tolist()
+        else:
+            ids = [line.strip() for line in path.read_bytes().decode("utf-8-sig").splitlines()]
+    except UnicodeDecodeError as exc:
+        raise HBenchError(f"users file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position "
+                          f"{exc.start}); save it as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        ids = []
+    except (ValueError, pd.errors.ParserError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        reason = " ".join(str(exc).split())[:120]
+        raise HBenchError(f"users file {path} cannot be read as {suffix[1:].upper()} ({reason})") from None
+    except OSError as exc:
+        raise HBenchError(f"cannot read users file {path}: {exc.strerror or exc}") from None
+    ids = [i for i in ids if i]
+    if not ids:
+        raise HBenchError(f"users file {path} holds no user ids; write one id per line (or a `user` column)")
+    return ids

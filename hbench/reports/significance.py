@@ -55,12 +55,11 @@ from statsmodels.stats.multitest import multipletests
 from hbench.errors import HBenchError
 from hbench.models.registry import model_traits
 from hbench.protocols import EXTRA_METRICS
+# The settings live in a light module (the command line reads their defaults); PAIRS and SignificanceSettings
+# stay importable from here by their old names.
+from hbench.reports.settings import CORRECTIONS, PAIRS, TESTS, UNITS, SignificanceSettings  # noqa: F401
 from hbench.runs import PER_USER
 
-TESTS = ("ttest", "wilcoxon", "permutation", "bootstrap")
-UNITS = ("user", "seed")
-PAIRS = ("baseline", "all")
-CORRECTIONS: dict[str, str | None] = {"holm": "holm", "bh": "fdr_bh", "bonferroni": "bonferroni", "none": None}
 WILCOXON_ZERO_METHOD = "wilcox"
 BCA_MAX_N = 2000
 # Cap on resamples × pairs held in memory at once by scipy's resampling (8 bytes each: about 160 MB).
@@ -313,8 +312,11 @@ def _by_seed(runs: pd.DataFrame) -> pd.DataFrame:
     done = runs[runs["status"] == "completed"]
     duplicated = done[done["seed"].duplicated(keep=False)]
     if len(duplicated):
-        raise HBenchError(f"seed {duplicated.iloc[0]['seed']} appears in {len(duplicated)} runs of one configuration "
-                          f"({', '.join(duplicated['path'])}); keep one run per seed")
+        # One example path, not all of them: over a tree of studies the list ran to hundreds of characters.
+        seed = duplicated.iloc[0]["seed"]
+        twins = duplicated[duplicated["seed"] == seed]["path"]
+        raise HBenchError(f"seed {seed} appears in {len(twins)} runs of one configuration (e.g. {twins.iloc[0]}); "
+                          "keep one run per seed")
     return done.set_index("seed")
 
 
@@ -327,7 +329,14 @@ def paired_values(a: pd.DataFrame, b: pd.DataFrame, metric: str, unit: str,
     if unit not in UNITS:
         raise HBenchError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
     check_comparable(pd.concat([a, b]))
-    a_runs, b_runs = _by_seed(a), _by_seed(b)
+    return _paired(_by_seed(a), _by_seed(b), metric, unit, per_user)
+
+
+def _paired(a_runs: pd.DataFrame, b_runs: pd.DataFrame, metric: str, unit: str,
+            per_user: Mapping[str, pd.DataFrame] | None,
+            user_means: dict[tuple[tuple[str, ...], str], pd.Series] | None = None) -> Paired:
+    """`paired_values` of two configurations' completed runs indexed by seed (`_by_seed`); `user_means`
+    caches each side's per-user means by (run paths, metric), since a table's baseline meets every row."""
     seeds = tuple(sorted(set(a_runs.index) & set(b_runs.index)))
     if not seeds:
         empty = np.zeros(0)
@@ -336,17 +345,33 @@ def paired_values(a: pd.DataFrame, b: pd.DataFrame, metric: str, unit: str,
         return Paired(metric, unit, empty, empty, (), note)
     if unit == "seed":
         column = f"test/{metric}"
+        values = []
         for side, runs in (("A", a_runs), ("B", b_runs)):
-            if column not in runs or runs.loc[list(seeds), column].isna().any():
+            # positions in numpy: `.loc` with a list of seeds cost milliseconds per pair over big tables
+            chosen = (runs[column].to_numpy(float)[runs.index.get_indexer(seeds)] if column in runs
+                      else np.array([math.nan]))
+            if np.isnan(chosen).any():
                 raise HBenchError(f"metric {metric} is missing from metrics.json of a run of {side} "
                                   f"({runs.iloc[0]['path']})")
-        return Paired(metric, unit, a_runs.loc[list(seeds), column].to_numpy(float),
-                      b_runs.loc[list(seeds), column].to_numpy(float), seeds)
-    a_users = _user_means(a_runs, seeds, metric, per_user)
-    b_users = _user_means(b_runs, seeds, metric, per_user)
+            values.append(chosen)
+        return Paired(metric, unit, values[0], values[1], seeds)
+    a_users = _cached_user_means(a_runs, seeds, metric, per_user, user_means)
+    b_users = _cached_user_means(b_runs, seeds, metric, per_user, user_means)
     _require_same_users(a_users, b_users, a_runs.loc[seeds[0], "path"], b_runs.loc[seeds[0], "path"])
     joined = pd.concat([a_users.rename("a"), b_users.rename("b")], axis=1, join="inner").sort_index()
     return Paired(metric, unit, joined["a"].to_numpy(float), joined["b"].to_numpy(float), seeds)
+
+
+def _cached_user_means(runs: pd.DataFrame, seeds: tuple[int, ...], metric: str,
+                       per_user: Mapping[str, pd.DataFrame] | None,
+                       cache: dict[tuple[tuple[str, ...], str], pd.Series] | None) -> pd.Series:
+    if cache is None:
+        return _user_means(runs, seeds, metric, per_user)
+    path_of = runs["path"].to_dict()  # by seed; `.loc` with a list of seeds cost milliseconds per call
+    key = (tuple(path_of[seed] for seed in seeds), metric)
+    if key not in cache:
+        cache[key] = _user_means(runs, seeds, metric, per_user)
+    return cache[key]
 
 
 def read_per_user(path: str, per_user: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
@@ -364,13 +389,24 @@ def read_per_user(path: str, per_user: Mapping[str, pd.DataFrame] | None = None)
 def _user_means(runs: pd.DataFrame, seeds: tuple[int, ...], metric: str,
                 per_user: Mapping[str, pd.DataFrame] | None) -> pd.Series:
     """Per-user metric averaged over `seeds`; every seed's run must cover exactly the same users."""
+    path_of = runs["path"].to_dict()  # by seed
+    paths = [path_of[seed] for seed in seeds]
+    frames = [read_per_user(path, per_user) for path in paths]
+    for path, frame in zip(paths, frames):
+        if metric not in frame.columns:
+            available = ", ".join(c for c in frame.columns if c not in ("user", "n_targets"))
+            raise HBenchError(f"{PER_USER} of {path} has no column {metric} (it has {available})")
+    # The usual case, in numpy: every seed lists the same users in the same order (the trainer writes them
+    # sorted). Over a table of hundreds of rows pandas' index alignment below cost seconds per row.
+    users = frames[0]["user"].to_numpy()
+    if all(np.array_equal(frame["user"].to_numpy(), users) for frame in frames[1:]) and len(np.unique(users)) == len(users):
+        values = np.vstack([frame[metric].to_numpy(float) for frame in frames])
+        if not np.isnan(values).any():
+            return pd.Series(values.mean(axis=0), index=pd.Index(users, name="user"))
     columns = []
     for seed in seeds:
         path = runs.loc[seed, "path"]
         frame = read_per_user(path, per_user)
-        if metric not in frame.columns:
-            available = ", ".join(c for c in frame.columns if c not in ("user", "n_targets"))
-            raise HBenchError(f"{PER_USER} of {path} has no column {metric} (it has {available})")
         if frame["user"].duplicated().any():
             raise HBenchError(f"{PER_USER} of {path} lists a user more than once")
         series = frame.set_index("user")[metric].astype(float)
@@ -392,37 +428,6 @@ def _require_same_users(first: pd.Series, second: pd.Series, first_path: str, se
 
 
 # --------------------------------------------------------------------------------- table comparisons
-
-
-@dataclass(frozen=True)
-class SignificanceSettings:
-    """What `hbench table` tests: `pairs="baseline"` tests every other row against one baseline per column
-    (one-sided), `pairs="all"` every pair of rows (two-sided, winner by the sign of the mean difference)."""
-
-    test: str = "ttest"
-    unit: str = "user"
-    correction: str = "holm"
-    alpha: float = 0.05
-    pairs: str = "baseline"
-    baseline: str | None = None
-    seed: int = 0
-    n_resamples: int = 9999
-
-    def __post_init__(self) -> None:
-        for value, allowed, what in ((self.test, TESTS, "test"), (self.unit, UNITS, "unit"),
-                                     (self.correction, tuple(CORRECTIONS), "correction"), (self.pairs, PAIRS, "pairs")):
-            if value not in allowed:
-                raise HBenchError(f"unknown {what} {value!r}; choose one of {', '.join(allowed)}")
-        if not 0 < self.alpha < 1:
-            raise HBenchError(f"--alpha must lie strictly between 0 and 1, not {self.alpha}")
-        if self.n_resamples < 99:
-            raise HBenchError(f"--resamples must be at least 99, not {self.n_resamples}")
-        if self.pairs == "all" and self.baseline is not None:
-            raise HBenchError("--baseline and --pairs all exclude each other")
-
-    @property
-    def alternative(self) -> str:
-        return "greater" if self.pairs == "baseline" else "two-sided"
 
 
 AGAINST_THE_MEAN = "the test's direction disagrees with the reported means"
@@ -562,8 +567,14 @@ def table_significance(runs: pd.DataFrame, rows: Sequence[RowKey], metrics: Sequ
                     pairs.append((metric, a.group_hash, b.group_hash))
 
     comparisons = []
+    # Each row's runs by seed, and each row's per-user means, once per table rather than once per pair.
+    seeded: dict[str, pd.DataFrame] = {}
+    user_means: dict[tuple[tuple[str, ...], str], pd.Series] = {}
     for metric, candidate, baseline in pairs:
-        paired = paired_values(by_group[candidate], by_group[baseline], metric, settings.unit, cache)
+        for group in (candidate, baseline):
+            if group not in seeded:
+                seeded[group] = _by_seed(by_group[group])
+        paired = _paired(seeded[candidate], seeded[baseline], metric, settings.unit, cache, user_means)
         x, y = paired.oriented()
         outcome = paired_test(x, y, settings.test, alternative=settings.alternative, seed=settings.seed,
                               n_resamples=settings.n_resamples)
@@ -601,6 +612,15 @@ def _best_baseline(rows: Sequence[RowKey], metric: str, proposed: frozenset[str]
     return min(candidates, key=lambda r: (-o * r.means[metric], r.label))
 
 
+class BaselineError(HBenchError):
+    """`--baseline` names no row of a table (`missing`), or several. Over a tree of tables, a baseline that
+    some table lacks leaves only that table untested; several matches are the user's to resolve."""
+
+    def __init__(self, message: str, *, missing: bool) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
 def _named_baseline(rows: Sequence[RowKey], name: str) -> RowKey:
     """A row by its exact label, by a prefix of its group hash, or by its model when that is one row."""
     for match in (lambda r: r.label == name, lambda r: len(name) >= 6 and r.group_hash.startswith(name),
@@ -609,6 +629,7 @@ def _named_baseline(rows: Sequence[RowKey], name: str) -> RowKey:
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
-            raise HBenchError(f"baseline {name!r} matches {len(found)} rows ({'; '.join(r.label for r in found)}); "
-                              "name one by its label or group hash")
-    raise HBenchError(f"baseline {name!r} is not a row of this table (rows: {'; '.join(r.label for r in rows)})")
+            raise BaselineError(f"baseline {name!r} matches {len(found)} rows ({'; '.join(r.label for r in found)}); "
+                                "name one by its label or group hash", missing=False)
+    raise BaselineError(f"baseline {name!r} is not a row of this table (rows: {'; '.join(r.label for r in rows)})",
+                        missing=True)

@@ -51,8 +51,10 @@ def sweep_markdown(report: SweepReport) -> str:
             chosen = "" if s.settings == "—" else f"{s.settings} — "
             lines.append(f"- **{s.dataset} {s.model}**: {chosen}{s.reason}. Test: {shown}.")
         lines.append("")
-    else:
+    elif not report.spec.get("select", True):
         lines += ["Every configuration is reported (no selection: an ablation).", ""]
+    else:
+        lines += ["Nothing selected: no configuration has a validation result (see the seeds done).", ""]
     return "\n".join(lines) + "\n"
 
 

@@ -20,28 +20,34 @@ import io
 import math
 import re
 import string
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from rich.markup import escape
 from tabulate import tabulate
 
 from hbench.errors import HBenchError
 from hbench.evaluation.protocols import TIE_RULE
 from hbench.protocols import PROTOCOLS
 from hbench.reports import paper
+from hbench.reports.collect import PROGRESS_FROM_RUNS
 from hbench.reports.latex import latex_escape
 from hbench.reports.names import metric_name
 from hbench.reports.paper import ReportedResult
 from hbench.reports.significance import (
+    BaselineError,
     RowKey,
     SignificanceReport,
     SignificanceSettings,
     direction,
     table_significance,
 )
+from hbench.runs import PER_USER
+from hbench.ui import QUIET, Feedback
 
 FORMATS = ("markdown", "latex", "csv", "html")
 MARKER = "†"
@@ -67,6 +73,9 @@ class Row:
     model: str = ""
     time_to_quality_seconds: float = float("nan")  # mean over the row's runs that recorded it
     tuning: str = ""  # the search that chose the row's configuration ("" when it was not tuned by `hbench tune`)
+    # The study folder of the row's runs, where one configuration was run with the same seeds in several
+    # (its runs there are a row of their own, whose `group_hash` is then `hash@folder`); "" otherwise.
+    study: str = ""
 
 
 # The caption can only speak of searches it can see: a run outside an `hbench tune` output may still have
@@ -88,6 +97,7 @@ class Table:
     reported: tuple[ReportedResult, ...] = ()
     reported_withheld: tuple[str, ...] = ()  # reasons, for --with-paper rows whose data or protocol differ
     show_time_to_quality: bool = False
+    untested: str = ""  # why tests that were asked for were not run on this table ("" when they were, or not asked)
 
     @property
     def title(self) -> str:
@@ -133,6 +143,7 @@ class Table:
             + self._tuning_note()
             + (" " + self.significance.describe({r.group_hash: r.label for r in self.rows}, MARKER)
                if self.significance is not None else "")
+            + (f" No significance tests: {self.untested}." if self.untested else "")
             + (" " + paper.describe(self.reported, self.reported_withheld)
                if self.reported or self.reported_withheld else "")
         )
@@ -154,58 +165,180 @@ class Table:
 
 def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None, *,
                  significance: SignificanceSettings | None = None, with_paper: bool = False,
-                 labels: Mapping[str, str] | None = None, time_to_quality: bool = False) -> list[Table]:
+                 labels: Mapping[str, str] | None = None, time_to_quality: bool = False,
+                 feedback: Feedback = QUIET) -> list[Table]:
     """One table per dataset × protocol × split; tests and reported rows when asked (see the module doc).
 
     `labels` renames rows: {run directory, row label, group hash (prefix) or model name: new label}.
     `time_to_quality` adds a column: training seconds until validation first reached 95% of its best.
+
+    Over a tree of many studies, what cannot be rendered is left out table by table, each with one
+    warning line on `feedback` (always shown) saying what and why: a table without the asked metrics is
+    skipped; a table whose runs cannot be tested (no per_user.parquet for per-user tests, a seed twice in
+    one row, users that differ) is rendered without tests, and its caption says so. One configuration
+    trained with the same seed in two study folders (see `hbench.reports.collect.study_folder`) gives a
+    row per folder rather than one row that averages a seed twice. Nothing renderable is an error.
     """
     tables = []
     used_labels: set[str] = set()
-    for (dataset, protocol, split_hash), group in runs.groupby(["dataset", "protocol", "split_hash"], sort=True):
-        wanted = tuple(metrics) if metrics else tuple(m for m in PROTOCOLS[protocol].report_metrics if f"test/{m}" in group)
-        missing = [m for m in wanted if f"test/{m}" not in group]
-        if missing:
-            available = sorted(c[5:] for c in group.columns if c.startswith("test/"))
-            raise HBenchError(f"metric(s) {', '.join(missing)} not in the runs of {dataset}/{protocol}; available: {', '.join(available)}")
-        # Settings every row shares go under the table; labels keep only what tells rows apart.
-        settings = {key: set(text.split()) for key, text in zip(group["group_hash"], group["settings"])}
-        shared = set.intersection(*settings.values()) if len(settings) > 1 else set()
-        rows = []
-        for (model, group_hash), runs_of_row in group.groupby(["model", "group_hash"], sort=False):
-            label = _row_label(model, sorted(settings[group_hash] - shared), runs_of_row)
-            done = runs_of_row[runs_of_row["status"] == "completed"]
-            cells: dict[str, Cell | None] = {}
-            for m in wanted:
-                values = done[f"test/{m}"].dropna().to_numpy(float)
-                cells[m] = Cell(values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0, len(values), 0) if len(values) else None
-            quality = pd.to_numeric(done.get("time_to_quality_seconds", pd.Series(dtype=float)), errors="coerce").dropna()
-            rows.append(Row(label, group_hash, len(runs_of_row), int((runs_of_row["status"] == "diverged").sum()), cells,
-                            float(done["train_seconds"].mean()) if len(done) else float("nan"),
-                            float(done["eval_seconds"].mean()) if len(done) else float("nan"), model,
-                            float(quality.mean()) if len(quality) else float("nan"),
-                            _one_text(runs_of_row, "tuning")))
-        _rank_cells(rows, wanted)
-        _disambiguate(rows)
-        if labels:
-            rows = _relabel(rows, group, labels, used_labels, f"{dataset}/{protocol}")
-        rows.sort(key=lambda r: r.label)
-        report = None
-        if significance is not None:
-            keys = [RowKey(r.group_hash, r.model, r.label, {m: c.mean if c else None for m, c in r.cells.items()})
-                    for r in rows]
-            report = table_significance(group, keys, wanted, significance)
-        reported, withheld = (paper.reported_for(dataset, protocol, wanted, n_users=_one_value(group, "n_users"),
-                                                 negatives=_one_value(group, "negatives"), dim=_one_value(group, "dim"))
-                              if with_paper else ((), ()))
-        tables.append(Table(dataset, protocol, split_hash, wanted, rows, tuple(sorted(group["selection_metric"].unique())),
-                            tuple(sorted(shared)), report, reported, withheld, time_to_quality))
+    skipped: list[str] = []  # why a table was left out, for the error when none is left
+    warnings: list[str] = []  # printed once every table is built, and only when no error ends the command
+    baseline_misses: list[HBenchError] = []
+    groups = list(runs.groupby(["dataset", "protocol", "split_hash"], sort=True))
+    splits = Counter((d, p) for (d, p, _), _ in groups)  # a table's split is named where its pair has several
+    # Progress only where it takes a while: a small table's stderr stays empty (or one error line).
+    progress = feedback if len(runs) >= PROGRESS_FROM_RUNS else QUIET
+    with progress.progress("building tables", total=len(groups), unit="tables") as bar:
+        for (dataset, protocol, split_hash), group in groups:
+            bar.advance()
+            where = f"{dataset}/{protocol}" + (f" (split {split_hash[:10]})" if splits[(dataset, protocol)] > 1 else "")
+            # What this table's runs record: over a tree, the frame has a column for every metric any run has.
+            recorded = {c[5:] for c in group.columns if c.startswith("test/") and group[c].notna().any()}
+            if not recorded:  # only diverged runs (no test metrics): the table still shows them, as before
+                recorded = {c[5:] for c in group.columns if c.startswith("test/")}
+            wanted = tuple(metrics) if metrics else tuple(m for m in PROTOCOLS[protocol].report_metrics if m in recorded)
+            missing = [m for m in wanted if m not in recorded]
+            if missing:
+                available = sorted(recorded)
+                skipped.append(f"metric(s) {', '.join(missing)} not in the runs of {dataset}/{protocol}; "
+                               f"available: {', '.join(available)}")
+                warnings.append(f"{where}: table skipped: no runs record {', '.join(missing)} "
+                                f"({len(group)} runs; they have {', '.join(available[:6])}"
+                                f"{', …' if len(available) > 6 else ''})")
+                continue
+            group = _rows_by_study(group)
+            progress.line(f"building {where}: {group['row'].nunique()} rows")
+            table, hint, baseline_miss = _build_table(dataset, protocol, split_hash, group, wanted, significance,
+                                                with_paper, labels, used_labels, time_to_quality)
+            if baseline_miss is not None:
+                baseline_misses.append(baseline_miss)
+            if table.untested:
+                warnings.append(f"{where}: no significance tests: {table.untested}{hint}")
+            tables.append(table)
+    if not tables:
+        raise HBenchError(skipped[0] if len(skipped) == 1 else f"no table could be rendered: {skipped[0]}")
+    if significance is not None and significance.baseline is not None and len(baseline_misses) == len(tables):
+        raise baseline_misses[0]  # --baseline names no row anywhere: a mistake, not a gap in the data
     unused = [key for key in labels or {} if key not in used_labels]
     if unused:
         known = sorted({r.label for t in tables for r in t.rows})
         raise HBenchError(f"--label {unused[0]!r} names no row (rows: {'; '.join(known)}; a run directory, group "
                           "hash or model name works too)")
+    for warning in warnings:
+        feedback.warn(escape(warning))
     return tables
+
+
+def _build_table(dataset: str, protocol: str, split_hash: str, group: pd.DataFrame,
+                 wanted: tuple[str, ...], significance: SignificanceSettings | None, with_paper: bool,
+                 labels: Mapping[str, str] | None, used_labels: set[str],
+                 time_to_quality: bool) -> tuple[Table, str, HBenchError | None]:
+    """One table of `build_tables` (`group` carries the `row` column of `_rows_by_study`), what the warning
+    adds to its caption's reason for having no tests (where to look, which flag helps), and the error of a
+    --baseline that names none of its rows (None otherwise)."""
+    # Settings every row shares go under the table; labels keep only what tells rows apart.
+    settings = {key: set(text.split()) for key, text in zip(group["group_hash"], group["settings"])}
+    shared = set.intersection(*settings.values()) if len(settings) > 1 else set()
+    rows = []
+    for (model, row_key), runs_of_row in group.groupby(["model", "row"], sort=False):
+        group_hash = runs_of_row["group_hash"].iloc[0]
+        label = _row_label(model, sorted(settings[group_hash] - shared), runs_of_row)
+        study = runs_of_row["row_study"].iloc[0]
+        if study:
+            label = f"{label} [{study}]"
+        done = runs_of_row[runs_of_row["status"] == "completed"]
+        cells: dict[str, Cell | None] = {}
+        for m in wanted:
+            values = done[f"test/{m}"].dropna().to_numpy(float)
+            cells[m] = Cell(values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0, len(values), 0) if len(values) else None
+        quality = pd.to_numeric(done.get("time_to_quality_seconds", pd.Series(dtype=float)), errors="coerce").dropna()
+        rows.append(Row(label, row_key, len(runs_of_row), int((runs_of_row["status"] == "diverged").sum()), cells,
+                        float(done["train_seconds"].mean()) if len(done) else float("nan"),
+                        float(done["eval_seconds"].mean()) if len(done) else float("nan"), model,
+                        float(quality.mean()) if len(quality) else float("nan"),
+                        _one_text(runs_of_row, "tuning"), study))
+    _rank_cells(rows, wanted)
+    _disambiguate(rows)
+    if labels:
+        rows = _relabel(rows, group, labels, used_labels, f"{dataset}/{protocol}")
+    rows.sort(key=lambda r: r.label)
+    report, untested, hint, baseline_miss = None, "", "", None
+    if significance is not None:
+        keys = [RowKey(r.group_hash, r.model, r.label, {m: c.mean if c else None for m, c in r.cells.items()})
+                for r in rows]
+        untested, hint = _untestable(group, significance)
+        if not untested:
+            try:
+                # Rows are told apart by `row` (a configuration, or one study's runs of it): the tests pair those.
+                report = table_significance(group.assign(group_hash=group["row"]), keys, wanted, significance)
+            except BaselineError as error:
+                if not error.missing:
+                    raise
+                baseline_miss = error
+                untested = f"--baseline {significance.baseline!r} names none of its rows"
+            except HBenchError as error:  # runs that cannot be paired: the table keeps its means
+                untested = _clip(str(error))
+    reported, withheld = (paper.reported_for(dataset, protocol, wanted, n_users=_one_value(group, "n_users"),
+                                             negatives=_one_value(group, "negatives"), dim=_one_value(group, "dim"))
+                          if with_paper else ((), ()))
+    table = Table(dataset, protocol, split_hash, wanted, rows, tuple(sorted(group["selection_metric"].unique())),
+                  tuple(sorted(shared)), report, reported, withheld, time_to_quality, untested)
+    return table, hint, baseline_miss
+
+
+def _rows_by_study(group: pd.DataFrame) -> pd.DataFrame:
+    """`group` with a `row` column (what one table row holds) and `row_study` (the study its label names).
+
+    A row is a configuration (model, group hash). When two study folders both ran one configuration with
+    the same seed, those are two measurements of one seed; averaging them would count the seed twice and
+    pair it with itself in the tests, so each study's runs become their own row, named by its folder.
+    Configurations whose seeds do not repeat stay one row across folders (seeds 0–2 here, 3–4 there).
+    """
+    group = group.copy()
+    study = group["study"] if "study" in group else pd.Series(".", index=group.index)
+    group["row"], group["row_study"] = group["group_hash"], ""
+    for (_, group_hash), runs_of_row in group.groupby(["model", "group_hash"], sort=False):
+        if not runs_of_row["seed"].duplicated().any() or study[runs_of_row.index].nunique() < 2:
+            continue
+        folders = study[runs_of_row.index]
+        names = _short_folders(sorted(folders.unique()))
+        group.loc[runs_of_row.index, "row"] = [f"{group_hash}@{f}" for f in folders]
+        group.loc[runs_of_row.index, "row_study"] = [names[f] for f in folders]
+    return group
+
+
+def _short_folders(folders: list[str]) -> dict[str, str]:
+    """Study folders without the leading parts they all share (`reference/a`, `reference/b` → `a`, `b`)."""
+    parts = [f.split("/") for f in folders]
+    common = 0
+    while all(len(p) > common + 1 for p in parts) and len({p[common] for p in parts}) == 1:
+        common += 1
+    return {f: "/".join(p[common:]) for f, p in zip(folders, parts)}
+
+
+def _untestable(group: pd.DataFrame, settings: SignificanceSettings) -> tuple[str, str]:
+    """Why the table's runs cannot be tested as asked, known before any test runs ("" when nothing is), and
+    a hint for the warning line (an example folder and the flag that helps)."""
+    if settings.unit != "user":
+        return "", ""
+    done = group.loc[group["status"] == "completed", "path"]
+    lacking = [path for path in done if not (Path(path) / PER_USER).is_file()]
+    if not lacking:
+        return "", ""
+    return (f"{len(lacking)} of {len(done)} runs lack {PER_USER}",
+            f" (e.g. in {_folder_of(lacking[0])}); --unit seed tests them by seed")
+
+
+def _folder_of(run_path: str) -> Path:
+    """The study folder of a run (`<study>/<dataset>/<protocol>/<model>/<run>`): shorter than the run's own
+    path on a warning line, and where a user looks for the files."""
+    path = Path(run_path)
+    return path.parents[3] if len(path.parents) > 4 else path.parent
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    """One reason on a warning line: long messages (two run paths) shortened rather than wrapped."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _row_label(model: str, own: list[str], runs_of_row: pd.DataFrame) -> str:
@@ -225,7 +358,8 @@ def _rows_named(key: str, rows: list[Row], group: pd.DataFrame) -> list[Row]:
     path = Path(key)
     if path.exists():
         root = path.resolve()
-        hashes = {h for p, h in zip(group["path"], group["group_hash"], strict=True)
+        keys = group["row"] if "row" in group else group["group_hash"]  # the row identity (`_rows_by_study`)
+        hashes = {h for p, h in zip(group["path"], keys, strict=True)
                   if root == Path(p).resolve() or root in Path(p).resolve().parents}
         return [r for r in rows if r.group_hash in hashes]
     for matches in ([r for r in rows if r.label == key],
@@ -399,7 +533,9 @@ def render_csv(tables: Sequence[Table]) -> str:
         report = t.significance
         for r in t.rows:
             record = {"dataset": t.dataset, "protocol": t.protocol, "split_hash": t.split_hash, "model": r.label,
-                      "group_hash": r.group_hash, "runs": r.n_runs, "diverged": r.n_diverged}
+                      "group_hash": r.group_hash.partition("@")[0], "runs": r.n_runs, "diverged": r.n_diverged}
+            if any(row.study for row in t.rows):  # one configuration in several study folders: which one
+                record["study"] = r.study
             for m in t.metrics:
                 cell = r.cells[m]
                 record[f"{m}_mean"] = cell.mean if cell else np.nan

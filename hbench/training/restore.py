@@ -31,7 +31,7 @@ from hbench.geometry import Representations
 from hbench.models.base import Recommender
 from hbench.models.registry import build_model, get_model_class, parse_options
 from hbench.paths import prepared_dir
-from hbench.runs import RecordedRun, open_run
+from hbench.runs import CHECKPOINT, CONFIG, METRICS, RecordedRun, open_run
 from hbench.training.trainer import representations
 from hbench.ui import QUIET, Feedback
 
@@ -91,6 +91,7 @@ class RestoredRun:
         return f"<run {r.model} on {r.dataset} ({r.protocol}), seed {r.seed}{shown}: {self.path}>"
 
     def representations(self) -> Representations:
+        """The best checkpoint's user and item points with the geometry that scores them."""
         return representations(self.model)
 
     @cached_property
@@ -114,28 +115,96 @@ class RestoredRun:
         return np.array([index[u] for u in wanted], dtype=np.int64)
 
     def recommend(self, users: Sequence[str | int] | None = None, k: int = 10) -> pd.DataFrame:
-        """Top-`k` items per user (original ids; every user when `users` is None), the user's training items
-        excluded: columns user, rank (1 = best), item, score (the model's ranking score, higher is better)."""
+        """Top-`k` items per user (original ids; every user when `users` is None, a repeated one once), the
+        user's training items excluded: columns user, rank (1 = best), item, score (the model's ranking score,
+        higher is better). A user with fewer than `k` unseen items gets all of them."""
         if k < 1:
             raise HBenchError(f"--k must be at least 1, got {k}")
-        internal = np.arange(self.dataset.n_users) if users is None else self.internal_users(users)
+        # Each user once, in first-seen order: a repeated id would be ranked (and its rows written) again.
+        internal = (np.arange(self.dataset.n_users) if users is None
+                    else self.internal_users(list(dict.fromkeys(str(u) for u in users))))
         ranked = top_k(self.representations(), internal, self.dataset.train_graph, k)
         return ranked.assign(user=self.user_ids[ranked["user"]], item=self.item_ids[ranked["item"]])
 
 
 def restore_run(path: Path | str, home: Path | None = None, *, feedback: Feedback = QUIET) -> RestoredRun:
-    """Rebuild the run's model from config.json and checkpoint.pt (read with `weights_only=True`)."""
+    """Rebuild the run's model from config.json and checkpoint.pt (read with `weights_only=True`).
+
+    Every way the files can disagree is a one-line user error naming the file, found before the weights
+    are copied: a damaged checkpoint, a config whose dataset sizes are not the dataset's, a checkpoint of
+    another dataset or model. A run without metrics.json (still training, or interrupted) and a diverged
+    run with a checkpoint are restored with a warning: their best checkpoint so far can be what is wanted.
+    """
     run = open_run(Path(path), need_checkpoint=True)
     config = run.read_config()
     recorded = RecordedRun.from_dict(config, run.path)
     cls = get_model_class(recorded.model)
     options = parse_options(cls, recorded.model_options)
+    dim = recorded.train.get("dim")
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise HBenchError(f"{run.path / CONFIG} is damaged (train.dim is {dim!r}, not a positive integer); delete the "
+                          "run or train it again")
+    status = run.status()
     feedback.log(f"loading dataset {recorded.dataset!r} and the checkpoint of {run.path}")
     dataset = run_dataset(recorded, home)
-    model = build_model(cls, options, dataset, dim=int(recorded.train["dim"]),
+    _check_recorded_sizes(recorded, dataset)
+    model = build_model(cls, options, dataset, dim=dim,
                         generator=torch.Generator().manual_seed(0),  # every parameter is then overwritten by the checkpoint
                         item_features=run_features(dataset, recorded.features))
-    model.load_state_dict(run.load_checkpoint())
+    state = run.load_checkpoint()
+    _check_fits(state, model, recorded, dataset, run.path / CHECKPOINT)
+    model.load_state_dict(state)
     model.eval()
-    metrics = run.read_metrics() if run.status() is not None else {}
+    metrics = run.read_metrics() if status is not None else {}
+    if status is None:
+        feedback.warn(f"{run.path} has no {METRICS} (still training, or interrupted): using its best checkpoint so far")
+    elif status == "diverged":
+        feedback.warn(f"{run.path} diverged ({metrics.get('message') or 'non-finite values'}): using the checkpoint "
+                      "of its best epoch before that")
     return RestoredRun(run.path, config, recorded, metrics, dataset, model)
+
+
+def _check_recorded_sizes(recorded: RecordedRun, dataset: PreparedDataset) -> None:
+    """config.json records the dataset's sizes when the run trained: a dataset of other sizes (an edited
+    config, another dataset under the same name and split hash) would load the wrong rows."""
+    sizes = (recorded.n_users, recorded.n_items)
+    if None not in sizes and sizes != (dataset.n_users, dataset.n_items):
+        raise HBenchError(f"{recorded.path / CONFIG} records {sizes[0]} users × {sizes[1]} items but dataset "
+                          f"{dataset.name!r} at {dataset.path} has {dataset.n_users} users × {dataset.n_items} "
+                          "items; the config belongs to another dataset: train the run again")
+
+
+def _check_fits(state: dict[str, torch.Tensor], model: Recommender, recorded: RecordedRun, dataset: PreparedDataset,
+                checkpoint: Path) -> None:
+    """Refuse a checkpoint of another model or dataset with a sentence, not load_state_dict's size mismatch."""
+    expected = model.state_dict()
+    again = "copy the run's own checkpoint back, or train the run again (`hbench train ... --force`)"
+    if set(state) != set(expected):
+        odd = sorted(set(state) ^ set(expected))
+        raise HBenchError(f"{checkpoint} is not a checkpoint of a {recorded.model} model like config.json's "
+                          f"({', '.join(odd[:3])}{' …' if len(odd) > 3 else ''} differ); {again}")
+    wrong = [name for name in expected if tuple(state[name].shape) != tuple(expected[name].shape)]
+    if not wrong:
+        return
+    trained = _trained_sizes(state, expected, dataset)
+    if trained is not None and trained != (dataset.n_users, dataset.n_items):
+        raise HBenchError(f"{checkpoint} was trained on {trained[0]} users × {trained[1]} items but dataset "
+                          f"{dataset.name!r} has {dataset.n_users} users × {dataset.n_items} items; {again}")
+    name = wrong[0]
+    raise HBenchError(f"{checkpoint} does not fit the {recorded.model} model of config.json ({name} is "
+                      f"{tuple(state[name].shape)} in the file, {tuple(expected[name].shape)} expected); {again}")
+
+
+def _trained_sizes(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
+                   dataset: PreparedDataset) -> tuple[int, int] | None:
+    """(users, items) the checkpoint was trained on, read from the rows of the tensors that have one row per
+    user and per item in this dataset's model; None when the model has no such pair of tensors."""
+    users = items = None
+    for name, tensor in expected.items():
+        if tensor.dim() == 0 or state[name].dim() != tensor.dim():
+            continue
+        if users is None and tensor.shape[0] == dataset.n_users:
+            users = int(state[name].shape[0])
+        elif items is None and tensor.shape[0] == dataset.n_items:
+            items = int(state[name].shape[0])
+    return None if users is None or items is None else (users, items)

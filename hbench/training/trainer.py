@@ -54,6 +54,9 @@ from hbench.ui import QUIET, Feedback
 
 @dataclass(frozen=True)
 class RunResult:
+    """What `train` returns for one run: its directory, its status (`completed` or `diverged`), its
+    metrics as `metrics.json` holds them, and whether an identical finished run was found and left alone."""
+
     path: Path
     status: str  # completed | diverged
     metrics: dict[str, Any]
@@ -379,6 +382,18 @@ class PlannedRun:
         return self.run_dir.status()
 
 
+def _check_trainable_split(dataset: PreparedDataset) -> None:
+    """Refuse a prepared split with an empty part before anything is trained or written: training needs
+    train, epoch selection needs validation and the result needs test, and finding out at the end wastes the
+    training and leaves a run directory without metrics. `prepare` refuses such splits now, but datasets
+    prepared by older versions can still be in a user's cache."""
+    for part, noun in ((dataset.train, "training"), (dataset.valid, "validation"), (dataset.test, "test")):
+        if len(part) == 0:
+            raise HBenchError(f"dataset {dataset.name!r} ({dataset.path}) has no {noun} interactions (a run trains, "
+                              f"selects its epoch and is tested on three non-empty parts); prepare it again with "
+                              f"a non-empty {noun} part (`hbench prepare ... --force`)")
+
+
 def plan_run(
     model_name: str,
     config: TrainConfig,
@@ -394,6 +409,7 @@ def plan_run(
     """
     _check_config(config)
     dataset = dataset if dataset is not None else load_dataset(config.dataset, home)
+    _check_trainable_split(dataset)
     protocol = config.protocol or dataset.default_protocol
     spec = get_protocol(protocol)
     metric = config.metric or spec.selection_metric
@@ -453,6 +469,14 @@ def train_planned(planned: PlannedRun, *, force: bool = False, feedback: Feedbac
     if run_dir.status() is not None and not force:
         feedback.log(f"{run_dir.path} already holds this finished run (use --force to train again)")
         return RunResult(run_dir.path, run_dir.status() or "completed", run_dir.read_metrics(), skipped=True)
+    # The model is built before the run folder is written: a model that cannot be built (a plugin raising in
+    # __init__, an option its code rejects) leaves no half-started run behind.
+    item_features = None
+    if planned.features is not None:
+        item_features = torch.from_numpy(np.ascontiguousarray(planned.features.features(), dtype=np.float32))
+    init_generator, sampling_rng = _seed_streams(config.seed)
+    model = build_model(cls, planned.options, dataset, dim=config.dim, generator=init_generator,
+                        item_features=item_features).to(device)
     resume = None if force else run_dir.load_resume_state(run.config_hash)
     if resume is None:
         run_dir.start(run, environment(device))
@@ -460,12 +484,6 @@ def train_planned(planned: PlannedRun, *, force: bool = False, feedback: Feedbac
         run_dir.note_resumed(int(resume["epoch"]), str(device))
         feedback.log(f"resuming {run_dir.path} after epoch {int(resume['epoch'])}")
 
-    item_features = None
-    if planned.features is not None:
-        item_features = torch.from_numpy(np.ascontiguousarray(planned.features.features(), dtype=np.float32))
-    init_generator, sampling_rng = _seed_streams(config.seed)
-    model = build_model(cls, planned.options, dataset, dim=config.dim, generator=init_generator,
-                        item_features=item_features).to(device)
     reporter = RunReporter(feedback, run_dir, run.to_dict(), config.epochs if cls.trainable else 0)
     feedback = reporter.feedback  # the same, also writing the run's train.log
     reporter.start(str(device))

@@ -153,7 +153,7 @@ def test_a_cell_budget_stops_the_sweep_and_the_summary_shows_what_is_left(tiny_d
     # configurations that have not run yet sit in the same table, under the protocol they will be run with
     sections = [line for line in summary.splitlines() if line.startswith("## ") and "Selected" not in line]
     assert len(sections) == 1 and sections[0].endswith(f"— {tiny_dataset.default_protocol}")
-    assert "| hyperml   | c=2             | 0/2 " in summary
+    assert "| hyperml   | c=2.0           | 0/2 " in summary  # the value as the table's row label writes it
     assert "provisional: no configuration has finished every seed yet" in summary
     assert "budget max_cells = 1: this invocation runs 1 of them" in describe_plan(plan_sweep(spec, out))
     second = run_sweep(spec, out)

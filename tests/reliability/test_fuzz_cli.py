@@ -5,66 +5,29 @@ written under the results root or the data cache."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
-import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from hbench.cli import main
+from tests.reliability.harness import assert_refused, fuzz_settings, is_utf8, prepare_tiny
 
-FUZZ_SETTINGS = settings(max_examples=70, deadline=None, derandomize=True,
-                         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ_SETTINGS = fuzz_settings(70)
 
 
 @pytest.fixture(scope="module")
 def fuzz_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cache with one prepared dataset, so that the invalid argument is the only problem."""
-    from hbench.datasets.custom import CustomFiles
-    from hbench.datasets.load import load_dataset
-    from hbench.datasets.prepare import prepare_dataset
-    from hbench.datasets.synthetic import HierarchySpec, generate_interactions
-
-    root = tmp_path_factory.mktemp("fuzz")
-    csv = root / "tiny.csv"
-    generate_interactions(HierarchySpec(categories=3, subcategories=3, items_per_subcategory=12, users=150,
-                                        seed=7)).to_csv(csv, index=False)
-    home = root / "home"
-    prepare_dataset("tiny", custom=CustomFiles(name="tiny", interactions=csv), home=home)
-    load_dataset("tiny", home)  # its file check is recorded now, not during the fuzzing
-    return home
-
-
-def _listing(root: Path) -> dict[str, tuple[int, int]]:
-    if not root.exists():
-        return {}
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+    return prepare_tiny(tmp_path_factory.mktemp("fuzz"))
 
 
 def _run_invalid(args: list[str], home: Path, out: Path) -> None:
-    before = _listing(home)
-    err = io.StringIO()
-    old = os.environ.get("HBENCH_HOME")
-    os.environ["HBENCH_HOME"] = str(home)
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), \
-                pytest.raises(SystemExit) as done:
-            main(args)
-    finally:
-        if old is None:
-            os.environ.pop("HBENCH_HOME", None)
-        else:
-            os.environ["HBENCH_HOME"] = old
-    lines = err.getvalue().strip().splitlines()
-    assert done.value.code == 2, (args, done.value.code, err.getvalue())
-    assert len(lines) == 1 and lines[0].startswith("error: "), (args, lines)
-    assert "Traceback" not in err.getvalue()
+    """Refused in one line with exit 2, nothing written under the results root's folder or the cache."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    assert_refused(args, home, [out.parent])
     assert not out.exists(), (args, "wrote under the results root")
-    assert _listing(home) == before, (args, "wrote under the cache")
 
 
 def _bad_float(positive: bool) -> st.SearchStrategy[str]:
@@ -155,20 +118,11 @@ def test_invalid_spec_files(fuzz_home: Path, tmp_path: Path, problem: tuple[str,
     _run_invalid(["sweep", str(spec), "--out", str(out / "sweep"), "-q"], fuzz_home, out)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.binary(min_size=1, max_size=64).filter(lambda b: not _is_utf8(b)), suffix=st.sampled_from([".toml",
+@fuzz_settings(40)
+@given(data=st.binary(min_size=1, max_size=64).filter(lambda b: not is_utf8(b)), suffix=st.sampled_from([".toml",
                                                                                                           ".yaml"]))
 def test_binary_spec_files(fuzz_home: Path, tmp_path: Path, data: bytes, suffix: str) -> None:
     spec = tmp_path / f"spec{suffix}"
     spec.write_bytes(data)
     out = tmp_path / "results"
     _run_invalid(["sweep", str(spec), "--out", str(out / "sweep"), "-q"], fuzz_home, out)
-
-
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True

@@ -118,6 +118,20 @@ def test_damaged_run_files_are_one_line_for_train_and_table(damaged, tiny_datase
     assert_usage_error(["table", str(out)], capsys, f"{damaged} is damaged")
 
 
+@pytest.mark.parametrize(("entry", "match"), [
+    ({"test": "oops"}, "its test entry is not an object of metrics"),
+    ({"test": {"hr@10": "abc"}}, "its test hr@10 is 'abc', not a number"),
+    ({"status": 3}, "its status is not a string"),
+])
+def test_metrics_json_not_as_hbench_writes_it_is_named(entry, match, tiny_dataset, tmp_path, capsys) -> None:
+    """Valid JSON of the wrong shape blames metrics.json (not config.json), and is never an unexpected error."""
+    out = tmp_path / "results"
+    run = _finished_run(tiny_dataset, out, capsys)
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, **entry}))
+    assert_usage_error(["table", str(out), "--no-test"], capsys, f"metrics.json is damaged ({match})")
+
+
 def test_damaged_manifest_is_one_line_for_info(tiny_dataset, capsys) -> None:
     (tiny_dataset.path / "manifest.json").write_text('{"name": "tiny", "n_users": ')
     assert_usage_error(["info", str(tiny_dataset.path)], capsys, "manifest.json is damaged")
@@ -158,7 +172,7 @@ def _raising(error: BaseException):
 
 
 def test_ctrl_c_is_interrupted_130_and_nothing_else_is(monkeypatch, capsys) -> None:
-    import hbench.cli.datasets as commands
+    import hbench.datasets.catalog as commands  # `hbench datasets` imports it when it runs
 
     monkeypatch.setattr(commands, "list_datasets", _raising(KeyboardInterrupt()))
     code, lines = run_cli(["datasets"], capsys)
@@ -170,7 +184,7 @@ def test_ctrl_c_is_interrupted_130_and_nothing_else_is(monkeypatch, capsys) -> N
 
 
 def test_unexpected_errors_are_one_line_with_their_type_and_debug_shows_the_traceback(monkeypatch, capsys) -> None:
-    import hbench.cli.datasets as commands
+    import hbench.datasets.catalog as commands  # `hbench datasets` imports it when it runs
 
     monkeypatch.setattr(commands, "list_datasets", _raising(ZeroDivisionError("division by zero")))
     code, lines = run_cli(["datasets"], capsys)
