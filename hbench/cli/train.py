@@ -165,8 +165,10 @@ def train(
             failures += 1
             typer.echo(f"error: {model} seed {s} diverged: {result.metrics['message']} ({result.path})", err=True)
             continue
-        test = result.metrics["test"]
-        shown = "  ".join(f"{name} {value:.4f}" for name, value in test.items())
+        from hbench.evaluation.metrics import metric_order
+
+        test = result.metrics["test"]  # a finished run's, read back from JSON, is sorted by name: show the usual order
+        shown = "  ".join(f"{name} {test[name]:.4f}" for name in sorted(test, key=metric_order))
         typer.echo(f"{result.path}\t{shown}")
     if failures:
         raise typer.Exit(3)

@@ -420,7 +420,8 @@ def _build(
     check: _PublishedCheck | None = None,
 ) -> _Built:
     """Read, preprocess, split and sample candidates (after `check` of the raw files' statistics, if any)."""
-    feedback.log(f"{name}: reading {', '.join(sorted(files))}")
+    # A generated dataset (the demo's) has no raw files to name.
+    feedback.log(f"{name}: reading {', '.join(sorted(files))}" if files else f"{name}: generating from its seed")
     raw = spec.reader(files)
     images = raw.images
     frame, has_valid = _interaction_frame(raw, options.split)

@@ -84,6 +84,19 @@ def per_user_metrics(
     return frame
 
 
+_AT_K = ("hr", "recall", "precision", "ndcg")  # the order `per_user_metrics` writes the metrics of one cut-off
+
+
+def metric_order(name: str) -> tuple[int, int, str]:
+    """A sort key that puts metric names in the order `per_user_metrics` writes them (by cut-off, HR, recall,
+    precision, nDCG at each; then MRR, AUC), so that a summary read back from JSON (sorted by name) prints as a
+    fresh one does."""
+    family, _, k = name.partition("@")
+    if k.isdigit() and family in _AT_K:
+        return (0, int(k), f"{_AT_K.index(family)}")
+    return (1, ("mrr", "auc").index(name) if name in ("mrr", "auc") else 2, name)
+
+
 def summarise(per_user: pd.DataFrame) -> dict[str, float]:
     """User-averaged value of every metric column."""
     return {c: float(per_user[c].mean()) for c in per_user.columns if c not in ("user", "n_targets")}

@@ -127,8 +127,13 @@ def test_load_dataset_by_name_and_path(shared_data: Path, hbench_home: Path) -> 
     assert [s["step"] for s in manifest["statistics"]["preprocessing"]][0] == "raw"
 
 
-def test_synthetic_dataset_needs_no_files(hbench_home: Path) -> None:
-    ds = prepare_dataset("synthetic-fashion")
+def test_synthetic_dataset_needs_no_files(hbench_home: Path, tmp_path: Path) -> None:
+    from hbench.ui import Feedback
+
+    log = tmp_path / "prepare.log"
+    ds = prepare_dataset("synthetic-fashion", feedback=Feedback(quiet=True, log_file=log))
+    # Its first line says what happens: no "reading" followed by an empty list of files (audit rough edge 15).
+    assert log.read_text().splitlines()[0] == "synthetic-fashion: generating from its seed"
     assert ds.n_items == 480 and ds.manifest["sources"] == {} and ds.default_protocol == "loo"
     assert len(ds.test) == ds.n_users and ds.test_negatives is not None
     check_consistent(ds)
