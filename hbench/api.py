@@ -119,11 +119,12 @@ def tune(dataset: str, models: list[str], trials: int, seeds: list[int], out: Pa
 def table(results: Path | str = "results", fmt: str = "markdown", metrics: Sequence[str] | None = None, *,
           significance: SignificanceSettings | None = DEFAULT_TESTS, with_paper: bool = False,
           all_configs: bool = False, labels: Sequence[str] = (), fragment: bool = False,
-          time_to_quality: bool = False, progress: Progress = None) -> str:
+          time_to_quality: bool = False, protocol_gap: bool = False, progress: Progress = None) -> str:
     """Paper tables of the finished runs below `results` (markdown | latex | csv | html), as text, with the
     same significance tests as `hbench table` by default (`significance`: a
     `hbench.reports.settings.SignificanceSettings`, None for none), `labels` renames rows
-    (`RUN_OR_CONFIG=NAME`), `fragment` gives HTML tables without a page, `time_to_quality` adds that column.
+    (`RUN_OR_CONFIG=NAME`), `fragment` gives HTML tables without a page, `time_to_quality` adds that column,
+    `protocol_gap` the best test value on each run's recorded test curve and its gap to the selected value.
     What cannot be rendered over a tree of studies is left out with a warning line on stderr (see
     `hbench.reports.tables.build_tables`), whatever `progress` says."""
     from hbench.errors import HBenchError
@@ -138,7 +139,8 @@ def table(results: Path | str = "results", fmt: str = "markdown", metrics: Seque
     feedback = as_feedback(progress)
     runs = collect_runs(Path(results), selected_only=not all_configs, feedback=feedback)
     return render(build_tables(runs, metrics, significance=significance, with_paper=with_paper, labels=parsed,
-                               time_to_quality=time_to_quality, feedback=feedback), fmt, fragment=fragment)
+                               time_to_quality=time_to_quality, protocol_gap=protocol_gap, feedback=feedback),
+                  fmt, fragment=fragment)
 
 
 def load_run(path: Path | str, home: Path | None = None) -> RestoredRun:

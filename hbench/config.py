@@ -183,6 +183,10 @@ class TrainConfig:
     # Pruning thresholds of a search trial (hbench.experiments.tpe): after the k-th validation, stop when the
     # best validation value so far is below the k-th entry. None: never pruned.
     prune_below: tuple[float, ...] | None = setting(None, range=Range(at_least=0))
+    # Evaluate the test split at every validation point into the run's test_curve.jsonl: a protocol
+    # measurement (`hbench table --protocol-gap`), read by nothing that selects (early stopping, pruning,
+    # sweeps, tune, default tables). Kept out of the group hash (`ResolvedRun._identity`).
+    record_test_curve: bool = False
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -196,6 +200,8 @@ class TrainConfig:
         data.pop("device")
         if data["prune_below"] is None:  # runs from before pruning existed keep their identity
             data.pop("prune_below")
+        if not data["record_test_curve"]:  # runs without a curve (and from before it existed) keep theirs
+            data.pop("record_test_curve")
         return data
 
 
@@ -231,6 +237,12 @@ class ResolvedRun:
         train = dict(self.train)
         if not with_seed:
             train.pop("seed")
+            # Recording the test curve adds a file to the run and changes nothing it trains or selects: the
+            # same configuration, one table row, one run folder (named by this hash). It stays in the
+            # exact run's hash (config_hash) and in config.json, so an interrupted run does not resume
+            # into a curve that lacks its first points; a finished run without the curve asked to record
+            # one is trained again (`RunDirectory.lacks_test_curve`), not skipped.
+            train.pop("record_test_curve", None)
         return {
             "model": self.model,
             "model_options": {k: v for k, v in self.model_options.items() if k not in self.identity_exempt},

@@ -10,6 +10,9 @@
         checkpoint.pt      best model state (torch.save of a state dict; load with weights_only=True)
         resume.pt          while training: the state after the last finished epoch (removed when it ends)
         train.log          the run's log lines: start, one per epoch and evaluation, end (appended by each attempt)
+        test_curve.jsonl   only with `record_test_curve`: the test metrics at every validation point, one JSON
+                           object per validation ({"epoch", metric: value}); read by `table --protocol-gap`
+                           only, never by selection, early stopping, sweeps or tune
 
 Every file is written atomically; `metrics.json` with status `completed` marks a finished run, and
 readers (tables, plots) look only at finished or diverged runs.
@@ -58,6 +61,9 @@ CONFIG, ENVIRONMENT, HISTORY, METRICS, PER_USER, CHECKPOINT, RESUME, LOG = (
     "resume.pt",
     "train.log",
 )
+
+# A protocol measurement kept apart from everything that selects (see the module docstring).
+TEST_CURVE = "test_curve.jsonl"
 
 # Written by a sweep in its directory: the configurations it selected on validation (`hbench table` shows
 # only those below that directory unless asked for all).
@@ -165,7 +171,7 @@ class RunDirectory:
 
     def start(self, run: ResolvedRun, env: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        for stale in (METRICS, HISTORY, PER_USER, CHECKPOINT, RESUME):
+        for stale in (METRICS, HISTORY, PER_USER, CHECKPOINT, RESUME, TEST_CURVE):
             (self.path / stale).unlink(missing_ok=True)
         write_json(self.path / CONFIG, run.to_dict())
         write_json(self.path / ENVIRONMENT, env)
@@ -173,6 +179,31 @@ class RunDirectory:
     def write_history(self, history: list[dict[str, Any]]) -> None:
         # Rewritten whole each epoch (it is small) so that a reader never sees a torn line.
         write_text(self.path / HISTORY, "".join(json.dumps(h, sort_keys=True) + "\n" for h in history))
+
+    def write_test_curve(self, curve: list[dict[str, Any]]) -> None:
+        """The test curve so far, rewritten whole (as the history) so that a reader never sees a torn line."""
+        write_text(self.path / TEST_CURVE, "".join(json.dumps(c, sort_keys=True) + "\n" for c in curve))
+
+    def read_test_curve(self) -> list[dict[str, Any]] | None:
+        """The recorded test curve (one entry per validation point), None when the run recorded none; a
+        damaged file is a user error naming it."""
+        path = self.path / TEST_CURVE
+        if not path.is_file():
+            return None
+        try:
+            curve = [json.loads(line) for line in path.read_bytes().decode("utf-8").splitlines()]
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise damaged_file(path, f"a line is not JSON ({exc})") from None
+        for entry in curve:
+            if not isinstance(entry, dict) or not all(
+                    isinstance(v, int | float) and not isinstance(v, bool) for v in entry.values()):
+                raise damaged_file(path, f"its entry {str(entry)[:60]} is not an object of numbers")
+        return curve
+
+    def lacks_test_curve(self, run: ResolvedRun) -> bool:
+        """Whether `run` asks for a test curve that this (finished) directory does not hold: then it is
+        trained again rather than skipped. A run with a curve serves a request without one."""
+        return bool(run.train.get("record_test_curve")) and not (self.path / TEST_CURVE).is_file()
 
     def write_checkpoint(self, state: dict[str, torch.Tensor]) -> None:
         with atomic_path(self.path / CHECKPOINT) as tmp:
@@ -348,7 +379,7 @@ class ModelDefaults:
 
 
 # Training settings that never change what a run means, so they are left out of its label.
-_UNLABELLED_TRAIN_KEYS = {"dataset", "seed", "protocol", "metric", "ks", "prune_below"}
+_UNLABELLED_TRAIN_KEYS = {"dataset", "seed", "protocol", "metric", "ks", "prune_below", "record_test_curve"}
 
 
 def short_value(value: Any) -> str:

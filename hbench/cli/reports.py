@@ -49,6 +49,7 @@ def table(
     with_paper: Annotated[bool, typer.Option("--with-paper", help="Add the numbers the papers report where dataset and protocol match.")] = False,
     all_configs: Annotated[bool, typer.Option("--all-configs", help="In sweep directories, every configuration, not only those selected on validation.")] = False,
     time_to_quality: Annotated[bool, typer.Option("--time-to-quality", help="Add a column: training seconds until validation first reached 95% of its best.")] = False,
+    protocol_gap: Annotated[bool, typer.Option("--protocol-gap", help="Beside each metric, the best test value on the runs' recorded test curves (`train --record-test-curve`; chosen by looking at test, as the HGCF lineage's papers report) and its gap to the validation-selected value.")] = False,
     label: Annotated[list[str] | None, typer.Option("--label", help="RUN_OR_CONFIG=NAME: a row's name in the table; the row by its run directory, label, group hash or model; repeatable.", show_default=False)] = None,
     fragment: Annotated[bool, typer.Option("--fragment", help="HTML: only the <table> elements, not a whole page.")] = False,
     quiet: Quiet = False,
@@ -66,7 +67,7 @@ def table(
                                         baseline=baseline, seed=seed, n_resamples=resamples)
     _emit(render_table(results, fmt, metric, significance=settings, with_paper=with_paper, all_configs=all_configs,
                        labels=label or [], fragment=fragment, time_to_quality=time_to_quality,
-                       progress=feedback(quiet)), output)
+                       protocol_gap=protocol_gap, progress=feedback(quiet)), output)
 
 
 def compare(

@@ -134,6 +134,7 @@ def train(
     k: Annotated[list[str] | None, typer.Option("--k", help="Cut-offs K of the ranking metrics: --k 10 --k 20 or --k 10,20 (default 10, 20).", metavar="<int>")] = None,
     optimizer: Annotated[str, typer.Option(help="sparse: lazy Riemannian Adam on the embedding rows a batch touches; dense: every row every step.")] = _DEFAULTS["optimizer"],
     features: Annotated[str | None, typer.Option(help="Image encoder whose `hbench features` output visual models use (default: the only one extracted).")] = None,
+    record_test_curve: Annotated[bool, typer.Option("--record-test-curve", help="Also evaluate test at every validation into the run's test_curve.jsonl, for `hbench table --protocol-gap`; nothing that selects reads it.")] = False,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")] = "auto",
     out: Annotated[Path, typer.Option(help="Results root; one run directory per run below it.")] = Path("results"),
     force: Annotated[bool, typer.Option("--force", help="Train again even if this exact run has finished.")] = False,
@@ -159,7 +160,7 @@ def train(
         config = TrainConfig(dataset=dataset, protocol=protocol, dim=dim, lr=lr, batch_size=batch_size, epochs=epochs,
                              patience=patience, eval_every=eval_every, negatives=negatives, seed=s,
                              ks=ks, metric=metric, optimizer=optimizer, features=features,
-                             device=device)
+                             record_test_curve=record_test_curve, device=device)
         result = train_model(model, config, model_options, out=out, home=home, force=force, feedback=fb)
         if result.status != "completed":
             failures += 1

@@ -122,10 +122,12 @@ def plan_cell(cell: SweepRun, out: Path, home: Path | None, datasets: dict[str, 
     planned = plan_run(cell.model, cell.config(), cell.options, out=out, home=home, dataset=datasets[name])
     run_dir = planned.run_dir
     status = run_dir.status()
+    if status is not None and run_dir.lacks_test_curve(planned.run):
+        status = None  # finished without the test curve the cell asks for: trained again (`train_planned`)
     seconds = None
     if status is not None:
         metrics = run_dir.read_metrics()
-        seconds = float(metrics.get("train_seconds", 0)) + float(metrics.get("eval_seconds", 0))
+        seconds = sum(float(metrics.get(key, 0)) for key in ("train_seconds", "eval_seconds", "test_curve_seconds"))
     epoch = run_dir.resumable_epoch()
     state = {"completed": "finished", "diverged": "diverged"}.get(status or "", "resumable" if epoch else "new")
     return PlannedCell(cell, run_dir, planned.run.group_hash, planned.run.config_hash, state, planned.run.protocol,

@@ -10,6 +10,10 @@ the paired tests of its rows against a baseline (or of all pairs), corrected as 
 significantly better than the baseline get a marker (†) and the footnote states test, unit, α, correction
 and family size. With `with_paper`, the numbers the seed papers report (hbench.reports.paper) are added as
 extra rows where dataset and protocol match; they are never ranked or tested.
+
+With `protocol_gap`, each metric gets two more columns from the runs' recorded test curves (`train
+--record-test-curve`): the best test value on the curve (chosen by looking at test, as the HGCF lineage's
+papers report) and its difference from the validation-selected value. Only then is a curve file read.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import re
 import string
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +50,7 @@ from hbench.reports.significance import (
     direction,
     table_significance,
 )
-from hbench.runs import PER_USER
+from hbench.runs import PER_USER, RunDirectory
 from hbench.ui import QUIET, Feedback
 
 FORMATS = ("markdown", "latex", "csv", "html")
@@ -76,6 +80,11 @@ class Row:
     # The study folder of the row's runs, where one configuration was run with the same seeds in several
     # (its runs there are a row of their own, whose `group_hash` is then `hash@folder`); "" otherwise.
     study: str = ""
+    # With `protocol_gap`: per metric, the best test value on each run's recorded curve and its difference
+    # from the validation-selected value, over the runs that recorded a curve (`n_curves` of them).
+    curve_cells: dict[str, Cell | None] = field(default_factory=dict)
+    gap_cells: dict[str, Cell | None] = field(default_factory=dict)
+    n_curves: int = 0
 
 
 # The caption can only speak of searches it can see: a run outside an `hbench tune` output may still have
@@ -98,6 +107,7 @@ class Table:
     reported_withheld: tuple[str, ...] = ()  # reasons, for --with-paper rows whose data or protocol differ
     show_time_to_quality: bool = False
     untested: str = ""  # why tests that were asked for were not run on this table ("" when they were, or not asked)
+    protocol_gap: bool = False  # the best-on-test-curve and gap columns beside each metric
 
     @property
     def title(self) -> str:
@@ -129,6 +139,13 @@ class Table:
     def headline(self) -> str:
         """One sentence for a paper's caption: what is measured, on what, over how many seeds."""
         seeds = "/".join(map(str, sorted({r.n_runs - r.n_diverged for r in self.rows})))
+        if self.protocol_gap:
+            return (f"Protocol gap on {self.dataset} ({self.protocol} protocol), mean ± std over {seeds} seed(s): "
+                    f"per metric, the test value of the checkpoint selected on validation (hbench's number), the "
+                    "best test value on the run's recorded test curve (each metric's best validation point, as the "
+                    "HGCF lineage's papers report a single run's best test epoch) and the gap, best on curve − "
+                    "selected. The best on the curve is chosen by looking at test: a measurement of the protocol, "
+                    "not a result.")
         return (f"Test {', '.join(metric_name(m) for m in self.metrics)} on {self.dataset} ({self.protocol} protocol), "
                 f"mean ± std over {seeds} seed(s); best in bold, second underlined.")
 
@@ -146,7 +163,23 @@ class Table:
             + (f" No significance tests: {self.untested}." if self.untested else "")
             + (" " + paper.describe(self.reported, self.reported_withheld)
                if self.reported or self.reported_withheld else "")
+            + self._gap_note()
         )
+
+    def _gap_note(self) -> str:
+        """Which rows' runs recorded no test curve (a dash), or only some of them; "" without `protocol_gap`."""
+        if not self.protocol_gap:
+            return ""
+        done = {r.label: r.n_runs - r.n_diverged for r in self.rows}
+        none = [r.label for r in self.rows if r.n_curves == 0]
+        some = [f"{r.label} ({r.n_curves} of {done[r.label]})" for r in self.rows if 0 < r.n_curves < done[r.label]]
+        note = (" Curve and gap columns over the runs that recorded a test curve (`train --record-test-curve`), "
+                "with the selected value of the same runs")
+        note += f"; no curve recorded: {', '.join(none)}" if none else ""
+        note += f"; a curve for only some runs: {', '.join(some)}" if some else ""
+        if self.reported:
+            note += "; the papers' rows stand in the best-on-curve column"
+        return note + "."
 
     def _tuning_note(self) -> str:
         """The budget each row's search had (`hbench tune`'s tune.json), grouped by budget; "" when none was tuned."""
@@ -166,11 +199,13 @@ class Table:
 def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None, *,
                  significance: SignificanceSettings | None = None, with_paper: bool = False,
                  labels: Mapping[str, str] | None = None, time_to_quality: bool = False,
-                 feedback: Feedback = QUIET) -> list[Table]:
+                 protocol_gap: bool = False, feedback: Feedback = QUIET) -> list[Table]:
     """One table per dataset × protocol × split; tests and reported rows when asked (see the module doc).
 
     `labels` renames rows: {run directory, row label, group hash (prefix) or model name: new label}.
     `time_to_quality` adds a column: training seconds until validation first reached 95% of its best.
+    `protocol_gap` adds, per metric, the best test value on the runs' recorded test curves and the gap to the
+    selected value (the only use of those curves; see the module doc).
 
     Over a tree of many studies, what cannot be rendered is left out table by table, each with one
     warning line on `feedback` (always shown) saying what and why: a table without the asked metrics is
@@ -209,7 +244,8 @@ def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None, *,
             group = _rows_by_study(group)
             progress.line(f"building {where}: {group['row'].nunique()} rows")
             table, hint, baseline_miss = _build_table(dataset, protocol, split_hash, group, wanted, significance,
-                                                with_paper, labels, used_labels, time_to_quality)
+                                                with_paper, labels, used_labels, time_to_quality, protocol_gap,
+                                                warnings)
             if baseline_miss is not None:
                 baseline_misses.append(baseline_miss)
             if table.untested:
@@ -232,10 +268,13 @@ def build_tables(runs: pd.DataFrame, metrics: Sequence[str] | None = None, *,
 def _build_table(dataset: str, protocol: str, split_hash: str, group: pd.DataFrame,
                  wanted: tuple[str, ...], significance: SignificanceSettings | None, with_paper: bool,
                  labels: Mapping[str, str] | None, used_labels: set[str],
-                 time_to_quality: bool) -> tuple[Table, str, HBenchError | None]:
+                 time_to_quality: bool, protocol_gap: bool = False,
+                 curve_warnings: list[str] | None = None) -> tuple[Table, str, HBenchError | None]:
     """One table of `build_tables` (`group` carries the `row` column of `_rows_by_study`), what the warning
     adds to its caption's reason for having no tests (where to look, which flag helps), and the error of a
-    --baseline that names none of its rows (None otherwise)."""
+    --baseline that names none of its rows (None otherwise). With `protocol_gap`, damaged curve files are
+    left out with a line on `curve_warnings`."""
+    curve_warnings = [] if curve_warnings is None else curve_warnings
     # Settings every row shares go under the table; labels keep only what tells rows apart.
     settings = {key: set(text.split()) for key, text in zip(group["group_hash"], group["settings"])}
     shared = set.intersection(*settings.values()) if len(settings) > 1 else set()
@@ -252,11 +291,12 @@ def _build_table(dataset: str, protocol: str, split_hash: str, group: pd.DataFra
             values = done[f"test/{m}"].dropna().to_numpy(float)
             cells[m] = Cell(values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0, len(values), 0) if len(values) else None
         quality = pd.to_numeric(done.get("time_to_quality_seconds", pd.Series(dtype=float)), errors="coerce").dropna()
+        gap = _gap_cells(done, wanted, curve_warnings) if protocol_gap else ({}, {}, 0)
         rows.append(Row(label, row_key, len(runs_of_row), int((runs_of_row["status"] == "diverged").sum()), cells,
                         float(done["train_seconds"].mean()) if len(done) else float("nan"),
                         float(done["eval_seconds"].mean()) if len(done) else float("nan"), model,
                         float(quality.mean()) if len(quality) else float("nan"),
-                        _one_text(runs_of_row, "tuning"), study))
+                        _one_text(runs_of_row, "tuning"), study, *gap))
     _rank_cells(rows, wanted)
     _disambiguate(rows)
     if labels:
@@ -282,8 +322,47 @@ def _build_table(dataset: str, protocol: str, split_hash: str, group: pd.DataFra
                                              negatives=_one_value(group, "negatives"), dim=_one_value(group, "dim"))
                           if with_paper else ((), ()))
     table = Table(dataset, protocol, split_hash, wanted, rows, tuple(sorted(group["selection_metric"].unique())),
-                  tuple(sorted(shared)), report, reported, withheld, time_to_quality, untested)
+                  tuple(sorted(shared)), report, reported, withheld, time_to_quality, untested, protocol_gap)
     return table, hint, baseline_miss
+
+
+def _gap_cells(done: pd.DataFrame, metrics: Sequence[str],
+               warnings: list[str]) -> tuple[dict[str, Cell | None], dict[str, Cell | None], int]:
+    """(best on the test curve, best on the curve − selected, runs with a curve) of one row's completed runs.
+
+    Per run and metric, the best value its curve holds (the largest, or the smallest for a lower-is-better
+    metric), paired with that run's validation-selected test value; mean ± sample std over those runs. A
+    damaged curve file counts as none, with a warning line naming it.
+    """
+    best: dict[str, list[float]] = {m: [] for m in metrics}
+    gaps: dict[str, list[float]] = {m: [] for m in metrics}
+    n_curves = 0
+    for _, run in done.iterrows():
+        try:
+            curve = RunDirectory(Path(run["path"])).read_test_curve()
+        except HBenchError as error:
+            warnings.append(f"{run['path']}: {error}; its row shows no curve for it")
+            continue
+        if not curve:
+            continue
+        n_curves += 1
+        for m in metrics:
+            values = [float(point[m]) for point in curve if m in point and math.isfinite(float(point[m]))]
+            selected = run.get(f"test/{m}")
+            if not values or selected is None or not math.isfinite(float(selected)):
+                continue
+            o = direction(m)
+            top = o * max(o * v for v in values)
+            best[m].append(top)
+            gaps[m].append(top - float(selected))
+
+    def cell(values: list[float]) -> Cell | None:
+        if not values:
+            return None
+        array = np.asarray(values, dtype=float)
+        return Cell(float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0, len(array), 0)
+
+    return {m: cell(best[m]) for m in metrics}, {m: cell(gaps[m]) for m in metrics}, n_curves
 
 
 def _rows_by_study(group: pd.DataFrame) -> pd.DataFrame:
@@ -430,10 +509,11 @@ def _disambiguate(rows: list[Row]) -> None:
             rows[i] = dataclasses.replace(r, label=f"{r.label} [{r.group_hash[:6]}]")
 
 
-def _format_cell(cell: Cell | None, style: str, marks: str = "") -> str:
+def _format_cell(cell: Cell | None, style: str, marks: str = "", *, signed: bool = False) -> str:
     if cell is None:
         return "—"
-    text = f"{cell.mean:.4f} ± {cell.std:.4f}" if cell.n > 1 else f"{cell.mean:.4f}"
+    mean = f"{cell.mean:+.4f}" if signed else f"{cell.mean:.4f}"
+    text = f"{mean} ± {cell.std:.4f}" if cell.n > 1 else mean
     if style == "latex":
         text = latex_escape(text)
         text = {1: rf"\textbf{{{text}}}", 2: rf"\underline{{{text}}}"}.get(cell.rank, text)
@@ -453,8 +533,21 @@ def _runs_text(row: Row) -> str:
     return f"{row.n_runs}" + (f" ({row.n_diverged} diverged)" if row.n_diverged else "")
 
 
+def _metric_headers(table: Table, m: str) -> list[str]:
+    name = metric_name(m)
+    return [f"{name} (validation)", f"{name} (best on test)", f"{name} gap"] if table.protocol_gap else [name]
+
+
+def _metric_cells(table: Table, row: Row, m: str, style: str) -> list[str]:
+    """A metric's cells of a row: the selected value; with `protocol_gap` also best on curve and the gap."""
+    cells = [_format_cell(row.cells[m], style, table.marks(row, m))]
+    if table.protocol_gap:
+        cells += [_format_cell(row.curve_cells.get(m), style), _format_cell(row.gap_cells.get(m), style, signed=True)]
+    return cells
+
+
 def _header(table: Table) -> list[str]:
-    return (["model", *(metric_name(m) for m in table.metrics), "runs", "train s", "eval s"]
+    return (["model", *(h for m in table.metrics for h in _metric_headers(table, m)), "runs", "train s", "eval s"]
             + (["s to 95%"] if table.show_time_to_quality else []))
 
 
@@ -465,12 +558,17 @@ def _seconds_to_quality_text(row: Row) -> str:
 
 def _body(table: Table, style: str) -> list[list[str]]:
     escape = {"latex": latex_escape, "html": html.escape}.get(style, lambda text: text)
-    body = [[escape(table.row_label(r)), *[_format_cell(r.cells[m], style, table.marks(r, m)) for m in table.metrics],
+    body = [[escape(table.row_label(r)), *[c for m in table.metrics for c in _metric_cells(table, r, m, style)],
              _runs_text(r), f"{r.train_seconds:.1f}", f"{r.eval_seconds:.1f}"]
             + ([_seconds_to_quality_text(r)] if table.show_time_to_quality else []) for r in table.rows]
     # The papers' own numbers: as printed (no std, no ranking, no marker), after the measured rows.
     extra = ["—"] if table.show_time_to_quality else []
-    body += [[escape(result.label), *[result.values.get(m, "—") for m in table.metrics], "—", "—", "—", *extra]
+    # With the protocol gap, a paper's number stands in the best-on-test column: what such papers report.
+    def reported(result: ReportedResult, m: str) -> list[str]:
+        value = result.values.get(m, "—")
+        return ["—", value, "—"] if table.protocol_gap else [value]
+
+    body += [[escape(result.label), *[c for m in table.metrics for c in reported(result, m)], "—", "—", "—", *extra]
              for result in table.reported]
     return body
 
@@ -541,6 +639,11 @@ def render_csv(tables: Sequence[Table]) -> str:
                 record[f"{m}_mean"] = cell.mean if cell else np.nan
                 record[f"{m}_std"] = cell.std if cell else np.nan
                 record[f"{m}_n"] = cell.n if cell else 0
+                if t.protocol_gap:
+                    for kind, extra in (("curve", r.curve_cells.get(m)), ("gap", r.gap_cells.get(m))):
+                        record.update({f"{m}_{kind}_mean": extra.mean if extra else np.nan,
+                                       f"{m}_{kind}_std": extra.std if extra else np.nan,
+                                       f"{m}_{kind}_n": extra.n if extra else 0})
                 if report is not None:
                     record.update(_csv_significance(report, r, m, labels))
             record.update(train_seconds=r.train_seconds, eval_seconds=r.eval_seconds)

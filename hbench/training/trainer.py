@@ -176,8 +176,11 @@ class FitOutcome:
     epochs_run: int = 0
     pruned_at_epoch: int | None = None  # the validation after which `prune_below` stopped the run
     train_seconds: float = 0.0
-    eval_seconds: float = 0.0
+    eval_seconds: float = 0.0  # validation and the final test evaluation (the test curve's time is apart)
     history: list[dict[str, Any]] = field(default_factory=list)
+    # With `record_test_curve`: the test metrics at every validation point, and the seconds they took.
+    test_curve: list[dict[str, Any]] = field(default_factory=list)
+    test_curve_seconds: float = 0.0
 
 
 def _feature_artifact(cls: type[Recommender], options: Any, dataset: PreparedDataset, encoder: str | None) -> Any:
@@ -227,12 +230,24 @@ def _fit(
     """
     outcome = FitOutcome()
 
-    def validate() -> dict[str, float]:
+    def validate(epoch: int) -> dict[str, float]:
         started = time.perf_counter()
-        valid = summarise(evaluate(representations(model), dataset, stage="valid", protocol=protocol,
-                                   ks=config.ks, feedback=feedback))
+        reps = representations(model)
+        valid = summarise(evaluate(reps, dataset, stage="valid", protocol=protocol, ks=config.ks, feedback=feedback))
         outcome.eval_seconds += time.perf_counter() - started
+        if config.record_test_curve:
+            record_test_point(reps, epoch)
         return valid
+
+    def record_test_point(reps: Representations, epoch: int) -> None:
+        """Test metrics of the current weights into the curve file. Written only: nothing in the loop reads
+        them (selection and stopping look at `valid` alone), and their time is counted apart from
+        validation's so that `eval_seconds` means what it means without the curve."""
+        started = time.perf_counter()
+        test = summarise(evaluate(reps, dataset, stage="test", protocol=protocol, ks=config.ks, feedback=feedback))
+        outcome.test_curve.append({"epoch": epoch, **test})
+        run_dir.write_test_curve(outcome.test_curve)
+        outcome.test_curve_seconds += time.perf_counter() - started
 
     def keep_if_best(valid: dict[str, float], epoch: int) -> bool:
         if not valid[metric] > outcome.best_value:  # also refuses NaN
@@ -242,8 +257,10 @@ def _fit(
         run_dir.write_checkpoint(outcome.best_state)
         return True
 
+    if config.record_test_curve:
+        run_dir.write_test_curve(outcome.test_curve)  # at once: a run that diverges before validating has an empty one
     if not type(model).trainable:
-        keep_if_best(validate(), 0)
+        keep_if_best(validate(0), 0)
         return outcome
 
     optimizers = make_optimizers(model, config.optimizer, lr)
@@ -262,6 +279,11 @@ def _fit(
         history[:], stale, first_epoch = resume["history"], int(resume["stale"]), int(resume["epoch"]) + 1
         for key in ("best_value", "best_epoch", "best_valid", "best_state", "train_seconds", "eval_seconds"):
             setattr(outcome, key, resume[key])
+        # The resume state matches this run's config hash, which says whether it records the curve.
+        outcome.test_curve[:] = resume.get("test_curve", [])
+        outcome.test_curve_seconds = float(resume.get("test_curve_seconds", 0.0))
+        if config.record_test_curve:
+            run_dir.write_test_curve(outcome.test_curve)  # drop points of epochs after the saved state
         outcome.epochs_run = first_epoch - 1
 
     config_hash = run_dir.read_config()["config_hash"]  # read once: the resume state is written every epoch
@@ -276,6 +298,8 @@ def _fit(
             "best_value": outcome.best_value, "best_epoch": outcome.best_epoch, "best_valid": outcome.best_valid,
             "best_state": outcome.best_state, "train_seconds": outcome.train_seconds,
             "eval_seconds": outcome.eval_seconds,
+            **({"test_curve": outcome.test_curve, "test_curve_seconds": outcome.test_curve_seconds}
+               if config.record_test_curve else {}),
         })
 
     def train_epoch(drawn: Any) -> dict[str, float] | None:
@@ -323,7 +347,7 @@ def _fit(
             entry: dict[str, Any] = {"epoch": epoch, **losses, "train_seconds": round(epoch_seconds, 3)}
             if epoch % config.eval_every == 0 or epoch == config.epochs:
                 before = outcome.eval_seconds
-                entry["valid"] = validate()
+                entry["valid"] = validate(epoch)
                 entry["eval_seconds"] = round(outcome.eval_seconds - before, 3)
                 stale = 0 if keep_if_best(entry["valid"], epoch) else stale + 1
                 evaluations = 1 + sum("valid" in h for h in history)
@@ -467,8 +491,10 @@ def train_planned(planned: PlannedRun, *, force: bool = False, feedback: Feedbac
     device = resolve_device(config.device)
     reproducible_torchscript()
     if run_dir.status() is not None and not force:
-        feedback.log(f"{run_dir.path} already holds this finished run (use --force to train again)")
-        return RunResult(run_dir.path, run_dir.status() or "completed", run_dir.read_metrics(), skipped=True)
+        if not run_dir.lacks_test_curve(run):
+            feedback.log(f"{run_dir.path} already holds this finished run (use --force to train again)")
+            return RunResult(run_dir.path, run_dir.status() or "completed", run_dir.read_metrics(), skipped=True)
+        feedback.log(f"{run_dir.path} holds this run without a test curve: training it again to record one")
     # The model is built before the run folder is written: a model that cannot be built (a plugin raising in
     # __init__, an option its code rejects) leaves no half-started run behind.
     item_features = None
@@ -517,6 +543,8 @@ def train_planned(planned: PlannedRun, *, force: bool = False, feedback: Feedbac
         summary["n_test_users"] = int(len(per_user))
     summary.update(train_seconds=round(outcome.train_seconds, 3), eval_seconds=round(outcome.eval_seconds, 3),
                    **time_to_quality(outcome.history, run.metric), quality_fraction=QUALITY_FRACTION)
+    if config.record_test_curve:  # apart from eval_seconds, which stays validation + the final test
+        summary["test_curve_seconds"] = round(outcome.test_curve_seconds, 3)
     run_dir.finish(summary)
     reporter.finish(summary)
     return RunResult(run_dir.path, outcome.status, summary)
