@@ -114,6 +114,9 @@ def models_reference() -> str:
         if ablations:
             variants = ", ".join(f"*{variant}*" for variant in ablations)
             parts += [f"`hbench ablate {name}` runs its preset: {variants}.", ""]
+        if (twin := getattr(cls, "twin", None)) is not None:  # the same model in the other geometry (issue 34)
+            flags = "".join(f" --{key.replace('_', '-')} {value}" for key, value in twin.options.items())
+            parts += [f"Its twin, the same model in the other geometry: `{twin.model}{flags}`.", ""]
         options = option_help(cls)
         if options:
             parts += ["| option | type | default | meaning |", "|---|---|---|---|"]

@@ -49,13 +49,14 @@ from torch import nn
 
 from hbench.datasets.graph import UserItemGraph
 from hbench.errors import HBenchError
-from hbench.geometry import PoincareDistance, Representations, SquaredEuclidean
+from hbench.geometry import GeometryFamily, PoincareDistance, Representations, SquaredEuclidean
 from hbench.geometry.poincare import poincare_distance
 from hbench.models.base import (
     LossTerms,
     ModelContext,
     Range,
     Recommender,
+    Twin,
     normal_init,
     option,
 )
@@ -162,6 +163,10 @@ class VACF(Recommender):
     @classmethod
     def uses_features(cls, options: VACFOptions) -> bool:
         return options.visual
+
+    @classmethod
+    def family_for(cls, options: VACFOptions) -> GeometryFamily:
+        return "hyperbolic" if options.hyperbolic else "euclidean"
 
     def __init__(self, context: ModelContext, options: VACFOptions) -> None:
         super().__init__(context, options)
@@ -322,6 +327,10 @@ class HVACF(VACF):
     name = "hvacf"
     family = "hyperbolic"  # with the default --hyperbolic true; `--hyperbolic false` scores as vacf does
     proposed = True
+    # vacf is hvacf with `--hyperbolic false`: the same parameters, loss and sampler (the hyperbolic-only
+    # options are there too, with the same defaults, and unused); the switch is the only geometry option.
+    twin = Twin(model="vacf")
+    geometry_options = ("hyperbolic",)
     summary = "hyperbolic visual attentive CF: Poincaré ball, multi-task loss (reconstruction of Shimizu et al. 2024)"
     Options = HVACFOptions
     ablations = {

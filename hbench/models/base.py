@@ -12,7 +12,9 @@ The trainer, negative sampler, evaluation and checkpointing are shared by every 
   representations live in ("euclidean" or "hyperbolic", the `family` of the geometry `representations()`
   returns with the default options), and `proposed`, whether it is one of the methods the benchmark
   evaluates (the models of the papers hbench reproduces) rather than a baseline they are compared with:
-  significance tests pick their default baseline among the models that are not proposed.
+  significance tests pick their default baseline among the models that are not proposed. A model whose
+  geometry is an option says so in `family_for(options)`, the family of a configured model;
+* may declare its `twin` (`Twin`): the model in the other geometry that is otherwise the same.
 
 Embedding tables (one row per user or item) are read with `lookup()` and listed by `embedding_tables()`:
 their gradients then arrive as rows (`hbench.models.rows`), and the trainer updates only the rows a batch
@@ -83,6 +85,25 @@ class LossTerms:
 
 
 @dataclass(frozen=True)
+class Twin:
+    """A model's twin: the same model in the other geometry, everything else equal.
+
+    Same propagation or parametrisation, same loss and loss options, same sampler, same optimiser, the same
+    options with the same defaults; only the geometry differs (the Poincaré ball against Euclidean space).
+    Comparing a hyperbolic model with its twin at equal budget is what answers "does hyperbolic space help?"
+    (issue 34); comparing it with another Euclidean model mixes the geometry with the loss and the rest.
+
+    `model` is the twin's registered name (the model itself for a geometry switch) and `options` the
+    options that turn it into the twin (e.g. `{"geometry": "euclidean"}`); everything else stays at its
+    default. The options only one geometry has (the curvature, the switch itself) are listed in each model's
+    `geometry_options`; the contract test checks that the two agree on all the others.
+    """
+
+    model: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class NoOptions:
     pass
 
@@ -111,6 +132,11 @@ class Recommender(nn.Module):
     search_space: ClassVar[dict[str, dict[str, Any]]] = {}
     # `hbench ablate` preset: variant name -> options that switch one part off (empty: the full model).
     ablations: ClassVar[dict[str, dict[str, Any]]] = {}
+    # The same model in the other geometry (see `Twin`); None: no twin declared.
+    twin: ClassVar[Twin | None] = None
+    # Options that only this model's geometry has (curvature, a geometry switch): a twin may lack them or
+    # give them other defaults.
+    geometry_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, context: ModelContext, options: Any) -> None:
         super().__init__()
@@ -122,6 +148,12 @@ class Recommender(nn.Module):
     def uses_features(cls, options: Any) -> bool:
         """Whether this configuration reads image features (a model may switch its visual part off)."""
         return cls.needs_features
+
+    @classmethod
+    def family_for(cls, options: Any) -> GeometryFamily:
+        """The geometry family of a configuration's representations (`family` unless an option switches the
+        geometry: HGCF's `--geometry`, HVACF's `--hyperbolic`)."""
+        return cls.family
 
     @classmethod
     def default_lr_for(cls, options: Any) -> float:

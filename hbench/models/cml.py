@@ -1,24 +1,19 @@
 """CML (Hsieh et al., WWW 2017): hinge on squared Euclidean distances, embeddings kept in the unit ball.
 
-For a pair (u, i) with U sampled negatives j₁ … j_U (`--negatives U`) and h_k = [m + ‖u − v_i‖² − ‖u − v_jk‖²]_+:
+With U sampled negatives per pair (`--negatives U`), the loss is the metric hinge that HyperML shares
+(`hbench.models.losses.metric_hinge`) on squared Euclidean distances:
 
-    negative = "each"     ℓ(u, i) = (1/U) Σ_k h_k           (every negative; the default, U = 1 by default)
-    negative = "closest"  ℓ(u, i) = max_k h_k              (the closest negative only, as the authors' code)
-    rank_weight           ℓ(u, i) · ln(1 + n_items · M / U),  M = #{k : h_k > 0}
+    L = mean over the batch's pairs of ℓ(u, i),   ‖u‖, ‖v‖ ≤ max_norm after every step,
 
-    L = mean over the batch's pairs of ℓ(u, i),   ‖u‖, ‖v‖ ≤ max_norm after every step.
-
-The rank weight is the paper's WARP estimate: M of U uniform draws violate the margin, so about
-n_items · M / U items rank above i, and pairs whose positive ranks low weigh more (the weight is a constant
-of the step: no gradient flows through M). With `closest` and `rank_weight` and U of 10–20 this is the
-authors' loss without its covariance and feature terms; the defaults (each, no weight, U = 1) are the plain
-hinge that hbench's defaults were chosen with.
+ℓ(u, i) the mean (`--negative each`, the default) or the largest (`closest`) of the hinges
+[m + ‖u − v_i‖² − ‖u − v_jk‖²]_+, optionally rank-weighted (`--rank-weight`, the paper's WARP estimate).
+With `closest` and `rank_weight` and U of 10–20 this is the authors' loss without its covariance and feature
+terms; the defaults (each, no weight, U = 1) are the plain hinge that hbench's defaults were chosen with.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import nn
@@ -32,6 +27,12 @@ from hbench.models.base import (
     normal_init,
     option,
 )
+from hbench.models.losses import (
+    NegativeChoice,
+    metric_hinge,
+    negative_option,
+    rank_weight_option,
+)
 from hbench.models.registry import register_model
 
 
@@ -42,11 +43,8 @@ class CMLOptions:
     max_norm: float = option(1.0, "embeddings are clipped to this norm after every step", Range(above=0))
     init_std: float = option(0.1, "standard deviation of the normal initialisation (before clipping)", Range(above=0))
     # Both added after the recorded CML runs; their defaults are the loss those runs trained with.
-    negative: Literal["each", "closest"] = option(
-        "each", "hinge on every sampled negative (mean), or on the closest of them only (the authors' code)",
-        added_later=True)
-    rank_weight: bool = option(False, "weight each pair by ln(1 + n_items · violators / negatives) (WARP estimate)",
-                               added_later=True)
+    negative: NegativeChoice = negative_option()
+    rank_weight: bool = rank_weight_option()
 
 
 @register_model
@@ -59,6 +57,8 @@ class CML(Recommender):
     default_batch_size = 8192
     # Log ranges for rates and regularisation (Rendle et al. 2019); the equal-budget search of `hbench tune`.
     search_space = {"lr": {"low": 1e-3, "high": 1e-1, "log": True}, "margin": {"low": 0.1, "high": 2.0}}
+    # The unit-ball clipping is this geometry's own (HyperML, whose twin CML is, keeps points on the ball).
+    geometry_options = ("max_norm",)
 
     def __init__(self, context: ModelContext, options: CMLOptions) -> None:
         super().__init__(context, options)
@@ -80,15 +80,8 @@ class CML(Recommender):
         items = self.lookup(self.item_embedding, torch.cat([positives.unsqueeze(1), negatives], dim=1))
         offset = u.unsqueeze(1) - items
         d2 = torch.linalg.vecdot(offset, offset)  # [b, 1 + n] squared distances
-        per_negative = torch.relu(self.options.margin + d2[:, :1] - d2[:, 1:])  # [b, U]
-        if self.options.negative == "closest":
-            per_pair = per_negative.max(dim=1).values
-        else:
-            per_pair = per_negative.mean(dim=1)
-        if self.options.rank_weight:
-            violators = (per_negative > 0).sum(dim=1).to(per_pair.dtype)
-            per_pair = per_pair * torch.log1p(self.n_items * violators / per_negative.shape[1])
-        hinge = per_pair.mean()
+        hinge = metric_hinge(d2[:, :1], d2[:, 1:], self.options.margin, negative=self.options.negative,
+                             rank_weight=self.options.rank_weight, n_items=self.n_items)
         return LossTerms(hinge, {"hinge": hinge})
 
     @torch.no_grad()

@@ -17,6 +17,14 @@ the paper's points exactly, and evaluation ranks by Poincaré distance, which or
 distance does. What differs: weight decay acts on ball coordinates instead of hyperboloid coordinates (both
 pull points towards the origin), and the authors' clamp of d² at 50 is not applied.
 
+Euclidean twin (`--geometry euclidean`, issue 34). The same model with the hyperbolic maps replaced by
+their Euclidean counterparts: the tangent space is the space, exp₀ and log₀ are the identity, and d² is the
+squared Euclidean distance. So x⁰ = v (the same draw, in the hyperboloid's scale, whose metric at the origin
+is the Euclidean one: the twin is the hyperbolic model's limit near the origin), h = Σ_{k=1..L} Â^k x⁰, and
+the same hinge on ‖h_u − h_i‖² − ‖h_u − h_j‖², summed, trained by the same SGD with momentum and weight
+decay (on a Euclidean parameter geoopt's Riemannian SGD is plain SGD). Evaluation ranks by squared
+Euclidean distance. Its loss takes the tensor path (the compiled distances are the ball's).
+
 Â: `(D + I)^{-1}(A + I)` by default (the authors' `normalize(adj + I)`); `--normalisation` offers the others.
 
 Cost. Every step propagates the whole graph, so a step is about table-sized work: the logmap of every
@@ -37,10 +45,10 @@ from typing import Any, Literal
 import geoopt
 import torch
 
-from hbench.geometry import PoincareDistance, Representations
+from hbench.geometry import GeometryFamily, PoincareDistance, Representations, SquaredEuclidean
 from hbench.geometry.poincare import exp0_distances, logmap0
 from hbench.models.ball_sgd import BallRiemannianSGD
-from hbench.models.base import LossTerms, ModelContext, Range, Recommender, option
+from hbench.models.base import LossTerms, ModelContext, Range, Recommender, Twin, option
 from hbench.models.graph import Propagation
 from hbench.models.hyperml_kernels import table_exp0_distance_gradients, table_exp0_distances
 from hbench.models.registry import register_model
@@ -50,14 +58,16 @@ from hbench.models.registry import register_model
 class HGCFOptions:
     # At least one layer: the output sums layers 1..L.
     layers: int = option(3, "propagation layers L (the authors' `--num-layers 4` means 3)", Range(at_least=1))
-    margin: float = option(0.1, "hinge margin m on squared hyperbolic distances (Amazon-CD: 0.1)", Range(at_least=0))
+    margin: float = option(0.1, "hinge margin m on squared distances (Amazon-CD: 0.1)", Range(at_least=0))
     weight_decay: float = option(5e-3, "weight decay of Riemannian SGD (Amazon-CD: 0.005)", Range(at_least=0))
     momentum: float = option(0.95, "momentum of Riemannian SGD", Range(at_least=0, at_most=0.999))
     init_scale: float = option(0.1, "tangent vectors start uniform in [−s, s] (hyperboloid scale)", Range(above=0))
     normalisation: Literal["symmetric", "row", "row_self"] = option(
         "row_self", "adjacency normalisation: (D+I)^-1 (A+I) (the authors'), D^-1 A, or D^-1/2 A D^-1/2")
-
-
+    # Added after the recorded HGCF runs; the default is the model those runs trained.
+    geometry: Literal["hyperbolic", "euclidean"] = option(
+        "hyperbolic", "Poincaré ball (the paper's), or its Euclidean twin: exp/log the identity, squared "
+        "Euclidean distance, all else equal", added_later=True)
 
 @register_model
 class HGCF(Recommender):
@@ -71,13 +81,24 @@ class HGCF(Recommender):
     # Log ranges for rates and regularisation (Rendle et al. 2019); the equal-budget search of `hbench tune`.
     search_space = {"lr": {"low": 1e-4, "high": 1e-2, "log": True},
                     "weight_decay": {"low": 1e-4, "high": 1e-1, "log": True}, "margin": {"low": 0.05, "high": 1.0}}
+    # The same propagation, hinge and optimiser in Euclidean space; the switch is the only geometry option.
+    twin = Twin(model="hgcf", options={"geometry": "euclidean"})
+    geometry_options = ("geometry",)
+
+    @classmethod
+    def family_for(cls, options: HGCFOptions) -> GeometryFamily:
+        return options.geometry
 
     def __init__(self, context: ModelContext, options: HGCFOptions) -> None:
         super().__init__(context, options)
         self.ball = geoopt.PoincareBall(c=1.0)
         n = context.n_users + context.n_items
         tangent = (torch.rand((n, context.dim), generator=context.generator) * 2 - 1) * options.init_scale
-        self.embedding = geoopt.ManifoldParameter(self._to_ball(tangent / 2), manifold=self.ball)
+        self.euclidean = options.geometry == "euclidean"
+        if self.euclidean:  # the space is its own tangent space: the points are the drawn vectors
+            self.embedding = torch.nn.Parameter(tangent)
+        else:
+            self.embedding = geoopt.ManifoldParameter(self._to_ball(tangent / 2), manifold=self.ball)
         self.propagation = Propagation(context.training_graph(), options.normalisation)
 
     def _to_ball(self, tangent: torch.Tensor) -> torch.Tensor:
@@ -87,8 +108,9 @@ class HGCF(Recommender):
     def _encoded_tangents(self) -> torch.Tensor:
         """Σ_{k=1..L} Â^k log0 x for every node: the paper's skip-connected sum, in the ball's tangent scale
         (half the hyperboloid's: propagation is linear, so exp_o(Σ Â^k v) on the hyperboloid is the ball's
-        expmap0 of this). Map rows by `_to_ball`."""
-        layers = self.propagation.layers(logmap0(self.embedding, 1.0), self.options.layers)
+        expmap0 of this). Map rows by `_to_ball`. Euclidean twin: Σ_{k=1..L} Â^k x, the points themselves."""
+        start = self.embedding if self.euclidean else logmap0(self.embedding, 1.0)
+        layers = self.propagation.layers(start, self.options.layers)
         return functools.reduce(torch.add, layers[1:])  # pairwise: a stack would copy every layer once more
 
     def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
@@ -96,6 +118,9 @@ class HGCF(Recommender):
                                   weight_decay=self.options.weight_decay)]
 
     def representations(self) -> Representations:
+        if self.euclidean:
+            users, items = self.propagation.split(self._encoded_tangents())
+            return Representations(users.detach(), items.detach(), SquaredEuclidean())
         users, items = self.propagation.split(self._to_ball(self._encoded_tangents()))
         return Representations(users.detach(), items.detach(), PoincareDistance(1.0))
 
@@ -103,12 +128,16 @@ class HGCF(Recommender):
         nodes = self._encoded_tangents()
         # Positive and negatives in one block, as node rows (items follow the users).
         items = torch.cat([positives.unsqueeze(1), negatives], dim=1) + self.propagation.n_users
-        if self._compiled_loss_applies(nodes):
-            distances = _NodeExp0Distances.apply(nodes, users, items)
-        else:  # the same distances by tensor operations: only the batch's rows are mapped to the ball
-            distances = exp0_distances(nodes[users].unsqueeze(1), nodes[items], 1.0)[0]
-        d_pos, d_neg = distances[:, :1], distances[:, 1:]
-        hinge = torch.relu(d_pos.pow(2) - d_neg.pow(2) + self.options.margin).sum()
+        if self.euclidean:  # squared Euclidean distances of the propagated points
+            offset = nodes[users].unsqueeze(1) - nodes[items]
+            squared = torch.linalg.vecdot(offset, offset)
+        else:
+            if self._compiled_loss_applies(nodes):
+                distances = _NodeExp0Distances.apply(nodes, users, items)
+            else:  # the same distances by tensor operations: only the batch's rows are mapped to the ball
+                distances = exp0_distances(nodes[users].unsqueeze(1), nodes[items], 1.0)[0]
+            squared = distances.pow(2)
+        hinge = torch.relu(squared[:, :1] - squared[:, 1:] + self.options.margin).sum()
         return LossTerms(hinge, {"hinge": hinge})
 
     def _compiled_loss_applies(self, nodes: torch.Tensor) -> bool:

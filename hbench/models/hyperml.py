@@ -4,6 +4,11 @@
     L_D = mean_{(u,v) ∈ pos ∪ neg} |d_c(u, v) − d_E(log0 u, log0 v)| / (d_E(log0 u, log0 v) + ε)
     L   = L_P + γ · L_D
 
+L_P is the metric hinge CML trains with (`hbench.models.losses.metric_hinge`, with CML's options
+`--negative` and `--rank-weight`) on squared Poincaré distances: the mean above over every sampled negative
+by default (the paper's), so that `hyperml` and `cml` run with the same loss and differ only in the geometry
+(`twin`).
+
 Points are geoopt `ManifoldParameter`s on `PoincareBall(c)` trained by Riemannian Adam (`ball`), or
 Euclidean parameters mapped by exp0 (`tangent`). Scores are −d_c.
 
@@ -37,10 +42,12 @@ from hbench.models.base import (
     ModelContext,
     Range,
     Recommender,
+    Twin,
     normal_init,
     option,
 )
 from hbench.models.hyperml_kernels import table_exp0_distance_gradients, table_exp0_distances
+from hbench.models.losses import NegativeChoice, metric_hinge, negative_option, rank_weight_option
 from hbench.models.registry import register_model
 from hbench.models.rows import RowGradients
 
@@ -59,6 +66,9 @@ class HyperMLOptions:
     init_std: float = option(
         0.01, "standard deviation of the normal initialisation (tangent space at 0)", Range(above=0)
     )
+    # CML's loss options (issue 34), added after the recorded HyperML runs: their defaults are that loss.
+    negative: NegativeChoice = negative_option()
+    rank_weight: bool = rank_weight_option()
 
 
 @register_model
@@ -76,6 +86,12 @@ class HyperML(Recommender):
     search_space = {"lr": {"low": 1e-4, "high": 1e-1, "log": True}, "margin": {"low": 0.1, "high": 2.0},
                     "gamma": {"low": 0.0, "high": 1.0}}
     BALL_LR = 3e-2
+    # The same loss, sampler and loss options on squared Euclidean distances in the unit ball. Options only
+    # one geometry has: the ball's curvature, the distortion of exp0 (γ), how points live on the ball, and
+    # the initial scale (near the origin, where the ball is nearly flat; CML's points are clipped to the
+    # unit ball instead, `max_norm`, CML's own geometry option).
+    twin = Twin(model="cml")
+    geometry_options = ("c", "gamma", "parametrization", "init_std")
 
     @classmethod
     def default_lr_for(cls, options: HyperMLOptions) -> float:
@@ -88,6 +104,7 @@ class HyperML(Recommender):
 
     def __init__(self, context: ModelContext, options: HyperMLOptions) -> None:
         super().__init__(context, options)
+        self.n_items = context.n_items
         self.ball = geoopt.PoincareBall(c=options.c)
         g = context.generator
         users = normal_init((context.n_users, context.dim), options.init_std, g)
@@ -118,8 +135,9 @@ class HyperML(Recommender):
                                              self.row_gradients)
         else:
             d, e = self._distances(users, items)  # [b, 1 + n] each
-        d_pos, d_neg = d[:, :1], d[:, 1:]
-        pull_push = torch.relu(self.options.margin + d_pos.pow(2) - d_neg.pow(2)).mean()
+        pull_push = metric_hinge(d[:, :1].pow(2), d[:, 1:].pow(2), self.options.margin,
+                                 negative=self.options.negative, rank_weight=self.options.rank_weight,
+                                 n_items=self.n_items)
         parts = {"pull_push": pull_push}
         total = pull_push
         if self.options.gamma > 0:

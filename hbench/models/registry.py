@@ -169,6 +169,20 @@ def model_traits() -> dict[str, ModelTraits]:
     return {name: ModelTraits(cls.family, cls.proposed) for name, cls in available_models().items()}
 
 
+def model_family(name: str, options: Mapping[str, Any], *,
+                 models: Mapping[str, type[Recommender]] | None = None) -> GeometryFamily | None:
+    """The geometry family of model `name` configured with `options` (a run's: HGCF's `--geometry` and
+    HVACF's `--hyperbolic` switch it, so the class' `family` is only its default); None for an unknown model.
+    Options this installation cannot parse (another hbench version's) give the class' declared family."""
+    cls = (available_models() if models is None else models).get(name)
+    if cls is None:
+        return None
+    try:
+        return cls.family_for(parse_options(cls, options))
+    except HBenchError:
+        return cls.family
+
+
 def get_model_class(name: str) -> type[Recommender]:
     """The class of model `name`; a user error when no model has that name or its plugin cannot be loaded."""
     models, broken = _scan_models(asked=name)

@@ -2,12 +2,18 @@
 
 Shapes of the representations, a finite loss with gradients that move parameters, a state-dict round trip,
 determinism from the seed, a resumed run that ends exactly like an uninterrupted one, and the traits reports
-read from the class (`family` matching the geometry the model scores with, `proposed` a bool).
+read from the class (`family` matching the geometry the model scores with, `proposed` a bool), and the twins
+models declare (`Recommender.twin`): the same model in the other geometry, with the same options.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -20,7 +26,8 @@ from hbench.models import (
     create_model,
     register_model,
 )
-from hbench.models.registry import model_traits, undeclared_traits
+from hbench.models.base import Twin
+from hbench.models.registry import model_traits, parse_options, undeclared_traits
 from hbench.training import trainer
 from tests.training.test_resume import _assert_same_run, _Crash, _crash_after_epoch
 
@@ -101,3 +108,86 @@ def test_resumed_run_equals_uninterrupted(name: str, tiny_dataset, tmp_path, mon
             trainer.train(name, config, options, out=tmp_path / "interrupted")
     resumed = trainer.train(name, config, options, out=tmp_path / "interrupted")
     _assert_same_run(reference.path, resumed.path)
+
+
+TWINNED = [m for m in MODELS if available_models()[m].twin is not None]
+
+
+def _twin_mismatches(cls: type[Recommender], twin_cls: type[Recommender], twin: Twin) -> list[str]:
+    """How a model and its declared twin differ beyond their geometry options (empty: a true twin)."""
+    mine = dataclasses.asdict(cls.Options())
+    theirs = dataclasses.asdict(parse_options(twin_cls, twin.options))
+    geometry = set(cls.geometry_options) | set(twin_cls.geometry_options)
+    problems = [f"unknown geometry option {name!r}" for name in sorted(set(cls.geometry_options) - set(mine))]
+    problems += [f"only one has --{name}" for name in sorted((set(mine) ^ set(theirs)) - geometry)]
+    problems += [f"--{name}: {mine[name]!r} against {theirs[name]!r}" for name in sorted(set(mine) & set(theirs))
+                 if mine[name] != theirs[name] and name not in geometry]
+    return problems
+
+
+def test_every_hyperbolic_seed_model_declares_a_twin() -> None:
+    assert {"hyperml", "hgcf", "hvacf"} <= set(TWINNED)
+    assert available_models()["hyperml"].twin == Twin(model="cml")
+    assert available_models()["hgcf"].twin == Twin(model="hgcf", options={"geometry": "euclidean"})
+
+
+@pytest.mark.parametrize("name", TWINNED)
+def test_twin_differs_only_in_geometry(name: str, tiny_dataset) -> None:
+    cls = available_models()[name]
+    twin = cls.twin
+    assert twin.model in available_models()  # the twin exists
+    twin_cls = available_models()[twin.model]
+    assert _twin_mismatches(cls, twin_cls, twin) == []
+    families = []
+    for model_name, options in ((name, {}), (twin.model, twin.options)):
+        model_cls = available_models()[model_name]
+        model = create_model(model_name, _context(tiny_dataset), {**SMALL_OPTIONS.get(model_name, {}), **options})
+        families.append(model_cls.family_for(parse_options(model_cls, options)))
+        assert trainer.representations(model).geometry.family == families[-1]  # a configured model's family
+    assert families == ["hyperbolic", "euclidean"]
+
+
+def test_the_twin_check_catches_an_option_that_differs() -> None:
+    """A twin whose shared option has another default, or an option only one side has, is not a twin."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Mine:
+        c: float = 1.0
+        margin: float = 1.0
+
+    @dataclasses.dataclass(frozen=True)
+    class Theirs:
+        margin: float = 0.5
+        extra: int = 3
+
+    class Hyperbolic(Recommender):
+        name, family, Options, geometry_options = "h", "hyperbolic", Mine, ("c",)
+
+    class Euclidean(Recommender):
+        name, family, Options = "e", "euclidean", Theirs
+
+    assert _twin_mismatches(Hyperbolic, Euclidean, Twin("e")) == ["only one has --extra", "--margin: 1.0 against 0.5"]
+    assert _twin_mismatches(Hyperbolic, Euclidean, Twin("e", {"margin": 1.0})) == ["only one has --extra"]
+
+
+@pytest.mark.parametrize("name", TWINNED)
+def test_a_model_and_its_twin_train_an_epoch_with_finite_losses(name: str, tiny_dataset, tmp_path,
+                                                                 monkeypatch) -> None:
+    features = torch.randn(tiny_dataset.n_items, 6, generator=torch.Generator().manual_seed(0))
+    fixed = SimpleNamespace(encoder="fixed", key="test", features=lambda: features.numpy())
+    monkeypatch.setattr(trainer, "_feature_artifact",
+                        lambda cls, opts, dataset, encoder: fixed if cls.uses_features(opts) else None)
+    from hbench.config import TrainConfig
+
+    config = TrainConfig(dataset=str(tiny_dataset.path), dim=8, epochs=1, batch_size=256, patience=10, seed=1,
+                         device="cpu")
+    twin = available_models()[name].twin
+    for label, model_name, options in (("model", name, {}), ("twin", twin.model, twin.options)):
+        options: dict[str, Any] = {**SMALL_OPTIONS.get(model_name, {}), **options}
+        run = trainer.train(model_name, config, options, out=tmp_path / label)
+        losses = [row["loss"] for row in _history(run.path) if "loss" in row]
+        assert losses and all(math.isfinite(loss) for loss in losses), (label, losses)
+
+
+def _history(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (path / "history.jsonl").read_text().splitlines()]
