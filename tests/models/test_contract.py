@@ -90,12 +90,17 @@ def test_a_model_without_a_family_is_refused_at_registration() -> None:
     assert "undeclared" not in available_models()
 
 
-@pytest.mark.parametrize("name", [m for m in MODELS if available_models()[m].trainable])
-def test_resumed_run_equals_uninterrupted(name: str, tiny_dataset, tmp_path, monkeypatch) -> None:
+def _fixed_features(tiny_dataset, monkeypatch) -> None:
+    """Visual models read fixed random item features instead of extracting them (no encoder in these tests)."""
     features = torch.randn(tiny_dataset.n_items, 6, generator=torch.Generator().manual_seed(0))
     fixed = SimpleNamespace(encoder="fixed", key="test", features=lambda: features.numpy())
     monkeypatch.setattr(trainer, "_feature_artifact",
                         lambda cls, opts, dataset, encoder: fixed if cls.uses_features(opts) else None)
+
+
+@pytest.mark.parametrize("name", [m for m in MODELS if available_models()[m].trainable])
+def test_resumed_run_equals_uninterrupted(name: str, tiny_dataset, tmp_path, monkeypatch) -> None:
+    _fixed_features(tiny_dataset, monkeypatch)
     from hbench.config import TrainConfig
 
     config = TrainConfig(dataset=str(tiny_dataset.path), dim=8, epochs=3, batch_size=256, patience=10, seed=1,
@@ -173,10 +178,7 @@ def test_the_twin_check_catches_an_option_that_differs() -> None:
 @pytest.mark.parametrize("name", TWINNED)
 def test_a_model_and_its_twin_train_an_epoch_with_finite_losses(name: str, tiny_dataset, tmp_path,
                                                                  monkeypatch) -> None:
-    features = torch.randn(tiny_dataset.n_items, 6, generator=torch.Generator().manual_seed(0))
-    fixed = SimpleNamespace(encoder="fixed", key="test", features=lambda: features.numpy())
-    monkeypatch.setattr(trainer, "_feature_artifact",
-                        lambda cls, opts, dataset, encoder: fixed if cls.uses_features(opts) else None)
+    _fixed_features(tiny_dataset, monkeypatch)
     from hbench.config import TrainConfig
 
     config = TrainConfig(dataset=str(tiny_dataset.path), dim=8, epochs=1, batch_size=256, patience=10, seed=1,
