@@ -69,6 +69,7 @@ class HGCFOptions:
         "hyperbolic", "Poincaré ball (the paper's), or its Euclidean twin: exp/log the identity, squared "
         "Euclidean distance, all else equal", added_later=True)
 
+
 @register_model
 class HGCF(Recommender):
     name = "hgcf"
